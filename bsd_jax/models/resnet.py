@@ -1,0 +1,82 @@
+"""CIFAR ResNets (He et al. 2016, the variant used by PS-KD and most self-distillation papers).
+
+3x3 stem with stride 1 and no max-pool, four stages of 64/128/256/512 planes, global average
+pool, one dense layer. Parameters and BatchNorm statistics are float32; `dtype` sets the compute
+dtype (bfloat16 for mixed precision). Convolutions have no bias and use He (fan-out) init.
+"""
+from functools import partial
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+_conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+
+
+class BasicBlock(nn.Module):
+  planes: int
+  stride: int
+  dtype: Any
+  expansion = 1
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)
+    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                   dtype=self.dtype)
+    y = conv(self.planes, (3, 3), (self.stride, self.stride), padding=1)(x)
+    y = nn.relu(norm()(y))
+    y = conv(self.planes, (3, 3), padding=1)(y)
+    y = norm()(y)
+    if self.stride != 1 or x.shape[-1] != self.planes:
+      x = norm()(conv(self.planes, (1, 1), (self.stride, self.stride))(x))
+    return nn.relu(x + y)
+
+
+class Bottleneck(nn.Module):
+  planes: int
+  stride: int
+  dtype: Any
+  expansion = 4
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)
+    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                   dtype=self.dtype)
+    out = self.planes * self.expansion
+    y = nn.relu(norm()(conv(self.planes, (1, 1))(x)))
+    y = nn.relu(norm()(conv(self.planes, (3, 3), (self.stride, self.stride), padding=1)(y)))
+    y = norm()(conv(out, (1, 1))(y))
+    if self.stride != 1 or x.shape[-1] != out:
+      x = norm()(conv(out, (1, 1), (self.stride, self.stride))(x))
+    return nn.relu(x + y)
+
+
+class CifarResNet(nn.Module):
+  block: Any
+  stage_sizes: Sequence[int]
+  num_classes: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = x.astype(self.dtype)
+    x = nn.Conv(64, (3, 3), padding=1, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                             dtype=self.dtype)(x))
+    for stage, blocks in enumerate(self.stage_sizes):
+      for b in range(blocks):
+        stride = 2 if stage > 0 and b == 0 else 1
+        x = self.block(planes=64 * 2 ** stage, stride=stride, dtype=self.dtype)(x, train)
+    x = jnp.mean(x, axis=(1, 2))
+    # Logits in float32: the softmax and the losses are computed in float32.
+    return nn.Dense(self.num_classes, dtype=jnp.float32)(x.astype(jnp.float32))
+
+
+def cifar_resnet18(num_classes, dtype=jnp.float32):
+  return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, dtype)
+
+
+def cifar_resnet50(num_classes, dtype=jnp.float32):
+  return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, dtype)

@@ -1,0 +1,15 @@
+"""TrainState: everything a run needs to continue, as one pytree that orbax saves whole."""
+from typing import Any
+
+import flax.struct
+import jax
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array          # int32 scalar: optimizer steps taken (also the data position)
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  alpha: jax.Array         # [N_pad, W] per-sample table, rows sharded on the data axis
+  rng: jax.Array           # uint32 PRNGKey; per-step keys are fold_in(rng, step)

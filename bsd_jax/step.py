@@ -1,0 +1,84 @@
+"""Pure step functions: one train step, one eval forward, one table refresh.
+
+They close over static pieces (model, method, optimizer, mesh) and take arrays only, so that
+train.py can jit them with shardings and donate the state. The training set lives on device
+(`data`: uint8 images [N, H, W, C] and int32 labels [N], replicated); a batch is the sample
+indices `index` [B] (sharded on the data axis) and a `mask` [B] that is 0 for the wrap-around
+padding of an epoch's last batch.
+"""
+import jax
+import jax.numpy as jnp
+
+from bsd_jax import augment, sharding
+
+
+def _images(data, index, mesh):
+  images = jnp.take(data['images'], index, axis=0)
+  return jax.lax.with_sharding_constraint(images, sharding.batch_sharded(mesh))
+
+
+def make_train_step(model, method, tx, mesh, mean, std, *, augment_images: bool,
+                    update_table: bool):
+  """train_step(state, data, batch) -> (state, sums of loss/count/correct/confidence)."""
+  def train_step(state, data, batch):
+    index, mask = batch['index'], batch['mask']
+    labels = jnp.take(data['labels'], index, axis=0)
+    images = _images(data, index, mesh)
+    if augment_images:
+      images = augment.crop_and_flip(images, jax.random.fold_in(state.rng, state.step))
+    x = augment.normalize(images, mean, std)
+    rows = sharding.gather_rows(state.alpha, index, mesh)
+
+    def loss_fn(params):
+      logits, new_vars = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
+                                     train=True, mutable=['batch_stats'])
+      per_sample = method.loss(logits, labels, rows)
+      loss = jnp.sum(per_sample * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+      return loss, (logits, new_vars['batch_stats'])
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = jax.tree.map(lambda p, u: p + u, state.params, updates)
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    alpha = state.alpha
+    if update_table and method.update_rows is not None:
+      # Update at visit (METHOD.md 1): the same train-pass forward gives the loss and the update.
+      alpha = sharding.scatter_rows(alpha, index, method.update_rows(rows, probs), mask > 0, mesh)
+    count = jnp.sum(mask)
+    sums = {
+        'loss_sum': loss * count,
+        'count': count,
+        'correct': jnp.sum(mask * (jnp.argmax(probs, -1) == labels)),
+        'confidence_sum': jnp.sum(mask * jnp.max(probs, -1)),
+    }
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state, alpha=alpha)
+    return new_state, sums
+
+  return train_step
+
+
+def make_predict(model, mesh, mean, std):
+  """predict(state, data, index) -> eval-mode softmax probabilities [B, K] in float32."""
+  def predict(state, data, index):
+    x = augment.normalize(_images(data, index, mesh), mean, std)
+    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
+                         train=False)
+    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+  return predict
+
+
+def make_refresh_step(model, method, mesh, mean, std):
+  """refresh(state, data, batch) -> state with the batch's rows updated from clean eval-mode
+  predictions (bsd.prediction_source = 'eval_pass': one extra forward pass per epoch)."""
+  predict = make_predict(model, mesh, mean, std)
+
+  def refresh(state, data, batch):
+    probs = predict(state, data, batch['index'])
+    rows = sharding.gather_rows(state.alpha, batch['index'], mesh)
+    alpha = sharding.scatter_rows(state.alpha, batch['index'], method.update_rows(rows, probs),
+                                  batch['mask'] > 0, mesh)
+    return state.replace(alpha=alpha)
+
+  return refresh

@@ -1,0 +1,275 @@
+"""The training loop, in a fixed order: checks, data, mesh, model, state, steps, checkpoint, loop.
+
+`train_and_evaluate(config, workdir)` trains, evaluates on the test split every epoch, logs to
+the console and to <workdir>/metrics.jsonl, and checkpoints to <workdir>/checkpoints. Run again
+with the same workdir, it resumes from the last checkpoint (state, posterior table and data
+position), so a stopped run ends exactly where an uninterrupted one would.
+"""
+import json
+import logging
+import math
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bsd_jax import checkpointing, data, methods, metrics, models, optim, sharding, step, targets
+from bsd_jax.config_check import check_config
+from bsd_jax.errors import UserError
+from bsd_jax.metric_log import MetricLog
+from bsd_jax.state import TrainState
+
+
+class StopRequest:
+  """SIGTERM / SIGINT set a flag; the loop checkpoints after the current step and returns.
+  A second Ctrl-C stops at once (the last checkpoint is still there)."""
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    if self.signum is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signum = signum
+    logging.warning('Received %s: saving a checkpoint after this step (Ctrl-C again to quit '
+                    'at once)', signal.Signals(signum).name)
+
+  def __enter__(self):
+    for s in (signal.SIGTERM, signal.SIGINT):
+      self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for s, h in self._previous.items():
+      signal.signal(s, h)
+
+
+def epoch_batches(seed: int, epoch: int, num_train: int, batch_size: int):
+  """Sample indices and masks of every batch of one epoch: [steps, batch] each.
+
+  A seeded permutation of 0..N-1 (the same for any device count or restart); the last batch
+  is filled up with samples from the start of the permutation at mask 0, so every sample is
+  visited exactly once per epoch and no batch has a different shape.
+  """
+  steps = -(-num_train // batch_size)
+  perm = np.random.default_rng([seed, epoch]).permutation(num_train).astype(np.int32)
+  fill = steps * batch_size - num_train
+  index = np.concatenate([perm, np.resize(perm, fill)])
+  mask = np.concatenate([np.ones(num_train, np.float32), np.zeros(fill, np.float32)])
+  return index.reshape(steps, batch_size), mask.reshape(steps, batch_size)
+
+
+def _meta_check(meta, ds, config, directory):
+  for key, now in (('num_train', ds.num_train), ('num_classes', ds.num_classes),
+                   ('method', config.method)):
+    if meta.get(key) != now:
+      raise UserError(f'{directory}: the checkpoint there was made for {key} = {meta.get(key)}, '
+                      f'this config gives {now}; use another --workdir')
+  if meta.get('dataset') != ds.name:
+    logging.warning('Checkpoint was made for dataset %s, this config reads %s (same size and '
+                    'class count): resuming', meta.get('dataset'), ds.name)
+
+
+def _format_seconds(s):
+  s = int(s)
+  return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
+
+
+def _evaluate(predict, state, data_dev, num, eval_batch_size, mesh):
+  """Eval-mode probabilities for samples 0..num-1; the last batch is padded, then cut off."""
+  batches = -(-num // eval_batch_size)
+  index = np.zeros(batches * eval_batch_size, np.int32)
+  index[:num] = np.arange(num)
+  out = []
+  for b in range(batches):
+    idx = jax.device_put(index[b * eval_batch_size:(b + 1) * eval_batch_size],
+                         sharding.batch_sharded(mesh))
+    out.append(predict(state, data_dev, idx))
+  return np.concatenate([np.asarray(p) for p in out])[:num]
+
+
+def make_init_state(model, method, tx, image_shape, num_classes):
+  """init_state(rng, labels [N_pad]) -> a fresh TrainState (to be jitted with out_shardings)."""
+  def init_state(rng, labels):
+    k_params, k_state = jax.random.split(rng)
+    variables = model.init(k_params, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
+    params = variables['params']
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
+                      alpha=method.init_table(labels, num_classes), rng=k_state)
+
+  return init_state
+
+
+def state_shardings(abstract_state, mesh):
+  """alpha row-sharded on the data axis, everything else replicated."""
+  return jax.tree.map(lambda _: sharding.replicated(mesh), abstract_state).replace(
+      alpha=sharding.rows_sharded(mesh))
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Train, evaluate every epoch, checkpoint; returns the last test metrics (and 'stopped_by')."""
+  # 1. Everything that can be wrong is checked before anything is written.
+  num_devices = jax.device_count()
+  check_config(config, num_devices)
+  method = methods.get_method(config)
+  ds = data.load(config)
+  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    _meta_check(ckpt.read_meta(latest), ds, config, ckpt.directory)
+  steps_per_epoch = -(-ds.num_train // config.batch_size)
+  total_steps = config.num_epochs * steps_per_epoch
+  log = MetricLog(workdir)
+  if latest is not None and latest >= total_steps:
+    logging.info('%s already holds the finished run (step %d of %d): nothing to do',
+                 workdir, latest, total_steps)
+    ckpt.close()
+    tests = [r for r in log.read() if r['split'] == 'test']
+    return dict(tests[-1]) if tests else {}
+
+  os.makedirs(workdir, exist_ok=True)
+  config_path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(config_path):
+    with open(config_path, 'w') as f:
+      f.write(config.to_json(indent=2))
+  logging.info('%s: %d train / %d test samples, %d classes, %d devices (%s), %d steps/epoch',
+               ds.name, ds.num_train, ds.test_labels.shape[0], ds.num_classes, num_devices,
+               jax.devices()[0].platform, steps_per_epoch)
+  if config.method == 'bsd':
+    logging.info('BSD: %s', methods.bsd_hparams(config))
+
+  # 2. Mesh, device-resident data, model, optimizer.
+  mesh = sharding.make_mesh()
+  repl = sharding.replicated(mesh)
+  train_dev = jax.device_put({'images': ds.train_images, 'labels': ds.train_labels}, repl)
+  test_dev = jax.device_put({'images': ds.test_images, 'labels': ds.test_labels}, repl)
+  mean, std = ds.channel_stats()
+  model = models.get_model(config, ds.num_classes)
+  tx, schedule = optim.make_optimizer(config, steps_per_epoch)
+  table_rows = sharding.padded_rows(ds.num_train, num_devices)
+  padded_labels = np.zeros(table_rows, np.int32)
+  padded_labels[:ds.num_train] = ds.train_labels
+
+  # 3. State, created already sharded: alpha rows on the data axis, the rest replicated.
+  init_state = make_init_state(model, method, tx, ds.train_images.shape[1:], ds.num_classes)
+  rng = jax.random.PRNGKey(config.seed)
+  abstract = jax.eval_shape(init_state, rng, padded_labels)
+  state_sh = state_shardings(abstract, mesh)
+  if latest is None:
+    state = jax.jit(init_state, out_shardings=state_sh)(rng, padded_labels)
+    epoch_sums = None
+  else:
+    abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                               abstract, state_sh)
+    state, saved_meta = ckpt.restore(latest, abstract_sh)
+    epoch_sums = saved_meta.get('epoch_sums')
+    log.rewind(latest)
+    logging.info('Resumed from %s at step %d (epoch %d)', ckpt.directory, latest,
+                 latest // steps_per_epoch)
+
+  # 4. Jitted steps; the state is donated and keeps its shardings.
+  update_in_step = config.method == 'bsd' and config.bsd.prediction_source == 'train_pass'
+  train_step = jax.jit(
+      step.make_train_step(model, method, tx, mesh, mean, std,
+                           augment_images=config.data.augment, update_table=update_in_step),
+      out_shardings=(state_sh, repl), donate_argnums=(0,))
+  predict = jax.jit(step.make_predict(model, mesh, mean, std))
+  refresh = None
+  if config.method == 'bsd' and not update_in_step:
+    refresh = jax.jit(step.make_refresh_step(model, method, mesh, mean, std),
+                      out_shardings=state_sh, donate_argnums=(0,))
+  valid_rows = jax.device_put(np.arange(table_rows) < ds.num_train, sharding.batch_sharded(mesh))
+  labels_rows = jax.device_put(padded_labels, sharding.batch_sharded(mesh))
+  posterior_stats = jax.jit(targets.posterior_stats)
+  batch_sh = sharding.batch_sharded(mesh)
+
+  def meta(sums):
+    return {'num_train': ds.num_train, 'num_classes': ds.num_classes, 'dataset': ds.name,
+            'method': config.method, 'model': config.model,
+            'epoch_sums': None if sums is None else {k: float(v) for k, v in sums.items()}}
+
+  # 5. The loop.
+  step_now = int(state.step)
+  last_test = {}
+  stopped_by = None
+  with StopRequest() as stop:
+    while step_now < total_steps and stopped_by is None:
+      epoch = step_now // steps_per_epoch
+      index, mask = epoch_batches(config.seed, epoch, ds.num_train, config.batch_size)
+      # Sums over the epoch so far (restored when resuming mid-epoch), and at the last log line.
+      sums = None
+      logged = epoch_sums or {'loss_sum': 0.0, 'count': 0.0}
+      if epoch_sums is not None:
+        sums = {k: jnp.asarray(v, jnp.float32) for k, v in epoch_sums.items()}
+        epoch_sums = None
+      window_start, window_step = time.perf_counter(), step_now
+      for s in range(step_now % steps_per_epoch, steps_per_epoch):
+        batch = jax.device_put({'index': index[s], 'mask': mask[s]}, batch_sh)
+        state, step_sums = train_step(state, train_dev, batch)
+        sums = step_sums if sums is None else jax.tree.map(jnp.add, sums, step_sums)
+        step_now += 1
+        if step_now % config.log_every_steps == 0:
+          host = jax.device_get(sums)
+          loss = (host['loss_sum'] - logged['loss_sum']) / max(host['count'] - logged['count'], 1)
+          if not math.isfinite(loss):
+            raise FloatingPointError(f'training loss is {loss} at step {step_now}; the last '
+                                     f'checkpoint is in {ckpt.directory}')
+          rate = (step_now - window_step) / max(time.perf_counter() - window_start, 1e-9)
+          logging.info('epoch %d/%d step %d/%d loss %.4f lr %.4g | %.2f steps/s %.0f img/s | '
+                       'ETA %s', epoch + 1, config.num_epochs, step_now, total_steps, loss,
+                       float(schedule(step_now)), rate, rate * config.batch_size,
+                       _format_seconds((total_steps - step_now) / max(rate, 1e-9)))
+          window_start, window_step, logged = time.perf_counter(), step_now, host
+        # A stop inside the epoch saves here; on its last step the epoch is finished first.
+        if stop.signum is not None and s + 1 < steps_per_epoch:
+          stopped_by = signal.Signals(stop.signum).name
+          ckpt.save(step_now, state, meta(jax.device_get(sums)))
+          break
+      if stopped_by is not None:
+        break
+
+      # End of epoch: table refresh, train summary, test evaluation, checkpoint.
+      if refresh is not None:
+        order = np.arange(steps_per_epoch * config.batch_size) % ds.num_train
+        keep = (np.arange(order.size) < ds.num_train).astype(np.float32)
+        for b in range(steps_per_epoch):
+          sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
+          state = refresh(state, train_dev,
+                          jax.device_put({'index': order[sl], 'mask': keep[sl]}, batch_sh))
+      host = jax.device_get(sums)
+      train_metrics = {'loss': host['loss_sum'] / host['count'],
+                       'accuracy': host['correct'] / host['count'],
+                       'confidence': host['confidence_sum'] / host['count'],
+                       'learning_rate': float(schedule(step_now))}
+      if not math.isfinite(train_metrics['loss']):
+        raise FloatingPointError(f'training loss is {train_metrics["loss"]} in epoch {epoch + 1};'
+                                 f' the last checkpoint is in {ckpt.directory}')
+      if config.method == 'bsd':
+        train_metrics.update({k: float(v) for k, v in
+                              posterior_stats(state.alpha, labels_rows, valid_rows).items()})
+      log.write(step_now, epoch + 1, 'train', train_metrics)
+      probs = _evaluate(predict, state, test_dev, ds.test_labels.shape[0],
+                        config.eval_batch_size, mesh)
+      last_test = metrics.classification_metrics(probs, ds.test_labels)
+      log.write(step_now, epoch + 1, 'test', last_test)
+      logging.info('epoch %d/%d train %s', epoch + 1, config.num_epochs,
+                   ' '.join(f'{k} {v:.4f}' for k, v in train_metrics.items()))
+      logging.info('epoch %d/%d test  %s', epoch + 1, config.num_epochs,
+                   ' '.join(f'{k} {v:.4f}' for k, v in last_test.items()))
+      if stop.signum is not None and step_now < total_steps:
+        stopped_by = signal.Signals(stop.signum).name
+      if (stopped_by or (epoch + 1) % config.checkpoint_every_epochs == 0
+          or step_now == total_steps):
+        ckpt.save(step_now, state, meta(None))
+  if stopped_by is not None:
+    logging.warning('Stopped by %s at step %d; checkpoint saved in %s. Run the same command to '
+                    'resume.', stopped_by, step_now, ckpt.directory)
+  ckpt.close()
+  if stopped_by is None:
+    logging.info('Done: %d steps. Test: %s', step_now, json.dumps(last_test))
+  return dict(last_test, stopped_by=stopped_by)

@@ -1,0 +1,10 @@
+"""BSD on CIFAR-100 with a CIFAR ResNet-18, 200 epochs (tfds 'cifar100')."""
+import pathlib
+import runpy
+
+# Loaded by path so that the config works from any working directory.
+default = runpy.run_path(str(pathlib.Path(__file__).with_name('default.py')))
+
+
+def get_config():
+  return default['get_config']()

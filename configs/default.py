@@ -1,0 +1,63 @@
+"""Every config key with its default (CIFAR-100, ResNet-18, BSD). Variants import and edit it.
+
+The returned ConfigDict is locked: assigning a key that does not exist (a typo) is an error.
+Durations are in epochs (num_epochs, warmup_epochs, lr_milestones, checkpoint_every_epochs)
+except log_every_steps.
+"""
+from ml_collections import config_dict
+
+
+def get_config():
+  c = config_dict.ConfigDict()
+  c.method = 'bsd'                  # 'bsd' or 'ce' (bsd_jax/methods.py lists them)
+  c.model = 'resnet18'              # 'resnet18', 'resnet50' (CIFAR variants) or 'cnn'
+  c.cnn_widths = (32, 64, 128)      # channels per stage of model='cnn'
+  c.compute_dtype = 'float32'       # or 'bfloat16' (params, BN statistics, losses stay float32)
+  c.seed = 0                        # init, data order and augmentation
+
+  c.num_epochs = 200
+  c.batch_size = 128                # global batch, split over all devices
+  c.eval_batch_size = 1000
+  c.learning_rate = 0.1             # peak learning rate for the global batch
+  c.momentum = 0.9
+  c.nesterov = True
+  c.weight_decay = 5e-4
+  c.lr_schedule = 'cosine'          # 'cosine' (to 0 at the end) or 'multistep'
+  c.warmup_epochs = 0.0             # linear warm-up from 0, before either schedule
+  c.lr_milestones = (100, 150)      # epochs where 'multistep' multiplies the lr ...
+  c.lr_decay_factor = 0.1           # ... by this factor
+
+  c.log_every_steps = 100
+  c.checkpoint_every_epochs = 1
+  c.keep_checkpoints = 3
+
+  c.bsd = config_dict.ConfigDict()
+  c.bsd.label_weight_end = 0.5      # w: gamma = w ** (1 / num_epochs) unless bsd.gamma is set
+  c.bsd.gamma = config_dict.placeholder(float)  # discount in (0, 1]
+  c.bsd.c = config_dict.placeholder(float)      # prior strength; default 1 / (1 - gamma)
+  c.bsd.eps = 1e-3                  # prior on the other classes, > 0
+  c.bsd.temperature = 1.0           # T of the soft-target cross-entropy
+  c.bsd.prediction_source = 'train_pass'  # or 'eval_pass' (clean eval-mode pass per epoch)
+
+  c.data = config_dict.ConfigDict()
+  c.data.source = 'tfds'            # 'tfds', 'folder' or 'synthetic'
+  c.data.name = 'cifar100'          # tfds dataset name
+  c.data.tfds_data_dir = config_dict.placeholder(str)  # default: tfds's own (~/tensorflow_datasets)
+  c.data.manual_dir = config_dict.placeholder(str)     # archives for tfds to prepare from
+  c.data.download = True            # let tfds download when the dataset is not prepared
+  c.data.train_split = 'train'
+  c.data.test_split = 'test'
+  c.data.image_key = 'image'         # tfds feature names
+  c.data.label_key = 'label'        # e.g. 'coarse_label' for CIFAR-100 superclasses
+  c.data.root = config_dict.placeholder(str)  # image folder: <root>/{train,test}/<class>/*.png
+  c.data.train_subset_per_class = 0  # > 0: class-balanced subset of the train split
+  c.data.subset_seed = 0
+  c.data.augment = True             # random crop (pad 4) + horizontal flip
+  c.data.synthetic = config_dict.ConfigDict()
+  c.data.synthetic.num_train = 1024
+  c.data.synthetic.num_test = 512
+  c.data.synthetic.num_classes = 10
+  c.data.synthetic.image_size = 32
+  c.data.synthetic.seed = 0
+  c.lock()
+  return c

@@ -1,0 +1,72 @@
+"""Shared test fixtures: configs by path, checkpoint reading, subprocess runs of the CLI."""
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from ml_collections import config_flags
+
+from bsd_jax import methods, models, optim, sharding, step, train
+
+N, K = 8 * 37, 10  # 296 table rows: a shape that cannot be confused with another in the HLO
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(name='smoke.py'):
+  """A configs/ file as a locked ConfigDict (as the CLI would load it)."""
+  return config_flags.config_flags._ConfigFileParser('config').parse(
+      os.path.join(REPO, 'configs', name))
+
+
+def read_checkpoint_state(workdir, step=None):
+  """The TrainState leaves of a checkpoint as numpy arrays (any device count), and its step."""
+  directory = os.path.join(workdir, 'checkpoints')
+  if step is None:
+    step = max(int(d) for d in os.listdir(directory) if d.isdigit())
+  path = os.path.join(directory, str(step), 'state')
+  with ocp.PyTreeCheckpointer() as ckptr:
+    meta = ckptr.metadata(path).item_metadata.tree
+    restore_args = ocp.checkpoint_utils.construct_restore_args(
+        jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), meta))
+    state = ckptr.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+  return state, step
+
+
+
+
+def run_cli(args, **kwargs):
+  """python -m bsd_jax.main ARGS from the repo root, on one CPU device."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.Popen([sys.executable, '-m', 'bsd_jax.main'] + list(args), cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def step_setup(devices, method_name='bsd', n=N):
+  """Everything a train step needs, on a mesh over `devices`."""
+  config = load_config("smoke.py")
+  config.method = method_name
+  config.batch_size = 16
+  mesh = sharding.make_mesh(devices)
+  method = methods.get_method(config)
+  model = models.get_model(config, K)
+  tx, _ = optim.make_optimizer(config, steps_per_epoch=10)
+  rng = np.random.default_rng(1)
+  labels = rng.integers(0, K, n).astype(np.int32)
+  table_labels = np.zeros(sharding.padded_rows(n, len(devices)), np.int32)
+  table_labels[:n] = labels
+  data = {'images': rng.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8), 'labels': labels}
+  init = train.make_init_state(model, method, tx, (16, 16, 3), K)
+  abstract = jax.eval_shape(init, jax.random.PRNGKey(0), table_labels)
+  state_sh = train.state_shardings(abstract, mesh)
+  state = jax.jit(init, out_shardings=state_sh)(jax.random.PRNGKey(0), table_labels)
+  train_step = jax.jit(
+      step.make_train_step(model, method, tx, mesh, np.float32(0.5), np.float32(0.25),
+                           augment_images=True, update_table=True),
+      out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=(0,))
+  data = jax.device_put(data, sharding.replicated(mesh))
+  batch = {'index': rng.choice(n, 16, replace=n < 16).astype(np.int32),
+           'mask': np.array([1.0] * 14 + [0.0] * 2, np.float32)}
+  batch_dev = jax.device_put(batch, sharding.batch_sharded(mesh))
+  return state, train_step, data, batch, batch_dev

@@ -1,0 +1,123 @@
+"""Data sources: image folder, class-balanced subsets, synthetic data, tfds (real, prepared)."""
+import os
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bsd_jax import data, train
+from bsd_jax.errors import UserError
+from tests import helpers
+
+
+def _folder_config(root):
+  config = helpers.load_config('smoke.py')
+  config.data.source, config.data.root = 'folder', str(root)
+  return config
+
+
+def _make_folder(root, classes, per_class, rng, ext='png'):
+  images = {}
+  for split in ('train', 'test'):
+    for c in classes:
+      os.makedirs(root / split / c)
+      for i in range(per_class):
+        img = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+        Image.fromarray(img).save(root / split / c / f'{i:03d}.{ext}')
+        images[(split, c, i)] = img
+  return images
+
+
+def test_image_folder_reads_pixels_and_orders_classes_by_name(tmp_path):
+  rng = np.random.default_rng(0)
+  images = _make_folder(tmp_path, ['zebra', 'apple', 'mango'], 3, rng)
+  ds = data.load(_folder_config(tmp_path))
+  assert ds.num_classes == 3 and ds.num_train == 9
+  np.testing.assert_array_equal(ds.train_labels, [0, 0, 0, 1, 1, 1, 2, 2, 2])
+  # sorted names: apple, mango, zebra; PNG is lossless, so pixels are exact.
+  np.testing.assert_array_equal(ds.train_images[0], images[('train', 'apple', 0)])
+  np.testing.assert_array_equal(ds.test_images[8], images[('test', 'zebra', 2)])
+
+
+def test_image_folder_accepts_jpeg(tmp_path):
+  _make_folder(tmp_path, ['a', 'b'], 2, np.random.default_rng(1), ext='jpg')
+  ds = data.load(_folder_config(tmp_path))
+  assert ds.train_images.shape == (4, 6, 6, 3) and ds.train_images.dtype == np.uint8
+
+
+def test_image_folder_with_mixed_sizes_names_the_file(tmp_path):
+  _make_folder(tmp_path, ['a', 'b'], 2, np.random.default_rng(2))
+  Image.fromarray(np.zeros((7, 7, 3), np.uint8)).save(tmp_path / 'train' / 'b' / 'odd.png')
+  with pytest.raises(UserError, match=r'differ in size .*odd\.png'):
+    data.load(_folder_config(tmp_path))
+
+
+def test_class_balanced_subset_is_balanced_seeded_and_in_order():
+  config = helpers.load_config('smoke.py')
+  config.data.train_subset_per_class = 20
+  a, b = data.load(config), data.load(config)
+  assert np.bincount(a.train_labels, minlength=10).tolist() == [20] * 10
+  np.testing.assert_array_equal(a.train_images, b.train_images)
+  config.data.subset_seed = 1
+  assert not np.array_equal(data.load(config).train_images, a.train_images)
+
+
+def test_synthetic_data_depends_on_its_seed_only():
+  config = helpers.load_config('smoke.py')
+  a, b = data.load(config), data.load(config)
+  np.testing.assert_array_equal(a.train_images, b.train_images)
+  config.data.synthetic.seed = 3
+  assert not np.array_equal(data.load(config).train_labels, a.train_labels)
+
+
+def test_epoch_batches_visit_every_sample_once_with_padding_masked():
+  index, mask = train.epoch_batches(seed=0, epoch=3, num_train=50, batch_size=16)
+  assert index.shape == mask.shape == (4, 16)
+  visited = index[mask > 0]
+  np.testing.assert_array_equal(np.sort(visited), np.arange(50))
+  assert mask.sum() == 50 and mask[-1, 2:].sum() == 0
+  other, _ = train.epoch_batches(seed=0, epoch=4, num_train=50, batch_size=16)
+  assert not np.array_equal(index, other)
+
+
+@pytest.fixture(scope='module')
+def dummy_mnist_dir(tmp_path_factory):
+  """A real tfds dataset prepared offline by tfds's own test builder (20 + 20 images)."""
+  from tensorflow_datasets import testing as tfds_testing
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  tfds_testing.DummyMnist(data_dir=data_dir).download_and_prepare()
+  return data_dir
+
+
+def test_tfds_source_trains_on_a_prepared_dataset(dummy_mnist_dir, tmp_path):
+  config = helpers.load_config('smoke.py')
+  config.data.source, config.data.name = 'tfds', 'dummy_mnist'
+  config.data.tfds_data_dir = dummy_mnist_dir
+  ds = data.load(config)
+  assert ds.train_images.shape == (20, 28, 28, 1) and ds.num_classes == 10
+  config.num_epochs, config.batch_size, config.eval_batch_size = 1, 8, 8
+  result = train.train_and_evaluate(config, str(tmp_path))
+  assert 0.0 <= result['accuracy'] <= 1.0
+  assert (tmp_path / 'metrics.jsonl').exists()
+
+
+def test_unprepared_tfds_dataset_without_download_fails_fast(tmp_path):
+  config = helpers.load_config('smoke.py')
+  config.data.source, config.data.name = 'tfds', 'cifar10'
+  config.data.tfds_data_dir, config.data.download = str(tmp_path), False
+  start = time.monotonic()
+  with pytest.raises(UserError, match=r"not prepared .*manual_dir.*config\.data\.source='folder'"):
+    data.load(config)
+  assert time.monotonic() - start < 30
+
+
+@pytest.mark.skipif(data._network_reachable(timeout=2.0), reason='tfds could really download')
+def test_unprepared_tfds_dataset_without_network_fails_fast(tmp_path):
+  config = helpers.load_config('smoke.py')
+  config.data.source, config.data.name = 'tfds', 'cifar10'
+  config.data.tfds_data_dir = str(tmp_path)
+  start = time.monotonic()
+  with pytest.raises(UserError, match=r'cannot be downloaded here'):
+    data.load(config)
+  assert time.monotonic() - start < 30

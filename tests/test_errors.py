@@ -1,0 +1,110 @@
+"""Bad input fails with a one-line message naming the key or path, before anything is written."""
+import os
+
+import pytest
+
+from bsd_jax import train
+from bsd_jax.errors import UserError
+from tests import helpers
+
+
+def _expect_error(config, workdir, match):
+  with pytest.raises(UserError, match=match) as info:
+    train.train_and_evaluate(config, str(workdir))
+  assert '\n' not in str(info.value)
+  return info
+
+
+@pytest.mark.parametrize('key, value, match', [
+    ('bsd.c', 0.0, r'config\.bsd\.c must be > 0'),
+    ('bsd.c', -2.0, r'config\.bsd\.c must be > 0'),
+    ('bsd.eps', 0.0, r'config\.bsd\.eps must be > 0'),
+    ('bsd.gamma', 0.0, r'config\.bsd\.gamma must be in \(0, 1\]'),
+    ('bsd.gamma', 1.5, r'config\.bsd\.gamma must be in \(0, 1\]'),
+    ('bsd.gamma', 1.0, r'config\.bsd\.c must be set when config\.bsd\.gamma = 1'),
+    ('bsd.label_weight_end', 0.0, r'config\.bsd\.label_weight_end'),
+    ('method', 'pskdd', r"config\.method: unknown method 'pskdd'"),
+    ('model', 'resnet19', r"config\.model: unknown model 'resnet19'"),
+    ('batch_size', 60, r'config\.batch_size = 60 must be a positive multiple of the device'),
+    ('lr_schedule', 'linear', r'config\.lr_schedule'),
+    ('data.source', 'hub', r"config\.data\.source: unknown source 'hub'"),
+])
+def test_bad_config_values(tmp_path, key, value, match):
+  config = helpers.load_config('smoke.py')
+  node, _, leaf = key.rpartition('.')
+  (config[node] if node else config)[leaf] = value
+  workdir = tmp_path / 'run'
+  _expect_error(config, workdir, match)
+  assert not workdir.exists()
+
+
+def test_unknown_tfds_dataset(tmp_path):
+  config = helpers.load_config('smoke.py')
+  config.data.source, config.data.name = 'tfds', 'no_such_dataset_xyz'
+  _expect_error(config, tmp_path / 'run', r"config\.data\.name: unknown tfds dataset")
+  assert not (tmp_path / 'run').exists()
+
+
+def _write_png(path, value=0):
+  from PIL import Image
+  import numpy as np
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(path)
+
+
+@pytest.mark.parametrize('layout, match', [
+    (None, r'config\.data\.root: .* is not a directory'),
+    ({}, r'config\.data\.root: .*train is missing'),
+    ({'train/a/1.png': 1, 'test/a/1.png': 1, 'train/b/1.png': 1}, r'only in train: \[.b.\]'),
+    ({'train/a/1.png': 1, 'train/b/notes.txt': 0, 'test/a/1.png': 1, 'test/b/1.png': 1},
+     r'class folder .*train/b holds no \.png/\.jpg images'),
+    ({'train/x.png': 1, 'test/a/1.png': 1}, r'config\.data\.root: .*train has no class folders'),
+])
+def test_bad_image_folders(tmp_path, layout, match):
+  root = tmp_path / 'images'
+  if layout is not None:
+    root.mkdir()
+    for rel, kind in layout.items():
+      if kind:
+        _write_png(str(root / rel))
+      else:
+        os.makedirs(root / os.path.dirname(rel), exist_ok=True)
+        (root / rel).write_text('not an image')
+  config = helpers.load_config('smoke.py')
+  config.data.source, config.data.root = 'folder', str(root)
+  _expect_error(config, tmp_path / 'run', match)
+  assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.parametrize('key, value, match', [
+    ('num_train', 512, r'made for num_train = 1024, this config gives 512'),
+    ('num_classes', 5, r'made for num_classes = 10, this config gives 5'),
+])
+def test_workdir_made_for_other_data_is_refused_and_left_alone(tmp_path, key, value, match):
+  config = helpers.load_config('smoke.py')
+  config.num_epochs = 1
+  train.train_and_evaluate(config, str(tmp_path))
+  snapshot = {p: os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(tmp_path)
+              for p in files}
+  metrics = (tmp_path / 'metrics.jsonl').read_bytes()
+  config.num_epochs = 2
+  config.data.synthetic[key] = value
+  _expect_error(config, tmp_path, match)
+  assert (tmp_path / 'metrics.jsonl').read_bytes() == metrics
+  assert {p: os.path.getmtime(os.path.join(d, p)) for d, _, files in os.walk(tmp_path)
+          for p in files} == snapshot
+
+
+def test_cli_errors_are_one_line_with_exit_status_2(tmp_path):
+  for args, expected in [
+      (['--config.bsd.gama=0.9'], "unknown config key gama Did you mean 'gamma'"),
+      (['--config.bsd.c=-1'], 'config.bsd.c must be > 0'),
+  ]:
+    proc = helpers.run_cli(['--config', 'configs/smoke.py', '--workdir', str(tmp_path / 'r')]
+                           + args)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    errors = [l for l in out.splitlines() if l.startswith('bsd_jax: error:')]
+    assert len(errors) == 1 and expected in errors[0], out
+    assert 'Traceback' not in out
+  assert not (tmp_path / 'r').exists()

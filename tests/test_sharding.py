@@ -1,0 +1,79 @@
+"""The row-sharded table and the jitted train step on 8 fake devices against 1 device."""
+import re
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bsd_jax import methods, sharding
+from tests import helpers
+
+N, K = helpers.N, helpers.K
+
+
+def test_gather_and_scatter_rows_match_numpy_and_leave_other_rows_alone():
+  mesh = sharding.make_mesh()
+  rng = np.random.default_rng(0)
+  table = rng.normal(size=(N, K)).astype(np.float32)
+  alpha = jax.device_put(table, sharding.rows_sharded(mesh))
+  idx = rng.choice(N, 32, replace=False).astype(np.int32)
+  valid = rng.uniform(size=32) > 0.3
+  rows = sharding.gather_rows(alpha, jax.device_put(idx, sharding.batch_sharded(mesh)), mesh)
+  np.testing.assert_array_equal(np.asarray(rows), table[idx])
+  new_rows = rng.normal(size=(32, K)).astype(np.float32)
+  out = sharding.scatter_rows(alpha, jax.device_put(idx, sharding.batch_sharded(mesh)),
+                              jax.device_put(new_rows, sharding.rows_sharded(mesh)),
+                              jax.device_put(valid, sharding.batch_sharded(mesh)), mesh)
+  expected = table.copy()
+  expected[idx[valid]] = new_rows[valid]
+  np.testing.assert_array_equal(np.asarray(out), expected)
+  assert out.sharding.spec == sharding.rows_sharded(mesh).spec
+
+
+def test_train_step_on_8_devices_equals_1_device():
+  assert jax.device_count() == 8
+  outs = []
+  for devices in (jax.devices(), jax.devices()[:1]):
+    state, train_step, data, _, batch = helpers.step_setup(devices)
+    for _ in range(2):
+      state, sums = train_step(state, data, batch)
+    outs.append(jax.device_get((state, sums)))
+  chex.assert_trees_all_close(outs[0], outs[1], rtol=2e-5, atol=2e-6)
+  assert not np.allclose(outs[0][0].alpha, helpers.step_setup(jax.devices()[:1])[0].alpha)  # it did change
+
+
+def test_step_updates_exactly_the_visited_valid_rows():
+  state, train_step, data, batch, batch_dev = helpers.step_setup(jax.devices())
+  before = np.asarray(state.alpha)
+  after, _ = train_step(state, data, batch_dev)
+  after = np.asarray(after.alpha)
+  changed = np.flatnonzero(np.any(before != after, axis=1))
+  visited = np.sort(batch['index'][batch['mask'] > 0])
+  np.testing.assert_array_equal(changed, visited)
+  # The visited rows moved by the update rule: gamma * alpha + p, so their sum is gamma*S + 1.
+  gamma = methods.bsd_hparams(helpers.load_config('smoke.py'))['gamma']
+  np.testing.assert_allclose(after[visited].sum(1), gamma * before[visited].sum(1) + 1, rtol=1e-5)
+
+
+def _collectives_on_table(hlo: str):
+  """HLO lines of collectives whose result has the whole table's shape."""
+  table = re.compile(rf'\[{N},{K}\]')
+  ops = ('all-gather', 'all-reduce', 'collective-permute', 'all-to-all', 'reduce-scatter')
+  return [l for l in hlo.splitlines() if any(o in l for o in ops) and table.search(l)]
+
+
+def test_compiled_step_never_moves_the_whole_table():
+  state, train_step, data, _, batch = helpers.step_setup(jax.devices())
+  hlo = train_step.lower(state, data, batch).compile().as_text()
+  assert 'all-gather' in hlo or 'reduce-scatter' in hlo  # the batch's rows do travel
+  assert _collectives_on_table(hlo) == []
+
+
+def test_table_check_catches_a_table_sized_collective():
+  """Control for the test above: a step that needs the whole table on every device is caught."""
+  mesh = sharding.make_mesh()
+  alpha = jax.device_put(jnp.ones((N, K)), sharding.rows_sharded(mesh))
+  gathered = jax.jit(lambda a: a + 1, out_shardings=sharding.replicated(mesh))
+  assert _collectives_on_table(gathered.lower(alpha).compile().as_text()) != []

@@ -1,0 +1,112 @@
+"""End to end: the smoke config trains and logs; stopped runs resume to the identical end state."""
+import json
+import os
+import signal
+
+import chex
+import jax
+import pytest
+
+from bsd_jax import train
+from tests import helpers
+
+SMOKE = ['--config', 'configs/smoke.py']
+EPOCHS, STEPS_PER_EPOCH = 5, 16  # configs/smoke.py: 1024 samples, batch 64
+
+
+def _records(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(l) for l in f]
+
+
+def _run_until(workdir, marker, sig):
+  """Start the CLI, wait for a line containing `marker`, send `sig`; return (rc, output)."""
+  proc = helpers.run_cli(SMOKE + ['--workdir', workdir])
+  seen = []
+  for line in proc.stdout:
+    seen.append(line)
+    if marker in line:
+      proc.send_signal(sig)
+      break
+  out, _ = proc.communicate(timeout=300)
+  return proc.returncode, ''.join(seen) + out
+
+
+def _run(workdir, *extra):
+  proc = helpers.run_cli(SMOKE + ['--workdir', workdir] + list(extra))
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  return out
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  """An uninterrupted smoke run through the CLI (one CPU device)."""
+  workdir = str(tmp_path_factory.mktemp('reference'))
+  _run(workdir)
+  return workdir
+
+
+def _assert_same_run(a, b):
+  state_a, step_a = helpers.read_checkpoint_state(a)
+  state_b, step_b = helpers.read_checkpoint_state(b)
+  assert step_a == step_b == EPOCHS * STEPS_PER_EPOCH
+  chex.assert_trees_all_equal(state_a, state_b)  # bit-exact: params, BN stats, opt, alpha, rng
+  assert _records(a) == _records(b)
+
+
+def test_smoke_run_in_process_on_8_devices_learns_and_logs(tmp_path):
+  config = helpers.load_config('smoke.py')
+  result = train.train_and_evaluate(config, str(tmp_path))
+  assert jax.device_count() == 8
+  assert result['accuracy'] > 0.3  # 10 classes: chance is 0.1
+  records = _records(tmp_path)
+  for epoch in range(1, EPOCHS + 1):
+    tr, te = [r for r in records if r['epoch'] == epoch]
+    assert (tr['split'], te['split']) == ('train', 'test')
+    assert tr['step'] == te['step'] == epoch * STEPS_PER_EPOCH
+    assert {'loss', 'accuracy', 'confidence', 'target_max_prob', 'target_label_weight',
+            'target_argmax_changed'} <= set(tr)
+    assert {'accuracy', 'nll', 'ece', 'brier'} <= set(te)
+  weights = [r['target_label_weight'] for r in records if r['split'] == 'train']
+  assert all(w1 > w2 for w1, w2 in zip(weights, weights[1:]))  # the label's weight decays
+  assert os.path.exists(tmp_path / 'config.json')
+
+
+def test_sigterm_mid_epoch_then_resume_ends_bit_exact(reference, tmp_path):
+  workdir = str(tmp_path)
+  rc, out = _run_until(workdir, f'step {int(1.5 * STEPS_PER_EPOCH)}/', signal.SIGTERM)
+  assert rc == 128 + signal.SIGTERM, out
+  assert 'Stopped by SIGTERM' in out
+  out = _run(workdir)
+  resumed_at = int(out.split('Resumed from')[1].split(' at step ')[1].split()[0])
+  assert resumed_at % STEPS_PER_EPOCH != 0  # the data position inside the epoch was restored
+  _assert_same_run(reference, workdir)
+
+
+def test_kill_9_then_resume_ends_bit_exact(reference, tmp_path):
+  workdir = str(tmp_path)
+  # The line after epoch 2's checkpoint; the kill lands somewhere in epoch 3.
+  rc, out = _run_until(workdir, f'step {int(2.5 * STEPS_PER_EPOCH)}/', signal.SIGKILL)
+  assert rc == -signal.SIGKILL, out
+  out = _run(workdir)
+  assert 'Resumed from' in out
+  _assert_same_run(reference, workdir)
+
+
+def test_rerun_of_a_finished_workdir_changes_nothing(reference):
+  before = sorted(os.listdir(os.path.join(reference, 'checkpoints')))
+  records = _records(reference)
+  out = _run(reference)
+  assert 'nothing to do' in out
+  assert sorted(os.listdir(os.path.join(reference, 'checkpoints'))) == before
+  assert _records(reference) == records
+
+
+def test_command_line_overrides_reach_the_run(tmp_path):
+  out = _run(str(tmp_path), '--config.num_epochs=1', '--config.bsd.gamma=0.95')
+  assert "'gamma': 0.95" in out
+  with open(tmp_path / 'config.json') as f:
+    saved = json.load(f)
+  assert saved['num_epochs'] == 1 and saved['bsd']['gamma'] == 0.95
+  assert max(r['epoch'] for r in _records(tmp_path)) == 1
