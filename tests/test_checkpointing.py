@@ -19,9 +19,14 @@ def _trained_state(devices, n):
   return state
 
 
+@pytest.fixture(scope='module')
+def trained():
+  return _trained_state(jax.devices(), helpers.N)
+
+
 @pytest.mark.parametrize('restore_devices', [8, 4, 1])
-def test_save_then_restore_is_identical_on_any_device_count(tmp_path, restore_devices):
-  state = _trained_state(jax.devices(), helpers.N)
+def test_save_then_restore_is_identical_on_any_device_count(tmp_path, trained, restore_devices):
+  state = trained
   expected = jax.device_get(state)
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
   ckpt.save(int(state.step), state, {'num_train': helpers.N, 'epoch_sums': None})
@@ -47,8 +52,8 @@ def test_table_padding_follows_the_device_count(tmp_path):
   chex.assert_trees_all_equal(jax.device_get(restored.params), jax.device_get(state.params))
 
 
-def test_keeps_only_the_last_k(tmp_path):
-  state = _trained_state(jax.devices(), helpers.N)
+def test_keeps_only_the_last_k(tmp_path, trained):
+  state = trained
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
   for s in (1, 2, 3):
     ckpt.save(s, state, {})

@@ -77,18 +77,23 @@ def test_update_at_visit_over_a_shuffled_epoch_equals_the_per_epoch_rule():
   labels = jax.random.randint(jax.random.PRNGKey(3), (n,), 0, K)
   alpha = jax.device_put(targets.init_alpha(labels, K, 3.0, 1e-2), sharding.rows_sharded(mesh))
   per_epoch = np.asarray(alpha)
+
+  @jax.jit
+  def visit(alpha, idx, p):
+    rows = sharding.gather_rows(alpha, idx, mesh)
+    new = sharding.scatter_rows(alpha, idx, targets.update_alpha(rows, p, gamma),
+                                jnp.ones(idx.shape, bool), mesh)
+    return new, targets.posterior_mean(rows)
+
   for epoch in range(3):
-    p_all = _probs(jax.random.PRNGKey(10 + epoch), (n,))  # this epoch's prediction per sample
+    p_all = np.asarray(_probs(jax.random.PRNGKey(10 + epoch), (n,)))  # this epoch's predictions
     targets_before = np.asarray(targets.posterior_mean(per_epoch))
     order = np.random.default_rng(epoch).permutation(n).astype(np.int32)
     for b in range(n // batch):
-      idx = jax.device_put(order[b * batch:(b + 1) * batch], sharding.batch_sharded(mesh))
-      rows = sharding.gather_rows(alpha, idx, mesh)
-      np.testing.assert_allclose(targets.posterior_mean(rows), targets_before[np.asarray(idx)],
-                                 rtol=1e-6)
-      alpha = sharding.scatter_rows(alpha, idx, targets.update_alpha(rows, p_all[idx], gamma),
-                                    jnp.ones(batch, bool), mesh)
-    per_epoch = gamma * per_epoch + np.asarray(p_all)
+      idx = order[b * batch:(b + 1) * batch]
+      alpha, seen = visit(alpha, jax.device_put(idx, sharding.batch_sharded(mesh)), p_all[idx])
+      np.testing.assert_allclose(seen, targets_before[idx], rtol=1e-6)
+    per_epoch = gamma * per_epoch + p_all
     np.testing.assert_allclose(np.asarray(alpha), per_epoch, rtol=1e-6)
 
 

@@ -5,9 +5,10 @@ import signal
 
 import chex
 import jax
+import numpy as np
 import pytest
 
-from bsd_jax import train
+from bsd_jax import methods, train
 from tests import helpers
 
 SMOKE = ['--config', 'configs/smoke.py']
@@ -73,11 +74,13 @@ def test_smoke_run_in_process_on_8_devices_learns_and_logs(tmp_path):
   assert os.path.exists(tmp_path / 'config.json')
 
 
-def test_sigterm_mid_epoch_then_resume_ends_bit_exact(reference, tmp_path):
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+def test_stop_mid_epoch_then_resume_ends_bit_exact(reference, tmp_path, sig):
+  """SIGTERM (a scheduler) or SIGINT (Ctrl-C): checkpoint after the current step, then resume."""
   workdir = str(tmp_path)
-  rc, out = _run_until(workdir, f'step {int(1.5 * STEPS_PER_EPOCH)}/', signal.SIGTERM)
-  assert rc == 128 + signal.SIGTERM, out
-  assert 'Stopped by SIGTERM' in out
+  rc, out = _run_until(workdir, f'step {int(1.5 * STEPS_PER_EPOCH)}/', sig)
+  assert rc == 128 + sig, out
+  assert f'Stopped by {sig.name}' in out
   out = _run(workdir)
   resumed_at = int(out.split('Resumed from')[1].split(' at step ')[1].split()[0])
   assert resumed_at % STEPS_PER_EPOCH != 0  # the data position inside the epoch was restored
@@ -110,3 +113,18 @@ def test_command_line_overrides_reach_the_run(tmp_path):
     saved = json.load(f)
   assert saved['num_epochs'] == 1 and saved['bsd']['gamma'] == 0.95
   assert max(r['epoch'] for r in _records(tmp_path)) == 1
+
+
+@pytest.mark.parametrize('source', ['train_pass', 'eval_pass'])
+def test_every_row_is_updated_exactly_once_per_epoch(tmp_path, source):
+  """Each update adds one probability vector: after 2 epochs every row of alpha sums to
+  gamma^2 * (c + (K-1) eps) + gamma + 1, including the samples of the wrapped last batch."""
+  config = helpers.load_config('smoke.py')
+  config.num_epochs, config.bsd.prediction_source = 2, source
+  config.data.synthetic.num_train = 1000  # not a multiple of the batch: the last batch wraps
+  train.train_and_evaluate(config, str(tmp_path))
+  state, _ = helpers.read_checkpoint_state(str(tmp_path))
+  hp = methods.bsd_hparams(config)
+  g, k = hp['gamma'], config.data.synthetic.num_classes
+  expected = g ** 2 * (hp['c'] + (k - 1) * hp['eps']) + g + 1
+  np.testing.assert_allclose(state['alpha'][:1000].sum(1), expected, rtol=1e-5)
