@@ -2,7 +2,9 @@
 
 CIFAR-100 from the lossless PNG image folder, a class-balanced subset of 100 images per class
 (10k), a CNN of 48/96/192 channels, no augmentation, 40 epochs, evaluated on the full test set.
-Set data.root to the extracted folder; switch method with --config.method=ce.
+data.root is where the README's extraction command puts the PNGs
+(mkdir -p data && tar xzf ../shared/data/cifar100-png/cifar100-png.tar.gz -C data); switch the
+method with --config.method=ce.
 """
 import pathlib
 import runpy
@@ -21,7 +23,7 @@ def get_config():
   c.log_every_steps = 79
   c.checkpoint_every_epochs = 5
   c.data.source = 'folder'
-  c.data.root = '../shared/data/cifar100-png-extracted'
+  c.data.root = 'data/cifar100-png'
   c.data.train_subset_per_class = 100
   c.data.augment = False
   return c
