@@ -197,6 +197,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   step_now = int(state.step)
   last_test = {}
   stopped_by = None
+  compile_start = time.perf_counter()
   with StopRequest() as stop:
     while step_now < total_steps and stopped_by is None:
       epoch = step_now // steps_per_epoch
@@ -213,6 +214,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
         state, step_sums = train_step(state, train_dev, batch)
         sums = step_sums if sums is None else jax.tree.map(jnp.add, sums, step_sums)
         step_now += 1
+        if compile_start is not None:  # keep compilation out of the speed and ETA figures
+          jax.block_until_ready(sums)
+          logging.info('Compiled and ran the first train step in %.1f s',
+                       time.perf_counter() - compile_start)
+          compile_start, window_start, window_step = None, time.perf_counter(), step_now
         if step_now % config.log_every_steps == 0:
           host = jax.device_get(sums)
           loss = (host['loss_sum'] - logged['loss_sum']) / max(host['count'] - logged['count'], 1)
