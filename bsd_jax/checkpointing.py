@@ -32,6 +32,12 @@ class Checkpointer:
       return None
     return self._mngr().latest_step()
 
+  def all_steps(self):
+    """Steps of the complete checkpoints, oldest first (reads only)."""
+    if not os.path.isdir(self.directory):
+      return []
+    return sorted(self._mngr().all_steps())
+
   def read_meta(self, step) -> dict:
     return self._mngr().restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
 

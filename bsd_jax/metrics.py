@@ -1,8 +1,10 @@
 """Evaluation metrics over predicted probabilities [n, K] and integer labels [n] (METHOD.md s. 3).
 
-Pure jnp functions; they also accept numpy arrays. Every function returns a scalar.
+Pure functions returning a scalar: the per-epoch ones in jnp (they also accept numpy arrays),
+the sort-based ones of the full evaluation (adaptive ECE, class-wise ECE, AURC) in numpy.
 """
 import jax.numpy as jnp
+import numpy as np
 
 # Probabilities are clipped here before the log in `nll`, so a confident mistake costs at most
 # -log(1e-12) ~ 27.6 nats instead of inf.
@@ -43,11 +45,63 @@ def ece(probs, labels, num_bins: int = 15):
   conf = jnp.max(probs, axis=-1)
   correct = (jnp.argmax(probs, axis=-1) == jnp.asarray(labels)).astype(conf.dtype)
   bins = jnp.clip(jnp.ceil(conf * num_bins).astype(jnp.int32) - 1, 0, num_bins - 1)
-  count = jnp.zeros(num_bins).at[bins].add(1.0)
   conf_sum = jnp.zeros(num_bins).at[bins].add(conf)
   correct_sum = jnp.zeros(num_bins).at[bins].add(correct)
   # |sum(correct) - sum(conf)| over a bin equals |B_m| * |acc(B_m) - conf(B_m)|; empty bins are 0.
   return jnp.sum(jnp.abs(correct_sum - conf_sum)) / conf.shape[0]
+
+
+def adaptive_ece(probs, labels, num_bins: int = 15):
+  """ECE with equal-mass bins: samples sorted by top-label confidence (stable, so ties keep their
+  order) and split into `num_bins` groups whose sizes differ by at most one."""
+  probs = np.asarray(probs, np.float64)
+  conf = probs.max(-1)
+  correct = (probs.argmax(-1) == np.asarray(labels)).astype(np.float64)
+  order = np.argsort(conf, kind='stable')
+  total = 0.0
+  for group in np.array_split(order, min(num_bins, len(order))):
+    total += abs(correct[group].sum() - conf[group].sum())
+  return total / len(conf)
+
+
+def classwise_ece(probs, labels, num_bins: int = 15):
+  """Class-wise ECE (Kull et al. 2019): for every class k, equal-width bins on p_k over all
+  samples, sum_m |B_m|/n |freq(y = k in B_m) - mean p_k in B_m|; averaged over the K classes.
+  Bins are (m/M, (m+1)/M] with p_k = 0 in the first bin."""
+  probs = np.asarray(probs, np.float64)
+  n, k = probs.shape
+  hits = np.eye(k)[np.asarray(labels)]
+  bins = np.clip(np.ceil(probs * num_bins).astype(int) - 1, 0, num_bins - 1)
+  total = 0.0
+  for c in range(k):
+    p_sum = np.bincount(bins[:, c], probs[:, c], num_bins)
+    hit_sum = np.bincount(bins[:, c], hits[:, c], num_bins)
+    total += np.abs(hit_sum - p_sum).sum() / n
+  return total / k
+
+
+def aurc(probs, labels):
+  """Area under the risk-coverage curve: samples ranked by confidence (most confident first),
+  risk at coverage i/n = error rate of the i most confident; AURC = mean over i = 1..n."""
+  probs = np.asarray(probs, np.float64)
+  conf = probs.max(-1)
+  wrong = (probs.argmax(-1) != np.asarray(labels)).astype(np.float64)
+  order = np.argsort(-conf, kind='stable')
+  risks = np.cumsum(wrong[order]) / np.arange(1, len(conf) + 1)
+  return float(risks.mean())
+
+
+def reliability_bins(probs, labels, num_bins: int = 15):
+  """Per equal-width bin: count, accuracy and mean confidence (NaN where a bin is empty)."""
+  probs = np.asarray(probs, np.float64)
+  conf = probs.max(-1)
+  correct = (probs.argmax(-1) == np.asarray(labels)).astype(np.float64)
+  bins = np.clip(np.ceil(conf * num_bins).astype(int) - 1, 0, num_bins - 1)
+  count = np.bincount(bins, minlength=num_bins)
+  with np.errstate(invalid='ignore', divide='ignore'):
+    acc = np.bincount(bins, correct, num_bins) / count
+    mean_conf = np.bincount(bins, conf, num_bins) / count
+  return count, acc, mean_conf
 
 
 def classification_metrics(probs, labels):
@@ -59,3 +113,15 @@ def classification_metrics(probs, labels):
       'brier': float(brier(probs, labels)),
       'confidence': float(confidence(probs)),
   }
+
+
+def full_metrics(probs, labels):
+  """The per-epoch metrics plus ECE at 10 bins, adaptive and class-wise ECE (15 bins), AURC."""
+  out = classification_metrics(probs, labels)
+  out.update({
+      'ece_10': float(ece(probs, labels, num_bins=10)),
+      'adaptive_ece': float(adaptive_ece(probs, labels, 15)),
+      'classwise_ece': float(classwise_ece(probs, labels, 15)),
+      'aurc': aurc(probs, labels),
+  })
+  return out

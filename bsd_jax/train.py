@@ -16,11 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bsd_jax import checkpointing, data, methods, metrics, models, optim, sharding, step, targets
+from bsd_jax import checkpointing, data, experiment, methods, metrics, sharding, step, targets
 from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError
 from bsd_jax.metric_log import MetricLog
-from bsd_jax.state import TrainState
 
 
 class StopRequest:
@@ -79,51 +78,18 @@ def _format_seconds(s):
   return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
 
 
-def _evaluate(predict, state, data_dev, num, eval_batch_size, mesh):
-  """Eval-mode probabilities for samples 0..num-1; the last batch is padded, then cut off."""
-  batches = -(-num // eval_batch_size)
-  index = np.zeros(batches * eval_batch_size, np.int32)
-  index[:num] = np.arange(num)
-  out = []
-  for b in range(batches):
-    idx = jax.device_put(index[b * eval_batch_size:(b + 1) * eval_batch_size],
-                         sharding.batch_sharded(mesh))
-    out.append(predict(state, data_dev, idx))
-  return np.concatenate([np.asarray(p) for p in out])[:num]
-
-
-def make_init_state(model, method, tx, image_shape, num_classes):
-  """init_state(rng, labels [N_pad]) -> a fresh TrainState (to be jitted with out_shardings)."""
-  def init_state(rng, labels):
-    k_params, k_state = jax.random.split(rng)
-    variables = model.init(k_params, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
-    params = variables['params']
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
-                      alpha=method.init_table(labels, num_classes), rng=k_state)
-
-  return init_state
-
-
-def state_shardings(abstract_state, mesh):
-  """alpha row-sharded on the data axis, everything else replicated."""
-  return jax.tree.map(lambda _: sharding.replicated(mesh), abstract_state).replace(
-      alpha=sharding.rows_sharded(mesh))
-
-
 def train_and_evaluate(config, workdir: str) -> dict:
   """Train, evaluate every epoch, checkpoint; returns the last test metrics (and 'stopped_by')."""
   # 1. Everything that can be wrong is checked before anything is written.
   num_devices = jax.device_count()
   check_config(config, num_devices)
-  method = methods.get_method(config)
   ds = data.load(config)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   latest = ckpt.latest_step()
   if latest is not None:
     _meta_check(ckpt.read_meta(latest), ds, config, ckpt.directory)
-  steps_per_epoch = -(-ds.num_train // config.batch_size)
-  total_steps = config.num_epochs * steps_per_epoch
+  exp = experiment.build(config, ds)
+  mesh, steps_per_epoch, total_steps = exp.mesh, exp.steps_per_epoch, exp.total_steps
   log = MetricLog(workdir)
   if latest is not None and latest >= total_steps:
     logging.info('%s already holds the finished run (step %d of %d): nothing to do',
@@ -143,36 +109,25 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if config.method == 'bsd':
     logging.info('BSD: %s', methods.bsd_hparams(config))
 
-  # 2. Mesh, device-resident data, model, optimizer.
-  mesh = sharding.make_mesh()
+  # 2. Device-resident data; the state, created already sharded or restored onto this mesh.
   repl = sharding.replicated(mesh)
   train_dev = jax.device_put({'images': ds.train_images, 'labels': ds.train_labels}, repl)
   test_dev = jax.device_put({'images': ds.test_images, 'labels': ds.test_labels}, repl)
-  mean, std = ds.channel_stats()
-  model = models.get_model(config, ds.num_classes)
-  tx, schedule = optim.make_optimizer(config, steps_per_epoch)
-  table_rows = sharding.padded_rows(ds.num_train, num_devices)
-  padded_labels = np.zeros(table_rows, np.int32)
-  padded_labels[:ds.num_train] = ds.train_labels
-
-  # 3. State, created already sharded: alpha rows on the data axis, the rest replicated.
-  init_state = make_init_state(model, method, tx, ds.train_images.shape[1:], ds.num_classes)
+  model, method, tx, schedule = exp.model, exp.method, exp.tx, exp.schedule
+  mean, std, padded_labels = exp.mean, exp.std, exp.padded_labels
+  state_sh = exp.state_shardings
   rng = jax.random.PRNGKey(config.seed)
-  abstract = jax.eval_shape(init_state, rng, padded_labels)
-  state_sh = state_shardings(abstract, mesh)
   if latest is None:
-    state = jax.jit(init_state, out_shardings=state_sh)(rng, padded_labels)
+    state = jax.jit(exp.init_state, out_shardings=state_sh)(rng, padded_labels)
     epoch_sums = None
   else:
-    abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                               abstract, state_sh)
-    state, saved_meta = ckpt.restore(latest, abstract_sh)
+    state, saved_meta = ckpt.restore(latest, exp.abstract_state)
     epoch_sums = saved_meta.get('epoch_sums')
     log.rewind(latest)
     logging.info('Resumed from %s at step %d (epoch %d)', ckpt.directory, latest,
                  latest // steps_per_epoch)
 
-  # 4. Jitted steps; the state is donated and keeps its shardings.
+  # 3. Jitted steps; the state is donated and keeps its shardings.
   update_in_step = config.method == 'bsd' and config.bsd.prediction_source == 'train_pass'
   train_step = jax.jit(
       step.make_train_step(model, method, tx, mesh, mean, std,
@@ -183,7 +138,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if config.method == 'bsd' and not update_in_step:
     refresh = jax.jit(step.make_refresh_step(model, method, mesh, mean, std),
                       out_shardings=state_sh, donate_argnums=(0,))
-  valid_rows = jax.device_put(np.arange(table_rows) < ds.num_train, sharding.batch_sharded(mesh))
+  valid_rows = jax.device_put(np.arange(padded_labels.size) < ds.num_train,
+                              sharding.batch_sharded(mesh))
   labels_rows = jax.device_put(padded_labels, sharding.batch_sharded(mesh))
   posterior_stats = jax.jit(targets.posterior_stats)
   batch_sh = sharding.batch_sharded(mesh)
@@ -193,7 +149,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             'method': config.method, 'model': config.model,
             'epoch_sums': None if sums is None else {k: float(v) for k, v in sums.items()}}
 
-  # 5. The loop.
+  # 4. The loop.
   step_now = int(state.step)
   last_test = {}
   stopped_by = None
@@ -259,8 +215,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         train_metrics.update({k: float(v) for k, v in
                               posterior_stats(state.alpha, labels_rows, valid_rows).items()})
       log.write(step_now, epoch + 1, 'train', train_metrics)
-      probs = _evaluate(predict, state, test_dev, ds.test_labels.shape[0],
-                        config.eval_batch_size, mesh)
+      probs = experiment.predict_all(predict, state, test_dev, ds.test_labels.shape[0],
+                                     config.eval_batch_size, mesh)
       last_test = metrics.classification_metrics(probs, ds.test_labels)
       log.write(step_now, epoch + 1, 'test', last_test)
       logging.info('epoch %d/%d train %s', epoch + 1, config.num_epochs,

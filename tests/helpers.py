@@ -8,7 +8,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from ml_collections import config_flags
 
-from bsd_jax import methods, models, optim, sharding, step, train
+from bsd_jax import experiment, methods, models, optim, sharding, step
 
 N, K = 8 * 37, 10  # 296 table rows: a shape that cannot be confused with another in the HLO
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,9 +57,9 @@ def step_setup(devices, method_name='bsd', n=N):
   table_labels = np.zeros(sharding.padded_rows(n, len(devices)), np.int32)
   table_labels[:n] = labels
   data = {'images': rng.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8), 'labels': labels}
-  init = train.make_init_state(model, method, tx, (16, 16, 3), K)
+  init = experiment.make_init_state(model, method, tx, (16, 16, 3), K)
   abstract = jax.eval_shape(init, jax.random.PRNGKey(0), table_labels)
-  state_sh = train.state_shardings(abstract, mesh)
+  state_sh = experiment.state_shardings(abstract, mesh)
   state = jax.jit(init, out_shardings=state_sh)(jax.random.PRNGKey(0), table_labels)
   train_step = jax.jit(
       step.make_train_step(model, method, tx, mesh, np.float32(0.5), np.float32(0.25),

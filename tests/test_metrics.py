@@ -52,3 +52,60 @@ def test_ece_of_one_populated_bin_is_the_accuracy_confidence_gap():
   labels = (rng.uniform(size=200) > 0.6).astype(int)  # ~40% of argmax (class 0) predictions wrong
   gap = abs(np.mean(labels == 0) - np.mean(top))
   assert float(metrics.ece(probs, labels, 15)) == pytest.approx(gap, rel=1e-4)
+
+
+# Edge cases and the sort-based metrics of the full evaluation.
+EDGE_PROBS = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.4, 0.3, 0.3], [1.0, 0.0, 0.0]])
+EDGE_LABELS = np.array([0, 0, 0, 0])
+
+
+def test_ece_with_a_single_bin_is_the_global_gap():
+  gap = abs(0.75 - (0.9 + 0.9 + 0.4 + 1.0) / 4)
+  assert float(metrics.ece(EDGE_PROBS, EDGE_LABELS, num_bins=1)) == pytest.approx(gap)
+
+
+@pytest.mark.parametrize('all_correct', [True, False])
+def test_ece_when_all_predictions_are_right_or_wrong(all_correct):
+  probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.95, 0.05]])
+  labels = probs.argmax(1) if all_correct else 1 - probs.argmax(1)
+  mean_conf = (0.7 + 0.8 + 0.95) / 3
+  expected = 1 - mean_conf if all_correct else mean_conf
+  for fn in (metrics.ece, metrics.adaptive_ece):
+    assert float(fn(probs, labels, 15)) == pytest.approx(expected)
+
+
+def test_empty_bins_change_nothing():
+  # Only 2 of 100 bins are populated; the answer is the same as with 15 bins.
+  assert float(metrics.ece(EDGE_PROBS, EDGE_LABELS, 100)) == pytest.approx(0.35, rel=1e-5)
+
+
+def test_adaptive_ece_uses_equal_mass_bins():
+  # Sorted confidences 0.4 (right), 0.9 (right), 0.9 (wrong), 1.0 (right); 2 bins of 2:
+  # {0.4 R, 0.9 R}: |2 - 1.3| ; {0.9 W, 1.0 R}: |1 - 1.9|; (0.7 + 0.9) / 4 = 0.4.
+  # (The stable sort keeps row 0 (right) before row 1 (wrong) among the two 0.9s.)
+  assert metrics.adaptive_ece(EDGE_PROBS, EDGE_LABELS, 2) == pytest.approx(0.4)
+  assert metrics.adaptive_ece(EDGE_PROBS, EDGE_LABELS, 1) == pytest.approx(
+      float(metrics.ece(EDGE_PROBS, EDGE_LABELS, 1)))
+
+
+def test_classwise_ece_on_a_hand_case():
+  probs = np.array([[0.8, 0.2], [0.3, 0.7]])
+  labels = np.array([0, 0])
+  # 2 bins per class. Class 0: p = 0.8 (hit) in bin 1, 0.3 (hit) in bin 0: |1-0.8| + |1-0.3|.
+  # Class 1: p = 0.2 (miss) in bin 0, 0.7 (miss) in bin 1: |0-0.2| + |0-0.7|. Each / n, mean over K.
+  expected = ((0.2 + 0.7) / 2 + (0.2 + 0.7) / 2) / 2
+  assert metrics.classwise_ece(probs, labels, 2) == pytest.approx(expected)
+
+
+def test_aurc_on_a_hand_case():
+  probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.9, 0.1]])
+  labels = np.array([0, 0, 0])
+  # Ranked by confidence: 0.9 right, 0.8 wrong, 0.7 right: risks 0, 1/2, 1/3.
+  assert metrics.aurc(probs, labels) == pytest.approx((0 + 0.5 + 1 / 3) / 3)
+
+
+def test_reliability_bins_count_every_sample_once():
+  count, acc, conf = metrics.reliability_bins(EDGE_PROBS, EDGE_LABELS, 15)
+  assert count.sum() == 4 and count[13] == 2 and count[14] == 1 and count[5] == 1
+  assert acc[13] == pytest.approx(0.5) and conf[13] == pytest.approx(0.9)
+  assert np.isnan(acc[0])

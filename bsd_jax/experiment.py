@@ -1,0 +1,81 @@
+"""What a config builds before any step runs, shared by training and the evaluate command:
+mesh, device-resident data, model, method, optimizer, and the sharded layout of the state."""
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bsd_jax import methods, models, optim, sharding
+from bsd_jax.state import TrainState
+
+
+def make_init_state(model, method, tx, image_shape, num_classes):
+  """init_state(rng, labels [N_pad]) -> a fresh TrainState (to be jitted with out_shardings)."""
+  def init_state(rng, labels):
+    k_params, k_state = jax.random.split(rng)
+    variables = model.init(k_params, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
+    params = variables['params']
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
+                      alpha=method.init_table(labels, num_classes), rng=k_state)
+
+  return init_state
+
+
+def state_shardings(abstract_state, mesh):
+  """alpha row-sharded on the data axis, everything else replicated."""
+  return jax.tree.map(lambda _: sharding.replicated(mesh), abstract_state).replace(
+      alpha=sharding.rows_sharded(mesh))
+
+
+@dataclasses.dataclass
+class Experiment:
+  mesh: Any
+  model: Any
+  method: methods.Method
+  tx: Any
+  schedule: Callable
+  steps_per_epoch: int
+  total_steps: int
+  padded_labels: np.ndarray   # train labels padded to the table's row count
+  mean: np.ndarray            # per-channel normalisation of the train split
+  std: np.ndarray
+  init_state: Callable        # (rng, padded_labels) -> TrainState
+  abstract_state: Any         # ShapeDtypeStructs carrying the shardings
+
+  @property
+  def state_shardings(self):
+    return jax.tree.map(lambda a: a.sharding, self.abstract_state)
+
+
+def build(config, ds) -> Experiment:
+  mesh = sharding.make_mesh()
+  steps_per_epoch = -(-ds.num_train // config.batch_size)
+  method = methods.get_method(config)
+  model = models.get_model(config, ds.num_classes)
+  tx, schedule = optim.make_optimizer(config, steps_per_epoch)
+  padded_labels = np.zeros(sharding.padded_rows(ds.num_train, mesh.size), np.int32)
+  padded_labels[:ds.num_train] = ds.train_labels
+  init_state = make_init_state(model, method, tx, ds.train_images.shape[1:], ds.num_classes)
+  abstract = jax.eval_shape(init_state, jax.random.PRNGKey(config.seed), padded_labels)
+  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          abstract, state_shardings(abstract, mesh))
+  mean, std = ds.channel_stats()
+  return Experiment(mesh, model, method, tx, schedule, steps_per_epoch,
+                    config.num_epochs * steps_per_epoch, padded_labels, mean, std, init_state,
+                    abstract)
+
+
+def predict_all(predict, state, data_dev, num, eval_batch_size, mesh):
+  """Eval-mode probabilities for samples 0..num-1; the last batch is padded, then cut off."""
+  batches = -(-num // eval_batch_size)
+  index = np.zeros(batches * eval_batch_size, np.int32)
+  index[:num] = np.arange(num)
+  out = []
+  for b in range(batches):
+    idx = jax.device_put(index[b * eval_batch_size:(b + 1) * eval_batch_size],
+                         sharding.batch_sharded(mesh))
+    out.append(predict(state, data_dev, idx))
+  return np.concatenate([np.asarray(p) for p in out])[:num]

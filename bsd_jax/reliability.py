@@ -1,0 +1,35 @@
+"""Reliability diagram: accuracy against confidence per equal-width bin, as a PNG."""
+import matplotlib
+
+matplotlib.use('Agg')  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bsd_jax import metrics  # noqa: E402
+
+
+def save_reliability_diagram(probs, labels, path, num_bins=15, title=''):
+  """Per-bin accuracy (bars) and mean confidence (red outlines) against the diagonal, bin counts
+  on a second panel, the ECE in the title."""
+  count, acc, conf = metrics.reliability_bins(probs, labels, num_bins)
+  ece = float(metrics.ece(probs, labels, num_bins))
+  edges = np.linspace(0, 1, num_bins + 1)
+  centers, width = (edges[:-1] + edges[1:]) / 2, 1 / num_bins
+  fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
+                                    gridspec_kw={'height_ratios': [3, 1]})
+  filled = count > 0
+  top.bar(centers[filled], acc[filled], width=width, edgecolor='black', label='accuracy')
+  top.bar(centers[filled], conf[filled], width=width, fill=False, edgecolor='red',
+          linewidth=1.5, label='mean confidence')
+  top.plot([0, 1], [0, 1], 'k--', linewidth=1)
+  top.set_ylabel('accuracy')
+  top.set_ylim(0, 1)
+  top.legend(loc='upper left')
+  top.set_title(f'{title} ECE-{num_bins} = {100 * ece:.2f}%'.strip())
+  bottom.bar(centers, count, width=width, edgecolor='black', color='gray')
+  bottom.set_xlabel('confidence (top-label probability)')
+  bottom.set_ylabel('samples')
+  bottom.set_xlim(0, 1)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
