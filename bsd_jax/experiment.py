@@ -11,7 +11,7 @@ from bsd_jax import methods, models, optim, sharding
 from bsd_jax.state import TrainState
 
 
-def make_init_state(model, method, tx, image_shape, num_classes):
+def make_init_state(model, method, tx, image_shape, num_classes, batch_size):
   """init_state(rng, labels [N_pad]) -> a fresh TrainState (to be jitted with out_shardings)."""
   def init_state(rng, labels):
     k_params, k_state = jax.random.split(rng)
@@ -19,7 +19,8 @@ def make_init_state(model, method, tx, image_shape, num_classes):
     params = variables['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
-                      alpha=method.init_table(labels, num_classes), rng=k_state)
+                      alpha=method.init_table(labels, num_classes), rng=k_state,
+                      carry=method.init_carry(batch_size, num_classes))
 
   return init_state
 
@@ -58,7 +59,8 @@ def build(config, ds) -> Experiment:
   tx, schedule = optim.make_optimizer(config, steps_per_epoch)
   padded_labels = np.zeros(sharding.padded_rows(ds.num_train, mesh.size), np.int32)
   padded_labels[:ds.num_train] = ds.train_labels
-  init_state = make_init_state(model, method, tx, ds.train_images.shape[1:], ds.num_classes)
+  init_state = make_init_state(model, method, tx, ds.train_images.shape[1:], ds.num_classes,
+                               config.batch_size)
   abstract = jax.eval_shape(init_state, jax.random.PRNGKey(config.seed), padded_labels)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                           abstract, state_shardings(abstract, mesh))

@@ -13,3 +13,4 @@ class TrainState:
   opt_state: Any
   alpha: jax.Array         # [N_pad, W] per-sample table, rows sharded on the data axis
   rng: jax.Array           # uint32 PRNGKey; per-step keys are fold_in(rng, step)
+  carry: Any               # what a method passes from one step to the next (DLB: logits)

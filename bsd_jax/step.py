@@ -9,7 +9,7 @@ padding of an epoch's last batch.
 import jax
 import jax.numpy as jnp
 
-from bsd_jax import augment, sharding
+from bsd_jax import augment, methods, sharding
 
 
 def _images(data, index, mesh):
@@ -17,33 +17,48 @@ def _images(data, index, mesh):
   return jax.lax.with_sharding_constraint(images, sharding.batch_sharded(mesh))
 
 
-def make_train_step(model, method, tx, mesh, mean, std, *, augment_images: bool,
-                    update_table: bool):
-  """train_step(state, data, batch) -> (state, sums of loss/count/correct/confidence)."""
+def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
+                    augment_images: bool, update_table: bool):
+  """train_step(state, data, batch) -> (state, sums of loss/count/correct/confidence).
+
+  A method with an extra view gets `extra_index` / `extra_mask` in the batch; the extra images
+  go through the same forward pass (and BatchNorm batch) as the batch itself.
+  """
   def train_step(state, data, batch):
     index, mask = batch['index'], batch['mask']
+    batch_size = index.shape[0]
     labels = jnp.take(data['labels'], index, axis=0)
     images = _images(data, index, mesh)
+    extra = {}
+    if method.extra_view is not None:
+      extra = {'extra_labels': jnp.take(data['labels'], batch['extra_index'], axis=0),
+               'extra_mask': batch['extra_mask']}
+      images = jnp.concatenate([images, _images(data, batch['extra_index'], mesh)])
     if augment_images:
       images = augment.crop_and_flip(images, jax.random.fold_in(state.rng, state.step))
     x = augment.normalize(images, mean, std)
     rows = sharding.gather_rows(state.alpha, index, mesh)
+    epoch = state.step // steps_per_epoch
 
     def loss_fn(params):
       logits, new_vars = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
                                      train=True, mutable=['batch_stats'])
-      per_sample = method.loss(logits, labels, rows)
-      loss = jnp.sum(per_sample * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-      return loss, (logits, new_vars['batch_stats'])
+      inputs = methods.StepInputs(
+          logits=logits[:batch_size], labels=labels, mask=mask, rows=rows, epoch=epoch,
+          extra_logits=logits[batch_size:] if extra else None, carry=state.carry, **extra)
+      return method.loss(inputs), (inputs, new_vars['batch_stats'])
 
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (inputs, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    probs = jax.nn.softmax(inputs.logits.astype(jnp.float32), axis=-1)
     alpha = state.alpha
     if update_table and method.update_rows is not None:
       # Update at visit (METHOD.md 1): the same train-pass forward gives the loss and the update.
-      alpha = sharding.scatter_rows(alpha, index, method.update_rows(rows, probs), mask > 0, mesh)
+      alpha = sharding.scatter_rows(alpha, index, method.update_rows(rows, probs, epoch),
+                                    mask > 0, mesh)
+    carry = state.carry if method.next_carry is None else method.next_carry(inputs)
     count = jnp.sum(mask)
     sums = {
         'loss_sum': loss * count,
@@ -52,7 +67,7 @@ def make_train_step(model, method, tx, mesh, mean, std, *, augment_images: bool,
         'confidence_sum': jnp.sum(mask * jnp.max(probs, -1)),
     }
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state, alpha=alpha)
+                              opt_state=opt_state, alpha=alpha, carry=carry)
     return new_state, sums
 
   return train_step
@@ -69,7 +84,7 @@ def make_predict(model, mesh, mean, std):
   return predict
 
 
-def make_refresh_step(model, method, mesh, mean, std):
+def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
   """refresh(state, data, batch) -> state with the batch's rows updated from clean eval-mode
   predictions (bsd.prediction_source = 'eval_pass': one extra forward pass per epoch)."""
   predict = make_predict(model, mesh, mean, std)
@@ -77,8 +92,9 @@ def make_refresh_step(model, method, mesh, mean, std):
   def refresh(state, data, batch):
     probs = predict(state, data, batch['index'])
     rows = sharding.gather_rows(state.alpha, batch['index'], mesh)
-    alpha = sharding.scatter_rows(state.alpha, batch['index'], method.update_rows(rows, probs),
-                                  batch['mask'] > 0, mesh)
+    epoch = state.step // steps_per_epoch - 1  # runs after the epoch's last step
+    alpha = sharding.scatter_rows(state.alpha, batch['index'],
+                                  method.update_rows(rows, probs, epoch), batch['mask'] > 0, mesh)
     return state.replace(alpha=alpha)
 
   return refresh

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bsd_jax import checkpointing, data, experiment, methods, metrics, sharding, step, targets
+from bsd_jax import (batches, checkpointing, data, experiment, methods, metrics, sharding, step,
+                     targets)
 from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError
 from bsd_jax.metric_log import MetricLog
@@ -45,21 +46,6 @@ class StopRequest:
   def __exit__(self, *exc):
     for s, h in self._previous.items():
       signal.signal(s, h)
-
-
-def epoch_batches(seed: int, epoch: int, num_train: int, batch_size: int):
-  """Sample indices and masks of every batch of one epoch: [steps, batch] each.
-
-  A seeded permutation of 0..N-1 (the same for any device count or restart); the last batch
-  is filled up with samples from the start of the permutation at mask 0, so every sample is
-  visited exactly once per epoch and no batch has a different shape.
-  """
-  steps = -(-num_train // batch_size)
-  perm = np.random.default_rng([seed, epoch]).permutation(num_train).astype(np.int32)
-  fill = steps * batch_size - num_train
-  index = np.concatenate([perm, np.resize(perm, fill)])
-  mask = np.concatenate([np.ones(num_train, np.float32), np.zeros(fill, np.float32)])
-  return index.reshape(steps, batch_size), mask.reshape(steps, batch_size)
 
 
 def _meta_check(meta, ds, config, directory):
@@ -128,21 +114,24 @@ def train_and_evaluate(config, workdir: str) -> dict:
                  latest // steps_per_epoch)
 
   # 3. Jitted steps; the state is donated and keeps its shardings.
-  update_in_step = config.method == 'bsd' and config.bsd.prediction_source == 'train_pass'
+  refresh_at_epoch_end = config.method == 'bsd' and config.bsd.prediction_source == 'eval_pass'
   train_step = jax.jit(
-      step.make_train_step(model, method, tx, mesh, mean, std,
-                           augment_images=config.data.augment, update_table=update_in_step),
+      step.make_train_step(model, method, tx, mesh, mean, std, steps_per_epoch=steps_per_epoch,
+                           augment_images=config.data.augment,
+                           update_table=not refresh_at_epoch_end),
       out_shardings=(state_sh, repl), donate_argnums=(0,))
   predict = jax.jit(step.make_predict(model, mesh, mean, std))
   refresh = None
-  if config.method == 'bsd' and not update_in_step:
-    refresh = jax.jit(step.make_refresh_step(model, method, mesh, mean, std),
+  if refresh_at_epoch_end:
+    refresh = jax.jit(step.make_refresh_step(model, method, mesh, mean, std,
+                                             steps_per_epoch=steps_per_epoch),
                       out_shardings=state_sh, donate_argnums=(0,))
   valid_rows = jax.device_put(np.arange(padded_labels.size) < ds.num_train,
                               sharding.batch_sharded(mesh))
   labels_rows = jax.device_put(padded_labels, sharding.batch_sharded(mesh))
   posterior_stats = jax.jit(targets.posterior_stats)
   batch_sh = sharding.batch_sharded(mesh)
+  partners = batches.ClassPartners(ds.train_labels) if method.extra_view == 'class_pair' else None
 
   def meta(sums):
     return {'num_train': ds.num_train, 'num_classes': ds.num_classes, 'dataset': ds.name,
@@ -157,7 +146,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   with StopRequest() as stop:
     while step_now < total_steps and stopped_by is None:
       epoch = step_now // steps_per_epoch
-      index, mask = epoch_batches(config.seed, epoch, ds.num_train, config.batch_size)
+      index, mask = batches.epoch_batches(config.seed, epoch, ds.num_train, config.batch_size)
       # Sums over the epoch so far (restored when resuming mid-epoch), and at the last log line.
       sums = None
       logged = epoch_sums or {'loss_sum': 0.0, 'count': 0.0}
@@ -166,7 +155,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
         epoch_sums = None
       window_start, window_step = time.perf_counter(), step_now
       for s in range(step_now % steps_per_epoch, steps_per_epoch):
-        batch = jax.device_put({'index': index[s], 'mask': mask[s]}, batch_sh)
+        batch = {'index': index[s], 'mask': mask[s]}
+        if method.extra_view is not None:
+          batch['extra_index'], batch['extra_mask'] = batches.extra_view(
+              method.extra_view, config.seed, step_now, index[s], mask[s], ds.num_train,
+              config.batch_size, partners)
+        batch = jax.device_put(batch, batch_sh)
         state, step_sums = train_step(state, train_dev, batch)
         sums = step_sums if sums is None else jax.tree.map(jnp.add, sums, step_sums)
         step_now += 1

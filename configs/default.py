@@ -9,7 +9,8 @@ from ml_collections import config_dict
 
 def get_config():
   c = config_dict.ConfigDict()
-  c.method = 'bsd'                  # 'bsd' or 'ce' (bsd_jax/methods.py lists them)
+  c.method = 'bsd'                  # bsd, ce, label_smoothing, pskd, cskd, tfkd_reg, dlb,
+                                    # temporal_ensembling (bsd_jax/methods.py)
   c.model = 'resnet18'              # 'resnet18', 'resnet50' (CIFAR variants) or 'cnn'
   c.cnn_widths = (32, 64, 128)      # channels per stage of model='cnn'
   c.compute_dtype = 'float32'       # or 'bfloat16' (params, BN statistics, losses stay float32)
@@ -38,6 +39,16 @@ def get_config():
   c.bsd.eps = 1e-3                  # prior on the other classes, > 0
   c.bsd.temperature = 1.0           # T of the soft-target cross-entropy
   c.bsd.prediction_source = 'train_pass'  # or 'eval_pass' (clean eval-mode pass per epoch)
+
+  # Baselines (METHOD.md section 2), defaults of each method's paper.
+  c.label_smoothing = config_dict.ConfigDict({'eps': 0.1})
+  c.pskd = config_dict.ConfigDict({'alpha_T': 0.8})
+  c.cskd = config_dict.ConfigDict({'temperature': 4.0, 'weight': 1.0})
+  c.tfkd = config_dict.ConfigDict({'alpha': 0.1, 'temperature': 20.0, 'correct_prob': 0.99,
+                                   'multiplier': 1.0})
+  c.dlb = config_dict.ConfigDict({'temperature': 3.0, 'weight': 1.0})
+  c.temporal_ensembling = config_dict.ConfigDict({'alpha': 0.6, 'max_weight': 30.0,
+                                                  'rampup_epochs': 80})
 
   c.data = config_dict.ConfigDict()
   c.data.source = 'tfds'            # 'tfds', 'folder' or 'synthetic'

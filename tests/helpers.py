@@ -57,13 +57,13 @@ def step_setup(devices, method_name='bsd', n=N):
   table_labels = np.zeros(sharding.padded_rows(n, len(devices)), np.int32)
   table_labels[:n] = labels
   data = {'images': rng.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8), 'labels': labels}
-  init = experiment.make_init_state(model, method, tx, (16, 16, 3), K)
+  init = experiment.make_init_state(model, method, tx, (16, 16, 3), K, 16)
   abstract = jax.eval_shape(init, jax.random.PRNGKey(0), table_labels)
   state_sh = experiment.state_shardings(abstract, mesh)
   state = jax.jit(init, out_shardings=state_sh)(jax.random.PRNGKey(0), table_labels)
   train_step = jax.jit(
       step.make_train_step(model, method, tx, mesh, np.float32(0.5), np.float32(0.25),
-                           augment_images=True, update_table=True),
+                           steps_per_epoch=10, augment_images=True, update_table=True),
       out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=(0,))
   data = jax.device_put(data, sharding.replicated(mesh))
   batch = {'index': rng.choice(n, 16, replace=n < 16).astype(np.int32),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bsd_jax import data, train
+from bsd_jax import batches, data, train
 from bsd_jax.errors import UserError
 from tests import helpers
 
@@ -72,12 +72,12 @@ def test_synthetic_data_depends_on_its_seed_only():
 
 
 def test_epoch_batches_visit_every_sample_once_with_padding_masked():
-  index, mask = train.epoch_batches(seed=0, epoch=3, num_train=50, batch_size=16)
+  index, mask = batches.epoch_batches(seed=0, epoch=3, num_train=50, batch_size=16)
   assert index.shape == mask.shape == (4, 16)
   visited = index[mask > 0]
   np.testing.assert_array_equal(np.sort(visited), np.arange(50))
   assert mask.sum() == 50 and mask[-1, 2:].sum() == 0
-  other, _ = train.epoch_batches(seed=0, epoch=4, num_train=50, batch_size=16)
+  other, _ = batches.epoch_batches(seed=0, epoch=4, num_train=50, batch_size=16)
   assert not np.array_equal(index, other)
 
 

@@ -20,9 +20,9 @@ def _records(workdir):
     return [json.loads(l) for l in f]
 
 
-def _run_until(workdir, marker, sig):
+def _run_until(workdir, marker, sig, *extra):
   """Start the CLI, wait for a line containing `marker`, send `sig`; return (rc, output)."""
-  proc = helpers.run_cli(SMOKE + ['--workdir', workdir])
+  proc = helpers.run_cli(SMOKE + ['--workdir', workdir] + list(extra))
   seen = []
   for line in proc.stdout:
     seen.append(line)
@@ -128,3 +128,21 @@ def test_every_row_is_updated_exactly_once_per_epoch(tmp_path, source):
   g, k = hp['gamma'], config.data.synthetic.num_classes
   expected = g ** 2 * (hp['c'] + (k - 1) * hp['eps']) + g + 1
   np.testing.assert_allclose(state['alpha'][:1000].sum(1), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize('method', ['pskd', 'dlb'])
+def test_baselines_resume_bit_exact(tmp_path, method):
+  """PS-KD keeps a per-sample table, DLB a carry and the previous batch: both survive a stop."""
+  # 512 samples: 8 steps per epoch, 2 epochs; the stop lands early in epoch 2.
+  extra = [f'--config.method={method}', '--config.num_epochs=2',
+           '--config.data.synthetic.num_train=512']
+  reference, stopped = str(tmp_path / 'reference'), str(tmp_path / 'stopped')
+  _run(reference, *extra)
+  rc, out = _run_until(stopped, 'step 8/', signal.SIGTERM, *extra)
+  assert rc == 128 + signal.SIGTERM, out
+  _run(stopped, *extra)
+  state_a, step_a = helpers.read_checkpoint_state(reference)
+  state_b, step_b = helpers.read_checkpoint_state(stopped)
+  assert step_a == step_b == 16
+  chex.assert_trees_all_equal(state_a, state_b)
+  assert _records(reference) == _records(stopped)
