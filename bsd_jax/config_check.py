@@ -24,7 +24,8 @@ def check_config(config, num_devices: int):
            "'multistep'")
   _require(0 <= config.warmup_epochs <= config.num_epochs,
            'config.warmup_epochs must be in [0, num_epochs]')
-  for key in ('log_every_steps', 'checkpoint_every_epochs', 'keep_checkpoints'):
+  for key in ('log_every_steps', 'checkpoint_every_epochs', 'eval_every_epochs',
+              'keep_checkpoints'):
     _require(config[key] >= 1, f'config.{key} must be >= 1, got {config[key]}')
   if config.method == 'bsd':
     b = config.bsd

@@ -1,9 +1,10 @@
 """The training loop, in a fixed order: checks, data, mesh, model, state, steps, checkpoint, loop.
 
-`train_and_evaluate(config, workdir)` trains, evaluates on the test split every epoch, logs to
-the console and to <workdir>/metrics.jsonl, and checkpoints to <workdir>/checkpoints. Run again
-with the same workdir, it resumes from the last checkpoint (state, posterior table and data
-position), so a stopped run ends exactly where an uninterrupted one would.
+`train_and_evaluate(config, workdir)` trains, evaluates on the test split (every
+`eval_every_epochs` and at the end), logs to the console and to <workdir>/metrics.jsonl, and
+checkpoints to <workdir>/checkpoints. Run again with the same workdir, it resumes from the last
+checkpoint (state, posterior table and data position), so a stopped run ends exactly where an
+uninterrupted one would.
 """
 import json
 import logging
@@ -65,7 +66,7 @@ def _format_seconds(s):
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-  """Train, evaluate every epoch, checkpoint; returns the last test metrics (and 'stopped_by')."""
+  """Train, evaluate, checkpoint; returns the last test metrics (and 'stopped_by')."""
   # 1. Everything that can be wrong is checked before anything is written.
   num_devices = jax.device_count()
   check_config(config, num_devices)
@@ -209,14 +210,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
         train_metrics.update({k: float(v) for k, v in
                               posterior_stats(state.alpha, labels_rows, valid_rows).items()})
       log.write(step_now, epoch + 1, 'train', train_metrics)
-      probs = experiment.predict_all(predict, state, test_dev, ds.test_labels.shape[0],
-                                     config.eval_batch_size, mesh)
-      last_test = metrics.classification_metrics(probs, ds.test_labels)
-      log.write(step_now, epoch + 1, 'test', last_test)
       logging.info('epoch %d/%d train %s', epoch + 1, config.num_epochs,
                    ' '.join(f'{k} {v:.4f}' for k, v in train_metrics.items()))
-      logging.info('epoch %d/%d test  %s', epoch + 1, config.num_epochs,
-                   ' '.join(f'{k} {v:.4f}' for k, v in last_test.items()))
+      if (epoch + 1) % config.eval_every_epochs == 0 or step_now == total_steps:
+        probs = experiment.predict_all(predict, state, test_dev, ds.test_labels.shape[0],
+                                       config.eval_batch_size, mesh)
+        last_test = metrics.full_metrics(probs, ds.test_labels)
+        log.write(step_now, epoch + 1, 'test', last_test)
+        logging.info('epoch %d/%d test  %s', epoch + 1, config.num_epochs,
+                     ' '.join(f'{k} {v:.4f}' for k, v in last_test.items()))
       if stop.signum is not None and step_now < total_steps:
         stopped_by = signal.Signals(stop.signum).name
       if (stopped_by or (epoch + 1) % config.checkpoint_every_epochs == 0

@@ -30,6 +30,7 @@ def get_config():
 
   c.log_every_steps = 100
   c.checkpoint_every_epochs = 1
+  c.eval_every_epochs = 1           # test-set evaluation; the last epoch is always evaluated
   c.keep_checkpoints = 3
 
   c.bsd = config_dict.ConfigDict()

@@ -36,10 +36,10 @@ def read_checkpoint_state(workdir, step=None):
 
 
 
-def run_cli(args, **kwargs):
-  """python -m bsd_jax.main ARGS from the repo root, on one CPU device."""
+def run_cli(args, module='bsd_jax.main', **kwargs):
+  """python -m MODULE ARGS from the repo root, on one CPU device."""
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.Popen([sys.executable, '-m', 'bsd_jax.main'] + list(args), cwd=REPO, env=env,
+  return subprocess.Popen([sys.executable, '-m', module] + list(args), cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 

@@ -27,6 +27,7 @@ def _expect_error(config, workdir, match):
     ('model', 'resnet19', r"config\.model: unknown model 'resnet19'"),
     ('batch_size', 60, r'config\.batch_size = 60 must be a positive multiple of the device'),
     ('lr_schedule', 'linear', r'config\.lr_schedule'),
+    ('eval_every_epochs', 0, r'config\.eval_every_epochs must be >= 1, got 0'),
     ('data.source', 'hub', r"config\.data\.source: unknown source 'hub'"),
 ])
 def test_bad_config_values(tmp_path, key, value, match):

@@ -1,0 +1,158 @@
+"""python -m bsd_jax.sweep --config C --workdir runs/table --methods ce,bsd --seeds 0,1 [...]
+
+Runs a grid of methods x seeds (x BSD label weights) on one host, `--parallel` runs at a time,
+each a plain `python -m bsd_jax.main` in <workdir>/<label>/seed<s> with its output in log.txt
+there, then writes and prints the results table (bsd_jax/results_table.py). The same
+`--config.KEY=VALUE` overrides apply to every run. Run again with the same arguments, it skips
+finished runs and resumes stopped ones. Several runs share one GPU well when a single run does
+not fill it (CIFAR-size models): each run then gets 1/parallel of the GPU memory.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+from bsd_jax import main as cli
+from bsd_jax import methods, results_table
+from bsd_jax.config_check import check_config
+from bsd_jax.errors import UserError
+
+_METHODS = flags.DEFINE_list('methods', ','.join(methods.METHODS), 'Methods to run.')
+_SEEDS = flags.DEFINE_list('seeds', '0,1', 'Values of config.seed, one run each.')
+_WEIGHTS = flags.DEFINE_list(
+    'bsd_label_weights', '', 'BSD runs at each of these config.bsd.label_weight_end values '
+    '(default: the config value only).')
+_PARALLEL = flags.DEFINE_integer('parallel', 1, 'Runs at a time.')
+
+
+def _fail(message):
+  print(f'bsd_jax.sweep: error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def plan(config, method_names, seeds, label_weights):
+  """[(label, overrides)] of the grid, checked: unknown methods or bad values raise UserError."""
+  unknown = [m for m in method_names if m not in methods.METHODS]
+  if unknown:
+    raise UserError(f'--methods: unknown method(s) {unknown}; choose from {sorted(methods.METHODS)}')
+  try:
+    seed_values = [int(s) for s in seeds]
+    weights = [float(w) for w in label_weights]
+  except ValueError as e:
+    raise UserError(f'--seeds / --bsd_label_weights: {e}') from None
+  if not seed_values:
+    raise UserError('--seeds: give at least one seed')
+  runs = []
+  for name in method_names:
+    variants = [(name, None)]
+    if name == 'bsd' and weights:
+      variants = [(f'bsd_w{w:g}', w) for w in weights]
+    for label, weight in variants:
+      trial = config.copy_and_resolve_references()
+      trial.method = name
+      extra = []
+      if weight is not None:
+        trial.bsd.label_weight_end = weight
+        extra = [f'--config.bsd.label_weight_end={weight!r}']
+      check_config(trial, num_devices=1)  # gamma, c, eps, ... of this variant are valid
+      for seed in seed_values:
+        runs.append((label, seed, [f'--config.method={name}', f'--config.seed={seed}'] + extra))
+  return runs
+
+
+def _config_overrides(argv):
+  """The --config.KEY=VALUE arguments (also given as --config.KEY VALUE), to pass to every run."""
+  out = []
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config.'):
+      out.append(arg if '=' in arg else f'{arg}={argv[i + 1]}')
+  return out
+
+
+def _env(parallel):
+  env = dict(os.environ)
+  if parallel > 1 and 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in env:
+    env['XLA_PYTHON_CLIENT_MEM_FRACTION'] = f'{min(0.75, 0.9 / parallel):.3f}'
+  return env
+
+
+def run_grid(config_path, workdir, overrides, runs, parallel, env):
+  """Run every (label, seed, args) of `runs`, `parallel` at a time; returns the failed ones."""
+  pending = list(runs)
+  active = {}  # Popen -> (label, seed, start time, log file)
+  failed = []
+  done = 0
+  start = time.time()
+  try:
+    while pending or active:
+      while pending and len(active) < parallel:
+        label, seed, args = pending.pop(0)
+        run_dir = os.path.join(workdir, label, f'seed{seed}')
+        os.makedirs(run_dir, exist_ok=True)
+        log = open(os.path.join(run_dir, 'log.txt'), 'a')
+        cmd = [sys.executable, '-m', 'bsd_jax.main', f'--config={config_path}',
+               f'--workdir={run_dir}'] + overrides + args
+        log.write(' '.join(cmd) + '\n')
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        active[proc] = (label, seed, time.time(), log)
+        print(f'started  {label} seed {seed} -> {run_dir}', flush=True)
+      time.sleep(0.5)
+      for proc in [p for p in active if p.poll() is not None]:
+        label, seed, t0, log = active.pop(proc)
+        log.close()
+        done += 1
+        run_dir = os.path.join(workdir, label, f'seed{seed}')
+        status = 'finished' if proc.returncode == 0 else f'FAILED (exit {proc.returncode})'
+        summary = results_table.last_test_summary(run_dir) if proc.returncode == 0 else ''
+        print(f'{status} {label} seed {seed} in {time.time() - t0:.0f} s {summary} '
+              f'[{done}/{len(runs)} runs, {time.time() - start:.0f} s]', flush=True)
+        if proc.returncode != 0:
+          failed.append((label, seed))
+          with open(os.path.join(run_dir, 'log.txt')) as f:
+            print(''.join('    ' + l for l in f.readlines()[-5:]), end='', flush=True)
+  except KeyboardInterrupt:
+    # The runs got the same Ctrl-C (one process group) and checkpoint; wait for them to stop.
+    for proc in active:
+      proc.send_signal(signal.SIGTERM)
+    for proc in active:
+      proc.wait()
+    print('Interrupted: run the same command again to resume.', file=sys.stderr)
+    sys.exit(130)
+  return failed
+
+
+def main(argv):
+  del argv
+  if not cli._WORKDIR.value:
+    _fail('--workdir is required')
+  if _PARALLEL.value < 1:
+    _fail(f'--parallel must be >= 1, got {_PARALLEL.value}')
+  config_path = os.path.abspath(flags.FLAGS['config'].config_filename)
+  overrides = _config_overrides(sys.argv[1:])
+  try:
+    runs = plan(cli._CONFIG.value, _METHODS.value, _SEEDS.value, _WEIGHTS.value)
+  except UserError as e:
+    _fail(str(e))
+  workdir = cli._WORKDIR.value
+  os.makedirs(workdir, exist_ok=True)
+  manifest = {'config': config_path, 'overrides': overrides,
+              'labels': list(dict.fromkeys(label for label, _, _ in runs)),
+              'runs': [{'label': l, 'seed': s, 'args': a} for l, s, a in runs]}
+  with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
+    json.dump(manifest, f, indent=2)
+  print(f'{len(runs)} runs, {_PARALLEL.value} at a time, in {workdir}', flush=True)
+  failed = run_grid(config_path, workdir, overrides, runs, _PARALLEL.value, _env(_PARALLEL.value))
+  table = results_table.write_table(workdir)
+  print(table)
+  if failed:
+    print(f'{len(failed)} run(s) failed: {failed}; their log.txt says why', file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=cli.parse_flags)
