@@ -1,5 +1,7 @@
 """Checks of the config that need no data: run first, so bad values fail before any work."""
-from bsd_jax import methods, models
+import os
+
+from bsd_jax import methods, models, noise
 from bsd_jax.errors import UserError
 
 
@@ -32,3 +34,24 @@ def check_config(config, num_devices: int):
     _require(b.prediction_source in ('train_pass', 'eval_pass'),
              f"config.bsd.prediction_source must be 'train_pass' or 'eval_pass', got "
              f'{b.prediction_source!r}')
+  n = config.label_noise
+  _require(n.kind in noise.KINDS,
+           f'config.label_noise.kind: unknown kind {n.kind!r}; choose from {noise.KINDS}')
+  _require(0.0 <= n.rate <= 1.0, f'config.label_noise.rate must be in [0, 1], got {n.rate}')
+  _require(not n.superclass_csv or os.path.isfile(n.superclass_csv),
+           f'config.label_noise.superclass_csv: {n.superclass_csv} is not a file')
+  sc = config.supcon
+  _require(sc.weight >= 0, f'config.supcon.weight must be >= 0 (0 = off), got {sc.weight}')
+  _require(sc.temperature > 0 and sc.base_temperature > 0,
+           'config.supcon.temperature and config.supcon.base_temperature must be > 0')
+  _require(sc.head_width >= 1, f'config.supcon.head_width must be >= 1, got {sc.head_width}')
+  _require(sc.positives in ('labels', 'target_argmax'),
+           f"config.supcon.positives must be 'labels' or 'target_argmax', got {sc.positives!r}")
+  if sc.weight > 0:
+    _require(sc.positives == 'labels' or config.method == 'bsd',
+             "config.supcon.positives = 'target_argmax' needs config.method = 'bsd'")
+    _require(config.data.augment, 'config.supcon needs config.data.augment = True (its two '
+             'views are two augmentations of each image)')
+    _require(methods.get_method(config).extra_view is None,
+             f'config.supcon cannot be combined with config.method = {config.method!r} (it '
+             'adds its own views to the batch)')

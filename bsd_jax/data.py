@@ -26,6 +26,8 @@ class Dataset:
   test_images: np.ndarray
   test_labels: np.ndarray
   num_classes: int
+  class_names: tuple = ()                 # folder names (folder source), for superclass CSVs
+  train_coarse_labels: np.ndarray = None  # int32 [N] superclasses where the source has them
 
   @property
   def num_train(self):
@@ -125,7 +127,8 @@ def _folder(d):
   logging.info('Reading image folder %s (%d classes)', d.root, len(train_classes))
   train = _read_split(train_classes, train_files)
   test = _read_split(test_classes, test_files)
-  return Dataset(f'folder:{os.path.abspath(d.root)}', *train, *test, len(train_classes))
+  return Dataset(f'folder:{os.path.abspath(d.root)}', *train, *test, len(train_classes),
+                 class_names=tuple(train_classes))
 
 
 # tfds downloads from its GCS mirror first, then from the dataset's own site (CIFAR: Toronto).
@@ -173,16 +176,22 @@ def _tfds(d):
       raise UserError(f'config.data.{key}: {d.name} has no feature {d[key]!r} '
                       f'(it has {sorted(features.keys())})')
 
+  # CIFAR-100's superclasses, for asymmetric label noise.
+  keys = [d.image_key, d.label_key] + (['coarse_label'] if 'coarse_label' in features and
+                                       d.label_key != 'coarse_label' else [])
+
   def arrays(split):
     ds = builder.as_dataset(split=split, shuffle_files=False)
-    ds = ds.map(lambda ex: (ex[d.image_key], ex[d.label_key]))
+    ds = ds.map(lambda ex: tuple(ex[k] for k in keys))
     # Batched reads: as_dataset(batch_size=-1) is slower and breaks on some builders.
     parts = list(tfds.as_numpy(ds.batch(4096)))
-    return (np.concatenate([p[0] for p in parts]).astype(np.uint8),
-            np.concatenate([p[1] for p in parts]).astype(np.int32))
+    return [np.concatenate([p[i] for p in parts]).astype(np.uint8 if i == 0 else np.int32)
+            for i in range(len(keys))]
 
   num_classes = features[d.label_key].num_classes
-  return Dataset(f'tfds:{d.name}', *arrays(d.train_split), *arrays(d.test_split), num_classes)
+  train, test = arrays(d.train_split), arrays(d.test_split)
+  return Dataset(f'tfds:{d.name}', train[0], train[1], test[0], test[1], num_classes,
+                 train_coarse_labels=train[2] if len(keys) == 3 else None)
 
 
 def _class_balanced_subset(ds, per_class, seed):
@@ -198,4 +207,6 @@ def _class_balanced_subset(ds, per_class, seed):
   keep = np.sort(np.concatenate(keep))
   return dataclasses.replace(ds, name=f'{ds.name}[{per_class}/class,seed={seed}]',
                              train_images=ds.train_images[keep],
-                             train_labels=ds.train_labels[keep])
+                             train_labels=ds.train_labels[keep],
+                             train_coarse_labels=None if ds.train_coarse_labels is None
+                             else ds.train_coarse_labels[keep])

@@ -1,8 +1,11 @@
-"""python -m bsd_jax.evaluate --workdir runs/x [--step N]
+"""python -m bsd_jax.evaluate --workdir runs/x [--step N] [--suite test|ood|adversarial]
 
-Loads the run's config and a checkpoint (the latest unless --step), evaluates on the test split
-and writes <workdir>/eval/metrics.json and <workdir>/eval/reliability.png. Results of another
-checkpoint already there are kept under names carrying their step.
+Loads the run's config and a checkpoint (the latest unless --step) and runs one suite:
+  test         the test split: <workdir>/eval/metrics.json and reliability.png
+  ood          OOD detection against the --ood sets: <workdir>/eval/ood.json
+  adversarial  FGSM and PGD (L-inf) on the first --adv_samples test images:
+               <workdir>/eval/adversarial.json
+Results of another checkpoint already there are kept under names carrying their step.
 """
 import json
 import logging
@@ -15,6 +18,15 @@ from bsd_jax.errors import UserError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A bsd_jax run directory.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
+_SUITE = flags.DEFINE_enum('suite', 'test', ['test', 'ood', 'adversarial'], 'What to evaluate.')
+_OOD = flags.DEFINE_list('ood', [], 'OOD sets for --suite ood: folder:PATH, mnist:PATH, '
+                         'npy:PATH or tfds:NAME[:SPLIT] (bsd_jax/ood_data.py).')
+_OOD_MAX = flags.DEFINE_integer('ood_max_samples', 10_000, 'At most this many images per OOD set.')
+_ADV_EPS = flags.DEFINE_list('adv_eps', ['1', '2', '4', '8'], 'L-inf radii, in units of 1/255.')
+_ADV_STEPS = flags.DEFINE_integer('adv_steps', 10, 'PGD steps.')
+_ADV_STEP_SIZE = flags.DEFINE_float('adv_step_size', 0.25, 'PGD step size, as a fraction of eps.')
+_ADV_RANDOM_START = flags.DEFINE_bool('adv_random_start', True, 'PGD starts uniformly in the ball.')
+_ADV_SAMPLES = flags.DEFINE_integer('adv_samples', 1000, 'Attack the first N test images.')
 
 METRIC_DEFINITIONS = {
     'accuracy': 'top-1',
@@ -40,27 +52,34 @@ def load_run_config(workdir):
   return config
 
 
-def _keep_previous(eval_dir, step):
-  """Rename results of another checkpoint to names carrying their step."""
-  path = os.path.join(eval_dir, 'metrics.json')
+def _keep_previous(eval_dir, step, record, names):
+  """Rename the results of another checkpoint (as told by `record`'s step) to names carrying it."""
+  path = os.path.join(eval_dir, record)
   if not os.path.exists(path):
     return
   with open(path) as f:
     old_step = json.load(f).get('step')
   if old_step != step:
-    for name in ('metrics.json', 'reliability.png'):
+    for name in names:
       stem, ext = os.path.splitext(name)
       if os.path.exists(os.path.join(eval_dir, name)):
         os.replace(os.path.join(eval_dir, name), os.path.join(eval_dir, f'{stem}.step{old_step}{ext}'))
 
 
-def evaluate_workdir(workdir, step=None) -> dict:
-  """Evaluate one checkpoint of a run on its test split; returns the metrics written."""
-  import jax
+def _write(workdir, step, record, name, also=()):
+  """<workdir>/eval/<name> (JSON), keeping another checkpoint's results; returns the path."""
+  eval_dir = os.path.join(workdir, 'eval')
+  os.makedirs(eval_dir, exist_ok=True)
+  _keep_previous(eval_dir, step, name, (name,) + tuple(also))
+  path = os.path.join(eval_dir, name)
+  with open(path, 'w') as f:
+    json.dump(record, f, indent=2)
+  return path
 
-  from bsd_jax import checkpointing, data, experiment, metrics, sharding
-  from bsd_jax import step as steps
-  from bsd_jax.reliability import save_reliability_diagram
+
+def load_checkpoint(workdir, step=None):
+  """(config, dataset, experiment, state, step) of a run's checkpoint; UserError if unusable."""
+  from bsd_jax import checkpointing, data, experiment
 
   config = load_run_config(workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
@@ -74,31 +93,142 @@ def evaluate_workdir(workdir, step=None) -> dict:
   ds = data.load(config)
   exp = experiment.build(config, ds)
   try:
-    state, meta = ckpt.restore(step, exp.abstract_state)
+    state, _ = ckpt.restore(step, exp.abstract_state)
   except Exception as e:  # orbax raises many types for damaged or foreign checkpoints
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise UserError(f'{ckpt.directory}/{step}: cannot read the checkpoint ({first})') from None
   finally:
     ckpt.close()
-  test_dev = jax.device_put({'images': ds.test_images, 'labels': ds.test_labels},
-                            sharding.replicated(exp.mesh))
+  return config, ds, exp, state, int(step)
+
+
+def _predict_images(exp, state, images, batch_size):
+  """Eval-mode probabilities of uint8 images [n, H, W, C]."""
+  import jax
+
+  from bsd_jax import experiment, sharding
+  from bsd_jax import step as steps
+  dev = jax.device_put({'images': images}, sharding.replicated(exp.mesh))
   predict = jax.jit(steps.make_predict(exp.model, exp.mesh, exp.mean, exp.std))
-  probs = experiment.predict_all(predict, state, test_dev, ds.test_labels.shape[0],
-                                 config.eval_batch_size, exp.mesh)
+  return experiment.predict_all(predict, state, dev, images.shape[0], batch_size, exp.mesh)
+
+
+def evaluate_workdir(workdir, step=None) -> dict:
+  """Evaluate one checkpoint of a run on its test split; returns the metrics written."""
+  from bsd_jax import metrics
+  from bsd_jax.reliability import save_reliability_diagram
+
+  config, ds, exp, state, step = load_checkpoint(workdir, step)
+  probs = _predict_images(exp, state, ds.test_images, config.eval_batch_size)
   result = metrics.full_metrics(probs, ds.test_labels)
-  eval_dir = os.path.join(workdir, 'eval')
-  os.makedirs(eval_dir, exist_ok=True)
-  _keep_previous(eval_dir, step)
-  record = {'step': int(step), 'epoch': int(step) // exp.steps_per_epoch, 'dataset': ds.name,
+  record = {'step': step, 'epoch': step // exp.steps_per_epoch, 'dataset': ds.name,
             'split': config.data.test_split, 'num_samples': int(ds.test_labels.shape[0]),
             'method': config.method, 'metrics': result, 'definitions': METRIC_DEFINITIONS}
-  with open(os.path.join(eval_dir, 'metrics.json'), 'w') as f:
-    json.dump(record, f, indent=2)
-  save_reliability_diagram(probs, ds.test_labels, os.path.join(eval_dir, 'reliability.png'),
+  path = _write(workdir, step, record, 'metrics.json', also=('reliability.png',))
+  save_reliability_diagram(probs, ds.test_labels, os.path.join(workdir, 'eval', 'reliability.png'),
                            title=f'{config.method}, step {step}:')
   logging.info('Step %d on %s: %s', step, ds.name,
                ' '.join(f'{k} {v:.4f}' for k, v in result.items()))
-  logging.info('Wrote %s/metrics.json and reliability.png', eval_dir)
+  logging.info('Wrote %s and reliability.png', path)
+  return record
+
+
+def ood_scores(probs):
+  """OOD scores (higher = more likely OOD): negative max-softmax and predictive entropy."""
+  import numpy as np
+  probs = np.asarray(probs, np.float64)
+  return {'msp': -probs.max(-1),
+          'entropy': -np.sum(probs * np.log(np.maximum(probs, 1e-30)), axis=-1)}
+
+
+def evaluate_ood(workdir, specs, step=None, max_samples=10_000) -> dict:
+  """AUROC and FPR at 95% TPR of in-distribution test vs each OOD set (OOD = positive)."""
+  import numpy as np
+
+  from bsd_jax import metrics, ood_data
+  if not specs:
+    raise UserError('--suite ood needs --ood (e.g. --ood mnist:PATH,folder:PATH)')
+  for spec in specs:
+    ood_data.check(spec)
+  config, ds, exp, state, step = load_checkpoint(workdir, step)
+  sets = {spec: ood_data.load(spec, ds.test_images.shape[1:], max_samples) for spec in specs}
+  in_scores = ood_scores(_predict_images(exp, state, ds.test_images, config.eval_batch_size))
+  results = {}
+  for spec, images in sets.items():
+    out_scores = ood_scores(_predict_images(exp, state, images, config.eval_batch_size))
+    labels = np.r_[np.zeros(ds.test_images.shape[0]), np.ones(images.shape[0])]
+    results[spec] = {'num_ood': int(images.shape[0])}
+    for name in ('msp', 'entropy'):
+      scores = np.r_[in_scores[name], out_scores[name]]
+      results[spec][f'auroc_{name}'] = metrics.auroc(scores, labels)
+      results[spec][f'fpr95_{name}'] = metrics.fpr_at_tpr(scores, labels, 0.95)
+  record = {'step': step, 'in_distribution': ds.name, 'num_in': int(ds.test_images.shape[0]),
+            'method': config.method, 'sets': results,
+            'definitions': {'auroc': 'exact rank-based AUROC, OOD = positive, ties count 1/2',
+                            'fpr95': 'fraction of in-distribution samples scored as OOD at the '
+                                     'threshold that keeps 95% of OOD samples',
+                            'msp': 'score = -max softmax', 'entropy': 'score = entropy'}}
+  path = _write(workdir, step, record, 'ood.json')
+  print(f'OOD detection, {config.method} step {step}, in-distribution {ds.name} test')
+  print(f'{"OOD set":48s} {"AUROC msp":>10s} {"AUROC ent":>10s} {"FPR95 msp":>10s} '
+        f'{"FPR95 ent":>10s}')
+  for spec, r in results.items():
+    print(f'{spec[-48:]:48s} {r["auroc_msp"]:10.4f} {r["auroc_entropy"]:10.4f} '
+          f'{r["fpr95_msp"]:10.4f} {r["fpr95_entropy"]:10.4f}')
+  print(f'wrote {path}')
+  return record
+
+
+def evaluate_adversarial(workdir, eps_255, step=None, *, steps=10, step_size=0.25,
+                         random_start=True, num_samples=1000) -> dict:
+  """Accuracy and ECE under FGSM and PGD at each eps (in 1/255 units) on the first test images."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from bsd_jax import attacks, metrics
+  config, ds, exp, state, step = load_checkpoint(workdir, step)
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+
+  def logits_fn(x):
+    return exp.model.apply(variables, (x - exp.mean) / exp.std, train=False)
+
+  @jax.jit
+  def attacked_probs(x, y, eps, rng):
+    fgsm = attacks.fgsm(logits_fn, x, y, eps=eps)
+    pgd, _ = attacks.pgd(logits_fn, x, y, eps=eps, step_size=step_size * eps, steps=steps,
+                         rng=rng, random_start=random_start)
+    return {name: jax.nn.softmax(logits_fn(v).astype(jnp.float32))
+            for name, v in (('clean', x), ('fgsm', fgsm), ('pgd', pgd))}
+
+  n = min(num_samples, ds.test_images.shape[0])
+  images, labels = ds.test_images[:n], ds.test_labels[:n]
+  results = {'clean': None, 'fgsm': {}, 'pgd': {}}
+  for e in eps_255:
+    parts = []
+    for b in range(0, n, config.eval_batch_size):
+      x = jnp.asarray(images[b:b + config.eval_batch_size], jnp.float32) / 255.0
+      parts.append(attacked_probs(x, jnp.asarray(labels[b:b + config.eval_batch_size]),
+                                  e / 255.0, jax.random.PRNGKey(b)))
+    probs = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+    summary = {k: {'accuracy': float(metrics.accuracy(v, labels)),
+                   'ece': float(metrics.ece(v, labels))} for k, v in probs.items()}
+    results['clean'] = summary['clean']
+    results['fgsm'][f'{e:g}'] = summary['fgsm']
+    results['pgd'][f'{e:g}'] = summary['pgd']
+  record = {'step': step, 'dataset': ds.name, 'num_samples': int(n), 'method': config.method,
+            'attack': {'norm': 'linf', 'eps_in_255ths': [float(e) for e in eps_255],
+                       'pgd_steps': steps, 'pgd_step_size_of_eps': step_size,
+                       'pgd_random_start': random_start, 'pixel_range': [0, 1]},
+            'results': results}
+  path = _write(workdir, step, record, 'adversarial.json')
+  print(f'Adversarial (L-inf), {config.method} step {step}, first {n} test images of {ds.name}')
+  print(f'clean: accuracy {results["clean"]["accuracy"]:.4f} ece {results["clean"]["ece"]:.4f}')
+  for e in eps_255:
+    f, p = results['fgsm'][f'{e:g}'], results['pgd'][f'{e:g}']
+    print(f'eps {e:g}/255: FGSM accuracy {f["accuracy"]:.4f} ece {f["ece"]:.4f} | '
+          f'PGD-{steps} accuracy {p["accuracy"]:.4f} ece {p["ece"]:.4f}')
+  print(f'wrote {path}')
   return record
 
 
@@ -109,7 +239,20 @@ def main(argv):
     sys.exit(2)
   logging.getLogger('absl').setLevel(logging.WARNING)
   try:
-    evaluate_workdir(_WORKDIR.value, _STEP.value)
+    if _SUITE.value == 'test':
+      evaluate_workdir(_WORKDIR.value, _STEP.value)
+    elif _SUITE.value == 'ood':
+      evaluate_ood(_WORKDIR.value, _OOD.value, _STEP.value, _OOD_MAX.value)
+    else:
+      try:
+        eps = [float(e) for e in _ADV_EPS.value]
+      except ValueError as e:
+        raise UserError(f'--adv_eps: {e}') from None
+      if not eps or min(eps) <= 0 or _ADV_STEPS.value < 1 or _ADV_SAMPLES.value < 1:
+        raise UserError('--adv_eps must be positive numbers, --adv_steps and --adv_samples >= 1')
+      evaluate_adversarial(_WORKDIR.value, eps, _STEP.value, steps=_ADV_STEPS.value,
+                           step_size=_ADV_STEP_SIZE.value, random_start=_ADV_RANDOM_START.value,
+                           num_samples=_ADV_SAMPLES.value)
   except UserError as e:
     print(f'bsd_jax.evaluate: error: {e}', file=sys.stderr)
     sys.exit(2)

@@ -125,3 +125,33 @@ def full_metrics(probs, labels):
       'aurc': aurc(probs, labels),
   })
   return out
+
+
+def auroc(scores, labels):
+  """Exact area under the ROC curve, rank based (Mann-Whitney U): the probability that a random
+  positive (label 1, e.g. OOD) scores higher than a random negative, ties counting one half."""
+  scores = np.asarray(scores, np.float64)
+  labels = np.asarray(labels).astype(bool)
+  n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+  if n_pos == 0 or n_neg == 0:
+    raise ValueError(f'auroc needs both classes, got {n_pos} positives and {n_neg} negatives')
+  order = np.argsort(scores, kind='stable')
+  sorted_scores = scores[order]
+  ranks = np.empty(len(scores), np.float64)
+  # Midranks: every member of a group of equal scores gets the mean of the group's ranks.
+  starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+  ends = np.r_[starts[1:], len(scores)]
+  ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+  u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
+  return float(u / (n_pos * n_neg))
+
+
+def fpr_at_tpr(scores, labels, tpr: float = 0.95):
+  """False-positive rate at the smallest threshold whose true-positive rate is >= tpr (positives
+  score high; a sample is called positive when its score >= the threshold)."""
+  scores = np.asarray(scores, np.float64)
+  labels = np.asarray(labels).astype(bool)
+  pos = np.sort(scores[labels])[::-1]
+  k = max(1, int(np.ceil(tpr * len(pos) - 1e-9)))  # ceil(tpr n), robust to 0.95 * 20 = 19.000..4
+  threshold = pos[k - 1]  # the k-th highest positive score
+  return float(np.mean(scores[~labels] >= threshold))

@@ -14,6 +14,7 @@ import numpy as np
 # (split, metric key, column title, scale); scale 100 shows a percentage.
 COLUMNS = (
     ('train', 'accuracy', 'train acc %', 100),
+    ('train', 'accuracy_clean_labels', 'train acc, clean labels %', 100),  # with label noise
     ('test', 'accuracy', 'top-1 %', 100),
     ('test', 'nll', 'NLL', 1),
     ('test', 'ece', 'ECE-15 %', 100),
@@ -93,7 +94,8 @@ def summarize(collected):
 
 
 def markdown(rows, unfinished):
-  titles = [title for _, _, title, _ in COLUMNS]
+  titles = [title for _, _, title, _ in COLUMNS  # columns that some row has
+            if any(title in row for row in rows.values())]
   scales = {title: scale for _, _, title, scale in COLUMNS}
   lines = ['| method | seeds | ' + ' | '.join(titles) + ' |',
            '|---|---|' + '---|' * len(titles)]

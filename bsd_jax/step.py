@@ -9,7 +9,7 @@ padding of an epoch's last batch.
 import jax
 import jax.numpy as jnp
 
-from bsd_jax import augment, methods, sharding
+from bsd_jax import augment, losses, methods, sharding, targets
 
 
 def _images(data, index, mesh):
@@ -18,11 +18,14 @@ def _images(data, index, mesh):
 
 
 def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
-                    augment_images: bool, update_table: bool):
+                    augment_images: bool, update_table: bool, supcon=None):
   """train_step(state, data, batch) -> (state, sums of loss/count/correct/confidence).
 
   A method with an extra view gets `extra_index` / `extra_mask` in the batch; the extra images
-  go through the same forward pass (and BatchNorm batch) as the batch itself.
+  go through the same forward pass (and BatchNorm batch) as the batch itself. With `supcon`
+  (config.supcon, weight > 0) a second augmentation of the batch goes through the same pass too,
+  and supcon.weight x the SupCon loss of the two views' projections is added to the method's
+  loss, which sees the first view only.
   """
   def train_step(state, data, batch):
     index, mask = batch['index'], batch['mask']
@@ -34,19 +37,38 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
       extra = {'extra_labels': jnp.take(data['labels'], batch['extra_index'], axis=0),
                'extra_mask': batch['extra_mask']}
       images = jnp.concatenate([images, _images(data, batch['extra_index'], mesh)])
+    key = jax.random.fold_in(state.rng, state.step)
+    views = [images]
+    if supcon is not None:  # the second view: another crop and flip of the same batch
+      views.append(augment.crop_and_flip(images[:batch_size], jax.random.fold_in(key, 1)))
     if augment_images:
-      images = augment.crop_and_flip(images, jax.random.fold_in(state.rng, state.step))
-    x = augment.normalize(images, mean, std)
+      views[0] = augment.crop_and_flip(images, key)
+    x = augment.normalize(jnp.concatenate(views), mean, std)
     rows = sharding.gather_rows(state.alpha, index, mesh)
     epoch = state.step // steps_per_epoch
+    if supcon is not None:
+      positives = (labels if supcon.positives == 'labels'
+                   else jnp.argmax(targets.posterior_mean(rows), axis=-1))
+    num_main = images.shape[0]  # the batch and the method's extra view, if any
 
     def loss_fn(params):
-      logits, new_vars = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
-                                     train=True, mutable=['batch_stats'])
+      variables = {'params': params, 'batch_stats': state.batch_stats}
+      if supcon is None:
+        logits, new_vars = model.apply(variables, x, train=True, mutable=['batch_stats'])
+      else:
+        (logits, z), new_vars = model.apply(variables, x, train=True, project=True,
+                                            mutable=['batch_stats'])
       inputs = methods.StepInputs(
           logits=logits[:batch_size], labels=labels, mask=mask, rows=rows, epoch=epoch,
-          extra_logits=logits[batch_size:] if extra else None, carry=state.carry, **extra)
-      return method.loss(inputs), (inputs, new_vars['batch_stats'])
+          extra_logits=logits[batch_size:num_main] if extra else None, carry=state.carry,
+          **extra)
+      loss = method.loss(inputs)
+      if supcon is not None:
+        pair = jnp.concatenate([z[:batch_size], z[num_main:]])
+        loss = loss + supcon.weight * losses.supcon(
+            pair, jnp.concatenate([positives, positives]), jnp.concatenate([mask, mask]),
+            supcon.temperature, supcon.base_temperature)
+      return loss, (inputs, new_vars['batch_stats'])
 
     (loss, (inputs, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
@@ -66,6 +88,9 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
         'correct': jnp.sum(mask * (jnp.argmax(probs, -1) == labels)),
         'confidence_sum': jnp.sum(mask * jnp.max(probs, -1)),
     }
+    if 'clean_labels' in data:  # label noise: accuracy against the labels before corruption
+      clean = jnp.take(data['clean_labels'], index, axis=0)
+      sums['correct_clean'] = jnp.sum(mask * (jnp.argmax(probs, -1) == clean))
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                               opt_state=opt_state, alpha=alpha, carry=carry)
     return new_state, sums

@@ -60,3 +60,16 @@ def posterior_stats(alpha, labels, valid):
       'target_label_weight': jnp.sum(w * label_weight) / n,
       'target_argmax_changed': jnp.sum(w * changed) / n,
   }
+
+
+def noisy_label_recovery(alpha, noisy_labels, clean_labels, valid):
+  """Under label noise, over the valid rows whose given label is wrong: the fraction whose target
+  argmax is the clean label again (BSD's claim made visible) and the mean target weight on it."""
+  t = posterior_mean(alpha)
+  w = (valid & (noisy_labels != clean_labels)).astype(jnp.float32)
+  n = jnp.maximum(jnp.sum(w), 1.0)
+  clean_weight = jnp.take_along_axis(t, clean_labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+  return {
+      'noisy_target_argmax_clean': jnp.sum(w * (jnp.argmax(t, axis=-1) == clean_labels)) / n,
+      'noisy_target_clean_weight': jnp.sum(w * clean_weight) / n,
+  }

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bsd_jax import (batches, checkpointing, data, experiment, methods, metrics, sharding, step,
-                     targets)
+from bsd_jax import (batches, checkpointing, data, experiment, methods, metrics, noisy_dataset,
+                     sharding, step, targets)
 from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError
 from bsd_jax.metric_log import MetricLog
@@ -71,6 +71,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   num_devices = jax.device_count()
   check_config(config, num_devices)
   ds = data.load(config)
+  ds, clean_labels, new_noisy_labels = noisy_dataset.prepare(config, ds, workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   latest = ckpt.latest_step()
   if latest is not None:
@@ -90,6 +91,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if not os.path.exists(config_path):
     with open(config_path, 'w') as f:
       f.write(config.to_json(indent=2))
+  if new_noisy_labels is not None:
+    noisy_dataset.save(config, workdir, clean_labels, new_noisy_labels)
   logging.info('%s: %d train / %d test samples, %d classes, %d devices (%s), %d steps/epoch',
                ds.name, ds.num_train, ds.test_labels.shape[0], ds.num_classes, num_devices,
                jax.devices()[0].platform, steps_per_epoch)
@@ -98,7 +101,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # 2. Device-resident data; the state, created already sharded or restored onto this mesh.
   repl = sharding.replicated(mesh)
-  train_dev = jax.device_put({'images': ds.train_images, 'labels': ds.train_labels}, repl)
+  train_data = {'images': ds.train_images, 'labels': ds.train_labels}
+  if clean_labels is not None:  # label noise: train accuracy is also measured on clean labels
+    train_data['clean_labels'] = clean_labels
+  train_dev = jax.device_put(train_data, repl)
   test_dev = jax.device_put({'images': ds.test_images, 'labels': ds.test_labels}, repl)
   model, method, tx, schedule = exp.model, exp.method, exp.tx, exp.schedule
   mean, std, padded_labels = exp.mean, exp.std, exp.padded_labels
@@ -119,7 +125,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   train_step = jax.jit(
       step.make_train_step(model, method, tx, mesh, mean, std, steps_per_epoch=steps_per_epoch,
                            augment_images=config.data.augment,
-                           update_table=not refresh_at_epoch_end),
+                           update_table=not refresh_at_epoch_end,
+                           supcon=config.supcon if config.supcon.weight > 0 else None),
       out_shardings=(state_sh, repl), donate_argnums=(0,))
   predict = jax.jit(step.make_predict(model, mesh, mean, std))
   refresh = None
@@ -130,7 +137,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
   valid_rows = jax.device_put(np.arange(padded_labels.size) < ds.num_train,
                               sharding.batch_sharded(mesh))
   labels_rows = jax.device_put(padded_labels, sharding.batch_sharded(mesh))
+  if clean_labels is not None:
+    clean_rows = np.zeros_like(padded_labels)
+    clean_rows[:ds.num_train] = clean_labels
+    clean_rows = jax.device_put(clean_rows, sharding.batch_sharded(mesh))
   posterior_stats = jax.jit(targets.posterior_stats)
+  noisy_recovery = jax.jit(targets.noisy_label_recovery)
   batch_sh = sharding.batch_sharded(mesh)
   partners = batches.ClassPartners(ds.train_labels) if method.extra_view == 'class_pair' else None
 
@@ -203,12 +215,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
                        'accuracy': host['correct'] / host['count'],
                        'confidence': host['confidence_sum'] / host['count'],
                        'learning_rate': float(schedule(step_now))}
+      if 'correct_clean' in host:
+        train_metrics['accuracy_clean_labels'] = host['correct_clean'] / host['count']
       if not math.isfinite(train_metrics['loss']):
         raise FloatingPointError(f'training loss is {train_metrics["loss"]} in epoch {epoch + 1};'
                                  f' the last checkpoint is in {ckpt.directory}')
       if config.method == 'bsd':
         train_metrics.update({k: float(v) for k, v in
                               posterior_stats(state.alpha, labels_rows, valid_rows).items()})
+        if clean_labels is not None:
+          train_metrics.update({k: float(v) for k, v in noisy_recovery(
+              state.alpha, labels_rows, clean_rows, valid_rows).items()})
       log.write(step_now, epoch + 1, 'train', train_metrics)
       logging.info('epoch %d/%d train %s', epoch + 1, config.num_epochs,
                    ' '.join(f'{k} {v:.4f}' for k, v in train_metrics.items()))

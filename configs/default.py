@@ -51,6 +51,25 @@ def get_config():
   c.temporal_ensembling = config_dict.ConfigDict({'alpha': 0.6, 'max_weight': 30.0,
                                                   'rampup_epochs': 80})
 
+  # Supervised contrastive loss (Khosla et al. 2020) on a projection head over two augmented
+  # views, added to the method's loss with this weight; 0 = off (METHOD.md 1, label noise).
+  c.supcon = config_dict.ConfigDict()
+  c.supcon.weight = 0.0
+  c.supcon.temperature = 0.07
+  c.supcon.base_temperature = 0.07
+  c.supcon.head_width = 128         # projection MLP: features -> width -> ReLU -> width
+  c.supcon.positives = 'labels'     # or 'target_argmax' (BSD only): argmax of the BSD target
+
+  # Synthetic label noise on the training set (METHOD.md section 3; bsd_jax/noise.py).
+  c.label_noise = config_dict.ConfigDict()
+  c.label_noise.kind = 'none'       # 'none', 'symmetric' or 'asymmetric'
+  c.label_noise.rate = 0.0          # probability that a label is replaced
+  c.label_noise.seed = 0            # fixed across training seeds unless changed
+  # Asymmetric noise beyond CIFAR-10 on an image folder: a CSV with columns path (its folder
+  # names the class) or class, and coarse_label, e.g. ../shared/data/cifar100-png/labels.csv.gz.
+  # tfds cifar100 brings its own coarse labels.
+  c.label_noise.superclass_csv = config_dict.placeholder(str)
+
   c.data = config_dict.ConfigDict()
   c.data.source = 'tfds'            # 'tfds', 'folder' or 'synthetic'
   c.data.name = 'cifar100'          # tfds dataset name

@@ -43,10 +43,12 @@ def run_cli(args, module='bsd_jax.main', **kwargs):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def step_setup(devices, method_name='bsd', n=N):
-  """Everything a train step needs, on a mesh over `devices`."""
+def step_setup(devices, method_name='bsd', n=N, supcon=None):
+  """Everything a train step needs, on a mesh over `devices` (`supcon`: config.supcon values)."""
   config = load_config("smoke.py")
   config.method = method_name
+  for key, value in (supcon or {}).items():
+    config.supcon[key] = value
   config.batch_size = 16
   mesh = sharding.make_mesh(devices)
   method = methods.get_method(config)
@@ -63,7 +65,8 @@ def step_setup(devices, method_name='bsd', n=N):
   state = jax.jit(init, out_shardings=state_sh)(jax.random.PRNGKey(0), table_labels)
   train_step = jax.jit(
       step.make_train_step(model, method, tx, mesh, np.float32(0.5), np.float32(0.25),
-                           steps_per_epoch=10, augment_images=True, update_table=True),
+                           steps_per_epoch=10, augment_images=True, update_table=True,
+                           supcon=config.supcon if supcon else None),
       out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=(0,))
   data = jax.device_put(data, sharding.replicated(mesh))
   batch = {'index': rng.choice(n, 16, replace=n < 16).astype(np.int32),

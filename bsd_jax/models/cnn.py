@@ -15,11 +15,12 @@ class SmallCNN(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, return_features: bool = False):
     x = x.astype(self.dtype)
     for width in self.widths:
       x = nn.Conv(width, (3, 3), padding=1, use_bias=False, dtype=self.dtype)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
       x = nn.max_pool(nn.relu(x), (2, 2), (2, 2))
-    x = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_classes, dtype=jnp.float32)(x.astype(jnp.float32))
+    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    logits = nn.Dense(self.num_classes, dtype=jnp.float32)(features)
+    return (logits, features) if return_features else logits

@@ -60,7 +60,7 @@ class CifarResNet(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, return_features: bool = False):
     x = x.astype(self.dtype)
     x = nn.Conv(64, (3, 3), padding=1, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)(x)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
@@ -69,9 +69,10 @@ class CifarResNet(nn.Module):
       for b in range(blocks):
         stride = 2 if stage > 0 and b == 0 else 1
         x = self.block(planes=64 * 2 ** stage, stride=stride, dtype=self.dtype)(x, train)
-    x = jnp.mean(x, axis=(1, 2))
+    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
     # Logits in float32: the softmax and the losses are computed in float32.
-    return nn.Dense(self.num_classes, dtype=jnp.float32)(x.astype(jnp.float32))
+    logits = nn.Dense(self.num_classes, dtype=jnp.float32)(features)
+    return (logits, features) if return_features else logits
 
 
 def cifar_resnet18(num_classes, dtype=jnp.float32):

@@ -1,0 +1,95 @@
+"""config.label_noise applied to a loaded dataset, with the noisy labels kept in the workdir.
+
+The noisy labels are computed once (bsd_jax/noise.py, seeded) and written to
+<workdir>/noisy_labels.npz with the clean labels and the settings that made them; a resumed run
+reads them back, and a workdir whose file was made with other settings or another training set
+is refused. `prepare` only reads and checks; `save` writes, after the caller's other checks.
+"""
+import csv
+import dataclasses
+import gzip
+import logging
+import os
+
+import numpy as np
+
+from bsd_jax import noise
+from bsd_jax.errors import UserError
+
+FILE = 'noisy_labels.npz'
+
+
+def _settings(config):
+  n = config.label_noise
+  return {'kind': n.kind, 'rate': float(n.rate), 'seed': int(n.seed)}
+
+
+def superclasses_from_csv(path, class_names):
+  """[K] superclass of each class, from a CSV with columns (path or class) and coarse_label."""
+  opener = gzip.open if path.endswith('.gz') else open
+  try:
+    with opener(path, 'rt', newline='') as f:
+      rows = list(csv.DictReader(f))
+  except OSError as e:
+    raise UserError(f'config.label_noise.superclass_csv: cannot read {path}: {e}') from None
+  if not rows or 'coarse_label' not in rows[0] or not {'path', 'class'} & set(rows[0]):
+    raise UserError(f'config.label_noise.superclass_csv: {path} needs columns coarse_label and '
+                    'path (whose folder names the class) or class')
+  coarse_of = {}
+  for row in rows:
+    name = row['class'] if 'class' in row else os.path.basename(os.path.dirname(row['path']))
+    coarse_of[name] = int(row['coarse_label'])
+  missing = [c for c in class_names if c not in coarse_of]
+  if missing:
+    raise UserError(f'config.label_noise.superclass_csv: {path} has no superclass for class '
+                    f'folder(s) {missing[:5]}')
+  return np.asarray([coarse_of[c] for c in class_names], np.int32)
+
+
+def _coarse_labels(config, ds):
+  if config.label_noise.superclass_csv:
+    if not ds.class_names:
+      raise UserError('config.label_noise.superclass_csv needs the image-folder source (its '
+                      'class names); tfds cifar100 brings its own coarse labels')
+    return superclasses_from_csv(config.label_noise.superclass_csv, ds.class_names)[
+        ds.train_labels]
+  return ds.train_coarse_labels
+
+
+def prepare(config, ds, workdir):
+  """(dataset with noisy train labels, clean train labels, labels to save or None).
+
+  Without noise: (ds, None, None). Raises UserError before anything is written."""
+  settings = _settings(config)
+  path = os.path.join(workdir, FILE)
+  if settings['kind'] == 'none':
+    if os.path.exists(path):
+      raise UserError(f'{path} exists: this workdir was trained with label noise, '
+                      'config.label_noise.kind is none; use another --workdir')
+    return ds, None, None
+  clean = ds.train_labels
+  if os.path.exists(path):
+    with np.load(path) as saved:
+      before = {k: saved[k].item() for k in settings}
+      if before != settings or not np.array_equal(saved['clean'], clean):
+        raise UserError(f'{path} was made with label noise {before} on a training set of '
+                        f'{saved["clean"].size} samples; this config gives {settings} on '
+                        f'{clean.size}; use another --workdir')
+      noisy, to_save = saved['noisy'], None
+  else:
+    coarse = _coarse_labels(config, ds) if settings['kind'] == 'asymmetric' else None
+    noisy = noise.corrupt_labels(clean, ds.num_classes, settings['kind'], settings['rate'],
+                                 settings['seed'], coarse_labels=coarse)
+    to_save = noisy
+  logging.info('Label noise %s: %d of %d training labels differ from the clean ones (%.4f)',
+               settings, int(np.sum(noisy != clean)), clean.size, float(np.mean(noisy != clean)))
+  return dataclasses.replace(ds, train_labels=noisy.astype(np.int32)), clean, to_save
+
+
+def save(config, workdir, clean, noisy):
+  """Write the noisy labels, the clean ones and the settings (np.savez, then an atomic rename)."""
+  path = os.path.join(workdir, FILE)
+  tmp = path + '.tmp.npz'
+  np.savez(tmp, clean=clean, noisy=noisy, realised_rate=np.mean(noisy != clean),
+           **_settings(config))
+  os.replace(tmp, path)
