@@ -15,6 +15,8 @@ import numpy as np
 COLUMNS = (
     ('train', 'accuracy', 'train acc %', 100),
     ('train', 'accuracy_clean_labels', 'train acc, clean labels %', 100),  # with label noise
+    ('train', 'noisy_target_argmax_clean', 'noisy targets back on clean label %', 100),
+    ('train', 'noisy_target_clean_weight', 'target mass on clean label, noisy samples %', 100),
     ('test', 'accuracy', 'top-1 %', 100),
     ('test', 'nll', 'NLL', 1),
     ('test', 'ece', 'ECE-15 %', 100),
