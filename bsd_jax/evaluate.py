@@ -1,10 +1,11 @@
-"""python -m bsd_jax.evaluate --workdir runs/x [--step N] [--suite test|ood|adversarial]
+"""python -m bsd_jax.evaluate --workdir runs/x [--step N] [--suite test|ood|adversarial|corruptions]
 
 Loads the run's config and a checkpoint (the latest unless --step) and runs one suite:
   test         the test split: <workdir>/eval/metrics.json and reliability.png
   ood          OOD detection against the --ood sets: <workdir>/eval/ood.json
   adversarial  FGSM and PGD (L-inf) on the first --adv_samples test images:
                <workdir>/eval/adversarial.json
+  corruptions  CIFAR-10-C / CIFAR-100-C (--corruptions): <workdir>/eval/corruptions.json
 Results of another checkpoint already there are kept under names carrying their step.
 """
 import json
@@ -14,11 +15,13 @@ import sys
 
 from absl import app, flags
 
+from bsd_jax import corruption_data
 from bsd_jax.errors import UserError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A bsd_jax run directory.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
-_SUITE = flags.DEFINE_enum('suite', 'test', ['test', 'ood', 'adversarial'], 'What to evaluate.')
+_SUITE = flags.DEFINE_enum('suite', 'test', ['test', 'ood', 'adversarial', 'corruptions'],
+                           'What to evaluate.')
 _OOD = flags.DEFINE_list('ood', [], 'OOD sets for --suite ood: folder:PATH, mnist:PATH, '
                          'npy:PATH or tfds:NAME[:SPLIT] (bsd_jax/ood_data.py).')
 _OOD_MAX = flags.DEFINE_integer('ood_max_samples', 10_000, 'At most this many images per OOD set.')
@@ -27,6 +30,15 @@ _ADV_STEPS = flags.DEFINE_integer('adv_steps', 10, 'PGD steps.')
 _ADV_STEP_SIZE = flags.DEFINE_float('adv_step_size', 0.25, 'PGD step size, as a fraction of eps.')
 _ADV_RANDOM_START = flags.DEFINE_bool('adv_random_start', True, 'PGD starts uniformly in the ball.')
 _ADV_SAMPLES = flags.DEFINE_integer('adv_samples', 1000, 'Attack the first N test images.')
+_CORRUPTIONS = flags.DEFINE_string('corruptions', None, 'Corrupted test sets for --suite '
+                                   'corruptions: tfds[:DATA_DIR] or npy:DIR '
+                                   '(bsd_jax/corruption_data.py).')
+_CORRUPTION_NAMES = flags.DEFINE_list('corruption_names', list(corruption_data.CORRUPTIONS),
+                                      'Corruptions to evaluate (default: the 15 standard ones).')
+_CORRUPTION_SEVERITIES = flags.DEFINE_list('corruption_severities', ['1', '2', '3', '4', '5'],
+                                           'Severities to evaluate.')
+_CORRUPTION_SAMPLES = flags.DEFINE_integer('corruption_samples', 0, 'At most this many images '
+                                           'per corruption and severity (0: all).')
 
 METRIC_DEFINITIONS = {
     'accuracy': 'top-1',
@@ -102,15 +114,25 @@ def load_checkpoint(workdir, step=None):
   return config, ds, exp, state, int(step)
 
 
-def _predict_images(exp, state, images, batch_size):
-  """Eval-mode probabilities of uint8 images [n, H, W, C]."""
+def _predictor(exp, state, batch_size):
+  """predict(images) -> eval-mode probabilities of uint8 images [n, H, W, C]; compiled once
+  per image count."""
   import jax
 
   from bsd_jax import experiment, sharding
   from bsd_jax import step as steps
-  dev = jax.device_put({'images': images}, sharding.replicated(exp.mesh))
-  predict = jax.jit(steps.make_predict(exp.model, exp.mesh, exp.mean, exp.std))
-  return experiment.predict_all(predict, state, dev, images.shape[0], batch_size, exp.mesh)
+  jitted = jax.jit(steps.make_predict(exp.model, exp.mesh, exp.mean, exp.std))
+
+  def predict(images):
+    dev = jax.device_put({'images': images}, sharding.replicated(exp.mesh))
+    return experiment.predict_all(jitted, state, dev, images.shape[0], batch_size, exp.mesh)
+
+  return predict
+
+
+def _predict_images(exp, state, images, batch_size):
+  """Eval-mode probabilities of uint8 images [n, H, W, C]."""
+  return _predictor(exp, state, batch_size)(images)
 
 
 def evaluate_workdir(workdir, step=None) -> dict:
@@ -232,6 +254,56 @@ def evaluate_adversarial(workdir, eps_255, step=None, *, steps=10, step_size=0.2
   return record
 
 
+def _summary(probs, labels):
+  from bsd_jax import metrics
+  return {'accuracy': float(metrics.accuracy(probs, labels)),
+          'nll': float(metrics.nll(probs, labels)), 'ece': float(metrics.ece(probs, labels))}
+
+
+def _mean(summaries):
+  return {k: float(sum(s[k] for s in summaries) / len(summaries)) for k in summaries[0]}
+
+
+def evaluate_corruptions(workdir, spec, names=corruption_data.CORRUPTIONS,
+                         severities=corruption_data.SEVERITIES, step=None,
+                         max_samples=0) -> dict:
+  """Accuracy, NLL and ECE per corruption and severity, their means, and the clean test set's."""
+  names, severities = corruption_data.canonical(names), [int(s) for s in severities]
+  corruption_data.check(spec, names, severities)
+  config, ds, exp, state, step = load_checkpoint(workdir, step)
+  corruption_data.check(spec, names, severities, ds.test_images.shape[1:], ds.num_classes)
+  predict = _predictor(exp, state, config.eval_batch_size)
+  clean = _summary(predict(ds.test_images), ds.test_labels)
+  print(f'Corruptions, {config.method} step {step}, {corruption_data.describe(spec)}; '
+        f'clean test: accuracy {clean["accuracy"]:.4f} nll {clean["nll"]:.4f} '
+        f'ece {clean["ece"]:.4f}')
+  print(f'{"accuracy":18s}' + ''.join(f'{f"sev {s}":>8s}' for s in severities) + f'{"mean":>8s}')
+  results, num = {}, None
+  for name in names:
+    results[name] = {}
+    for severity in severities:
+      images, labels = corruption_data.images(spec, name, severity, max_samples)
+      num = int(labels.shape[0])
+      results[name][str(severity)] = _summary(predict(images), labels)
+    row = [results[name][str(s)]['accuracy'] for s in severities]
+    print(f'{name:18s}' + ''.join(f'{a:8.4f}' for a in row) + f'{sum(row) / len(row):8.4f}')
+  by_severity = {str(s): _mean([results[n][str(s)] for n in names]) for s in severities}
+  by_corruption = {n: _mean(list(results[n].values())) for n in names}
+  overall = _mean(list(by_corruption.values()))
+  print(f'{"mean":18s}' + ''.join(f'{by_severity[str(s)]["accuracy"]:8.4f}' for s in severities)
+        + f'{overall["accuracy"]:8.4f}')
+  print(f'mean over {len(names)} corruptions x {len(severities)} severities: accuracy '
+        f'{overall["accuracy"]:.4f} nll {overall["nll"]:.4f} ece {overall["ece"]:.4f}')
+  record = {'step': step, 'dataset': ds.name, 'corrupted': corruption_data.describe(spec),
+            'method': config.method, 'num_samples_per_severity': num, 'clean': clean,
+            'results': results, 'mean_by_severity': by_severity,
+            'mean_by_corruption': by_corruption, 'mean': overall,
+            'definitions': {k: METRIC_DEFINITIONS[k] for k in ('accuracy', 'nll', 'ece')} |
+                           {'mean': 'unweighted mean over corruptions and severities'}}
+  print(f'wrote {_write(workdir, step, record, "corruptions.json")}')
+  return record
+
+
 def main(argv):
   del argv
   if not _WORKDIR.value:
@@ -243,6 +315,16 @@ def main(argv):
       evaluate_workdir(_WORKDIR.value, _STEP.value)
     elif _SUITE.value == 'ood':
       evaluate_ood(_WORKDIR.value, _OOD.value, _STEP.value, _OOD_MAX.value)
+    elif _SUITE.value == 'corruptions':
+      if not _CORRUPTIONS.value:
+        raise UserError('--suite corruptions needs --corruptions tfds[:DATA_DIR] or npy:DIR '
+                        f'({corruption_data.HOW})')
+      try:
+        severities = [int(s) for s in _CORRUPTION_SEVERITIES.value]
+      except ValueError as e:
+        raise UserError(f'--corruption_severities: {e}') from None
+      evaluate_corruptions(_WORKDIR.value, _CORRUPTIONS.value, _CORRUPTION_NAMES.value,
+                           severities, _STEP.value, max(_CORRUPTION_SAMPLES.value, 0))
     else:
       try:
         eps = [float(e) for e in _ADV_EPS.value]

@@ -1,0 +1,145 @@
+"""Common-corruption test sets (CIFAR-10-C, CIFAR-100-C) for the `corruptions` evaluation suite.
+
+Two sources, named by --corruptions:
+  tfds[:DATA_DIR]  tfds `cifar10_corrupted` (one builder config per corruption and severity,
+                   `<name>_<severity>`), prepared in DATA_DIR or the default tfds data dir
+  npy:DIR          the official .npy release (CIFAR-10-C or CIFAR-100-C): DIR/<name>.npy, uint8
+                   [5 n, 32, 32, 3] holding severities 1..5 one after another, and DIR/labels.npy,
+                   [5 n], the test labels repeated once per severity
+
+`check` looks at every file or builder a run will read and raises one UserError before any
+model is loaded; `images` then returns one (corruption, severity) block at a time.
+"""
+import os
+
+import numpy as np
+
+from bsd_jax.errors import UserError
+
+# The 15 corruptions of Hendrycks & Dietterich (2019) that the CIFAR-C means are taken over.
+CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur',
+               'motion_blur', 'zoom_blur', 'snow', 'frost', 'fog', 'brightness', 'contrast',
+               'elastic_transform', 'pixelate', 'jpeg_compression')
+# The release's 4 extra ones, accepted by name.
+EXTRA_CORRUPTIONS = ('speckle_noise', 'gaussian_blur', 'spatter', 'saturate')
+SEVERITIES = (1, 2, 3, 4, 5)
+# tfds names two of them differently from the release's files; results use the file names.
+TFDS_NAMES = {'glass_blur': 'frosted_glass_blur', 'elastic_transform': 'elastic'}
+HOW = ('CIFAR-10-C: tfds build cifar10_corrupted where there is internet, or the .npy release '
+       '(zenodo.org/records/2535967); CIFAR-100-C: the .npy release (zenodo.org/records/3555552),'
+       ' untarred, passed as --corruptions npy:DIR')
+
+
+def _parse(spec):
+  kind, _, rest = spec.partition(':')
+  if kind not in ('tfds', 'npy') or (kind == 'npy' and not rest):
+    raise UserError(f'--corruptions {spec!r}: give tfds, tfds:DATA_DIR or npy:DIR ({HOW})')
+  return kind, rest or None
+
+
+def canonical(names):
+  """The release's file names for corruption names given either way (tfds or file)."""
+  from_tfds = {v: k for k, v in TFDS_NAMES.items()}
+  return [from_tfds.get(n, n) for n in names]
+
+
+def _tfds_config(name, severity):
+  return f'cifar10_corrupted/{TFDS_NAMES.get(name, name)}_{severity}'
+
+
+def _tfds_builder(name, severity, data_dir):
+  import tensorflow_datasets as tfds
+  return tfds.builder(_tfds_config(name, severity), data_dir=data_dir)
+
+
+def _unprepared(names, severities, data_dir):
+  """The tfds configs among (names x severities) that are not prepared in data_dir."""
+  from absl import logging
+  # tfds warns once per unprepared variant folder it looks at; the caller's one error says it all.
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.ERROR)
+  try:
+    return [_tfds_config(n, s) for n in names for s in severities
+            if not _tfds_builder(n, s, data_dir).is_prepared()]
+  finally:
+    logging.set_verbosity(verbosity)
+
+
+def check(spec, names, severities, image_shape=None, num_classes=None):
+  """UserError naming the first thing missing or malformed among the sets to be read.
+
+  Cheap without `image_shape` and `num_classes` (only what exists); with them it also checks
+  the .npy shapes and label range against the model's."""
+  kind, where = _parse(spec)
+  bad = [s for s in severities if s not in SEVERITIES]
+  if bad or not severities:
+    raise UserError(f'--corruption_severities: {bad or "none"}; severities are 1..5')
+  if not names:
+    raise UserError('--corruption_names: empty')
+  if kind == 'tfds':
+    unknown = [n for n in names if n not in CORRUPTIONS + EXTRA_CORRUPTIONS]
+    if unknown:
+      raise UserError(f'--corruption_names: tfds cifar10_corrupted has no {unknown[0]!r} (it has '
+                      f'{", ".join(CORRUPTIONS + EXTRA_CORRUPTIONS)})')
+    if num_classes not in (None, 10):
+      raise UserError(f'--corruptions {spec}: cifar10_corrupted has 10 classes, the model '
+                      f'{num_classes} ({HOW})')
+    missing = _unprepared(names, severities, where)
+    if missing:
+      builder = _tfds_builder(names[0], severities[0], where)
+      more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
+      raise UserError(f'--corruptions {spec}: {missing[0]}{more} is not prepared in '
+                      f'{builder.data_dir_root}. {HOW}')
+    return
+  if not os.path.isdir(where):
+    raise UserError(f'--corruptions {spec}: {where} is not a directory ({HOW})')
+  labels_path = os.path.join(where, 'labels.npy')
+  if not os.path.exists(labels_path):
+    raise UserError(f'--corruptions {spec}: {labels_path} is missing ({HOW})')
+  labels = np.load(labels_path, mmap_mode='r')
+  if labels.ndim != 1 or labels.shape[0] % len(SEVERITIES):
+    raise UserError(f'{labels_path}: expected [5 n] labels (severities 1..5), got shape '
+                    f'{labels.shape}')
+  if num_classes is not None and not 0 <= labels.min() <= labels.max() < num_classes:
+    raise UserError(f'{labels_path}: labels {labels.min()}..{labels.max()} do not fit the '
+                    f'model\'s {num_classes} classes (CIFAR-10-C for a CIFAR-100 run?)')
+  for name in names:
+    path = os.path.join(where, f'{name}.npy')
+    if not os.path.exists(path):
+      raise UserError(f'--corruption_names: {path} is missing ({HOW})')
+    if image_shape is None:
+      continue
+    images = np.load(path, mmap_mode='r')
+    expected = (labels.shape[0],) + tuple(image_shape)
+    if images.dtype != np.uint8 or images.shape != expected:
+      raise UserError(f'{path}: expected uint8 {expected} (labels.npy has {labels.shape[0]} '
+                      f'rows; the model takes {tuple(image_shape)}), got {images.dtype} '
+                      f'{images.shape}')
+
+
+def describe(spec):
+  """What the results were computed on, for the JSON record."""
+  kind, where = _parse(spec)
+  if kind == 'npy':
+    return f'npy:{os.path.abspath(where)}'
+  return 'tfds:cifar10_corrupted' + (f' in {where}' if where else '')
+
+
+def images(spec, name, severity, max_samples=None):
+  """(uint8 images [n, H, W, C], int32 labels [n]) of one corruption at one severity."""
+  kind, where = _parse(spec)
+  if kind == 'tfds':
+    import tensorflow_datasets as tfds
+    builder = _tfds_builder(name, severity, where)
+    ds = builder.as_dataset(split='test', shuffle_files=False)
+    if max_samples:
+      ds = ds.take(max_samples)
+    parts = list(tfds.as_numpy(ds.batch(4096)))
+    return (np.concatenate([p['image'] for p in parts]).astype(np.uint8),
+            np.concatenate([p['label'] for p in parts]).astype(np.int32))
+  labels = np.load(os.path.join(where, 'labels.npy'), mmap_mode='r')
+  per = labels.shape[0] // len(SEVERITIES)
+  lo = (severity - 1) * per
+  hi = lo + (min(per, max_samples) if max_samples else per)
+  block = np.load(os.path.join(where, f'{name}.npy'), mmap_mode='r')
+  return np.asarray(block[lo:hi]), np.asarray(labels[lo:hi], np.int32)
