@@ -14,6 +14,8 @@ def check_config(config, num_devices: int):
   """Raise UserError naming the first bad key."""
   methods.get_method(config)      # unknown method; BSD's gamma, c, eps, temperature
   models.get_model(config, 2)     # unknown model or compute dtype (builds no parameters)
+  _require(config.table_dtype in models.DTYPES,
+           f'config.table_dtype: {config.table_dtype!r} is not one of {sorted(models.DTYPES)}')
   _require(config.num_epochs >= 1, f'config.num_epochs must be >= 1, got {config.num_epochs}')
   for key in ('batch_size', 'eval_batch_size'):
     value = config[key]

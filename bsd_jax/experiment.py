@@ -7,19 +7,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bsd_jax import methods, models, optim, sharding
+from bsd_jax import methods, models, optim, sharding, step
 from bsd_jax.state import TrainState
 
 
-def make_init_state(model, method, tx, image_shape, num_classes, batch_size):
-  """init_state(rng, labels [N_pad]) -> a fresh TrainState (to be jitted with out_shardings)."""
+def make_init_state(model, method, tx, image_shape, num_classes, batch_size,
+                    table_dtype=jnp.float32):
+  """init_state(rng, labels [N_pad]) -> a fresh TrainState (to be jitted with out_shardings);
+  the per-sample table is stored in table_dtype."""
   def init_state(rng, labels):
     k_params, k_state = jax.random.split(rng)
     variables = model.init(k_params, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
     params = variables['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
-                      alpha=method.init_table(labels, num_classes), rng=k_state,
+                      alpha=method.init_table(labels, num_classes).astype(table_dtype),
+                      rng=k_state,
                       carry=method.init_carry(batch_size, num_classes))
 
   return init_state
@@ -60,7 +63,7 @@ def build(config, ds) -> Experiment:
   padded_labels = np.zeros(sharding.padded_rows(ds.num_train, mesh.size), np.int32)
   padded_labels[:ds.num_train] = ds.train_labels
   init_state = make_init_state(model, method, tx, ds.train_images.shape[1:], ds.num_classes,
-                               config.batch_size)
+                               config.batch_size, models.DTYPES[config.table_dtype])
   abstract = jax.eval_shape(init_state, jax.random.PRNGKey(config.seed), padded_labels)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                           abstract, state_shardings(abstract, mesh))
@@ -68,6 +71,17 @@ def build(config, ds) -> Experiment:
   return Experiment(mesh, model, method, tx, schedule, steps_per_epoch,
                     config.num_epochs * steps_per_epoch, padded_labels, mean, std, init_state,
                     abstract)
+
+
+def jit_train_step(config, exp: Experiment, update_table: bool = True):
+  """The jitted train step of the trainer: (state, data, batch) -> (state, sums); the state is
+  donated and keeps its shardings."""
+  train_step = step.make_train_step(
+      exp.model, exp.method, exp.tx, exp.mesh, exp.mean, exp.std,
+      steps_per_epoch=exp.steps_per_epoch, augment_images=config.data.augment,
+      update_table=update_table, supcon=config.supcon if config.supcon.weight > 0 else None)
+  return jax.jit(train_step, out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
+                 donate_argnums=(0,))
 
 
 def predict_all(predict, state, data_dev, num, eval_batch_size, mesh):

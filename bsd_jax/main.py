@@ -2,6 +2,9 @@
 
 Any config key can be overridden, e.g. --config.bsd.gamma=0.95 --config.num_epochs=2; a key that
 does not exist is an error. Bad input is reported as one line (exit status 2) before any work.
+
+Multi-process (one process per host): --coordinator_address host:port --num_processes N
+--process_id i on every process, or nothing under `srun` with several SLURM tasks (launch/).
 """
 import signal
 import sys
@@ -14,6 +17,10 @@ from bsd_jax.errors import UserError
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file (configs/*.py).',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.jsonl.')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
+                                   'host:port of process 0, for a multi-process job.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Processes in the job.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, 0..num_processes-1.')
 
 
 def _fail(message):
@@ -53,8 +60,12 @@ def main(argv):
     _fail('--config is required (e.g. --config configs/smoke.py)')
   if not _WORKDIR.value:
     _fail('--workdir is required')
-  from bsd_jax import train  # imported after flag parsing: jax picks up --jax_* flags
+  from bsd_jax import distributed, train  # imported after flag parsing: jax reads --jax_* flags
   try:
+    joined = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    if not distributed.is_main():  # process 0 reports for the job; the others only warn
+      logging.logging.getLogger().setLevel(logging.logging.WARNING)
+    logging.logging.info('bsd_jax: %s', joined)
     result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except UserError as e:
     _fail(str(e))

@@ -5,13 +5,15 @@ import os
 
 
 class MetricLog:
+  """Appends records; `enabled=False` (processes other than 0 of a job) only reads."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, enabled: bool = True):
     self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.enabled = enabled
 
   def rewind(self, step: int):
     """Drop records after `step` (a resumed run replays those steps and writes them again)."""
-    if not os.path.exists(self.path):
+    if not self.enabled or not os.path.exists(self.path):
       return
     with open(self.path) as f:
       lines = [l for l in f if l.strip()]
@@ -23,6 +25,8 @@ class MetricLog:
       os.replace(tmp, self.path)
 
   def write(self, step: int, epoch: int, split: str, values: dict):
+    if not self.enabled:
+      return
     record = {'step': int(step), 'epoch': int(epoch), 'split': split}
     record.update({k: (float(v) if math.isfinite(float(v)) else str(float(v)))
                    for k, v in values.items()})

@@ -46,10 +46,12 @@ def _local_positions(idx, rows_per_device):
 
 
 def gather_rows(table, idx, mesh):
-  """table[idx] for a row-sharded table and a batch-sharded idx, without moving the table.
+  """table[idx] in float32 for a row-sharded table (of any float dtype) and a batch-sharded
+  idx, without moving the table.
 
   Every device sees all of the batch's indices, reads the rows it owns (zeros elsewhere), and a
-  reduce-scatter sums the contributions back onto the batch sharding.
+  reduce-scatter sums the contributions back onto the batch sharding (exact: one term is
+  nonzero).
   """
   def local_gather(block, local_idx):
     all_idx = jax.lax.all_gather(local_idx, AXIS, tiled=True)
@@ -59,7 +61,13 @@ def gather_rows(table, idx, mesh):
     return jax.lax.psum_scatter(rows, AXIS, scatter_dimension=0, tiled=True)
 
   return jax.shard_map(local_gather, mesh=mesh, in_specs=(P(AXIS, None), P(AXIS)),
-                       out_specs=P(AXIS, None), check_vma=False)(table, idx)
+                       out_specs=P(AXIS, None), check_vma=False)(table, idx).astype(jnp.float32)
+
+
+def bytes_per_device(array) -> int:
+  """Bytes of `array` held on one device under its sharding (the largest shard)."""
+  shard = array.sharding.shard_shape(array.shape)
+  return int(np.prod(shard)) * np.dtype(array.dtype).itemsize
 
 
 def scatter_rows(table, idx, rows, valid, mesh):

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bsd_jax import (batches, checkpointing, data, experiment, methods, metrics, noisy_dataset,
-                     sharding, step, targets)
+from bsd_jax import (batches, checkpointing, data, distributed, experiment, methods, metrics,
+                     noisy_dataset, sharding, step, targets)
 from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError
 from bsd_jax.metric_log import MetricLog
@@ -26,7 +26,11 @@ from bsd_jax.metric_log import MetricLog
 
 class StopRequest:
   """SIGTERM / SIGINT set a flag; the loop checkpoints after the current step and returns.
-  A second Ctrl-C stops at once (the last checkpoint is still there)."""
+  A second Ctrl-C stops at once (the last checkpoint is still there).
+
+  In a multi-process job all processes must stop after the same step (orbax saves together):
+  they compare flags every `every` steps, so a signal to any process stops all of them at the
+  next such step."""
 
   def __init__(self):
     self.signum = None
@@ -38,6 +42,15 @@ class StopRequest:
     self.signum = signum
     logging.warning('Received %s: saving a checkpoint after this step (Ctrl-C again to quit '
                     'at once)', signal.Signals(signum).name)
+
+  def agreed(self, step_now: int, every: int) -> bool:
+    """Whether to stop after step `step_now` (the same answer on every process)."""
+    if jax.process_count() == 1:
+      return self.signum is not None
+    return step_now % every == 0 and distributed.any_process(self.signum is not None)
+
+  def name(self) -> str:
+    return signal.Signals(self.signum or signal.SIGTERM).name
 
   def __enter__(self):
     for s in (signal.SIGTERM, signal.SIGINT):
@@ -78,7 +91,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     _meta_check(ckpt.read_meta(latest), ds, config, ckpt.directory)
   exp = experiment.build(config, ds)
   mesh, steps_per_epoch, total_steps = exp.mesh, exp.steps_per_epoch, exp.total_steps
-  log = MetricLog(workdir)
+  log = MetricLog(workdir, enabled=distributed.is_main())
   if latest is not None and latest >= total_steps:
     logging.info('%s already holds the finished run (step %d of %d): nothing to do',
                  workdir, latest, total_steps)
@@ -86,18 +99,24 @@ def train_and_evaluate(config, workdir: str) -> dict:
     tests = [r for r in log.read() if r['split'] == 'test']
     return dict(tests[-1]) if tests else {}
 
-  os.makedirs(workdir, exist_ok=True)
-  config_path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(config_path):
-    with open(config_path, 'w') as f:
-      f.write(config.to_json(indent=2))
-  if new_noisy_labels is not None:
-    noisy_dataset.save(config, workdir, clean_labels, new_noisy_labels)
+  distributed.barrier('checked')  # every process has read the workdir before process 0 writes
+  if distributed.is_main():
+    os.makedirs(workdir, exist_ok=True)
+    config_path = os.path.join(workdir, 'config.json')
+    if not os.path.exists(config_path):
+      with open(config_path, 'w') as f:
+        f.write(config.to_json(indent=2))
+    if new_noisy_labels is not None:
+      noisy_dataset.save(config, workdir, clean_labels, new_noisy_labels)
   logging.info('%s: %d train / %d test samples, %d classes, %d devices (%s), %d steps/epoch',
                ds.name, ds.num_train, ds.test_labels.shape[0], ds.num_classes, num_devices,
                jax.devices()[0].platform, steps_per_epoch)
   if config.method == 'bsd':
     logging.info('BSD: %s', methods.bsd_hparams(config))
+  table = exp.abstract_state.alpha
+  logging.info('Per-sample table: %s %s, %.3g MiB in all, %.3g MiB per device', table.shape,
+               table.dtype, table.size * table.dtype.itemsize / 2**20,
+               sharding.bytes_per_device(table) / 2**20)
 
   # 2. Device-resident data; the state, created already sharded or restored onto this mesh.
   repl = sharding.replicated(mesh)
@@ -106,7 +125,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     train_data['clean_labels'] = clean_labels
   train_dev = jax.device_put(train_data, repl)
   test_dev = jax.device_put({'images': ds.test_images, 'labels': ds.test_labels}, repl)
-  model, method, tx, schedule = exp.model, exp.method, exp.tx, exp.schedule
+  model, method, schedule = exp.model, exp.method, exp.schedule
   mean, std, padded_labels = exp.mean, exp.std, exp.padded_labels
   state_sh = exp.state_shardings
   rng = jax.random.PRNGKey(config.seed)
@@ -122,13 +141,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # 3. Jitted steps; the state is donated and keeps its shardings.
   refresh_at_epoch_end = config.method == 'bsd' and config.bsd.prediction_source == 'eval_pass'
-  train_step = jax.jit(
-      step.make_train_step(model, method, tx, mesh, mean, std, steps_per_epoch=steps_per_epoch,
-                           augment_images=config.data.augment,
-                           update_table=not refresh_at_epoch_end,
-                           supcon=config.supcon if config.supcon.weight > 0 else None),
-      out_shardings=(state_sh, repl), donate_argnums=(0,))
-  predict = jax.jit(step.make_predict(model, mesh, mean, std))
+  train_step = experiment.jit_train_step(config, exp, update_table=not refresh_at_epoch_end)
+  # Replicated output: every process can read the predictions (multi-process jobs).
+  predict = jax.jit(step.make_predict(model, mesh, mean, std), out_shardings=repl)
   refresh = None
   if refresh_at_epoch_end:
     refresh = jax.jit(step.make_refresh_step(model, method, mesh, mean, std,
@@ -148,7 +163,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   def meta(sums):
     return {'num_train': ds.num_train, 'num_classes': ds.num_classes, 'dataset': ds.name,
-            'method': config.method, 'model': config.model,
+            'method': config.method, 'model': config.model.name,
             'epoch_sums': None if sums is None else {k: float(v) for k, v in sums.items()}}
 
   # 4. The loop.
@@ -195,8 +210,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
                        _format_seconds((total_steps - step_now) / max(rate, 1e-9)))
           window_start, window_step, logged = time.perf_counter(), step_now, host
         # A stop inside the epoch saves here; on its last step the epoch is finished first.
-        if stop.signum is not None and s + 1 < steps_per_epoch:
-          stopped_by = signal.Signals(stop.signum).name
+        if s + 1 < steps_per_epoch and stop.agreed(step_now, config.log_every_steps):
+          stopped_by = stop.name()
           ckpt.save(step_now, state, meta(jax.device_get(sums)))
           break
       if stopped_by is not None:
@@ -236,8 +251,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         log.write(step_now, epoch + 1, 'test', last_test)
         logging.info('epoch %d/%d test  %s', epoch + 1, config.num_epochs,
                      ' '.join(f'{k} {v:.4f}' for k, v in last_test.items()))
-      if stop.signum is not None and step_now < total_steps:
-        stopped_by = signal.Signals(stop.signum).name
+      if step_now < total_steps and stop.agreed(step_now, 1):
+        stopped_by = stop.name()
       if (stopped_by or (epoch + 1) % config.checkpoint_every_epochs == 0
           or step_now == total_steps):
         ckpt.save(step_now, state, meta(None))

@@ -15,8 +15,8 @@ default = runpy.run_path(str(pathlib.Path(__file__).with_name('default.py')))
 
 def get_config():
   c = default['get_config']()
-  c.model = 'cnn'
-  c.cnn_widths = (48, 96, 192)
+  c.model.name = 'cnn'
+  c.model.cnn_widths = (48, 96, 192)
   c.num_epochs = 40
   c.batch_size = 128
   c.learning_rate = 0.05

@@ -14,8 +14,8 @@ noise = runpy.run_path(str(pathlib.Path(__file__).with_name('cifar10_noise.py'))
 
 def get_config():
   c = noise['get_config']()
-  c.model = 'cnn'
-  c.cnn_widths = (32, 64, 128)
+  c.model.name = 'cnn'
+  c.model.cnn_widths = (32, 64, 128)
   c.num_epochs = 20
   c.learning_rate = 0.05
   c.log_every_steps = 40

@@ -11,9 +11,12 @@ def get_config():
   c = config_dict.ConfigDict()
   c.method = 'bsd'                  # bsd, ce, label_smoothing, pskd, cskd, tfkd_reg, dlb,
                                     # temporal_ensembling (bsd_jax/methods.py)
-  c.model = 'resnet18'              # 'resnet18', 'resnet50' (CIFAR variants) or 'cnn'
-  c.cnn_widths = (32, 64, 128)      # channels per stage of model='cnn'
+  c.model = config_dict.ConfigDict()
+  c.model.name = 'resnet18'         # one of bsd_jax/models/__init__.py MODELS (README, Models)
+  c.model.cnn_widths = (32, 64, 128)  # channels per stage of name='cnn'
   c.compute_dtype = 'float32'       # or 'bfloat16' (params, BN statistics, losses stay float32)
+  c.table_dtype = 'float32'         # storage of the per-sample table (BSD alpha, PS-KD, TE):
+                                    # or 'bfloat16' (half the memory; updates computed in float32)
   c.seed = 0                        # init, data order and augmentation
 
   c.num_epochs = 200

@@ -8,8 +8,8 @@ default = runpy.run_path(str(pathlib.Path(__file__).with_name('default.py')))
 
 def get_config():
   c = default['get_config']()
-  c.model = 'cnn'
-  c.cnn_widths = (16, 32)
+  c.model.name = 'cnn'
+  c.model.cnn_widths = (16, 32)
   c.num_epochs = 5
   c.batch_size = 64
   c.eval_batch_size = 256

@@ -34,8 +34,6 @@ def read_checkpoint_state(workdir, step=None):
   return state, step
 
 
-
-
 def run_cli(args, module='bsd_jax.main', **kwargs):
   """python -m MODULE ARGS from the repo root, on one CPU device."""
   env = dict(os.environ, JAX_PLATFORMS='cpu')
@@ -43,8 +41,9 @@ def run_cli(args, module='bsd_jax.main', **kwargs):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def step_setup(devices, method_name='bsd', n=N, supcon=None):
-  """Everything a train step needs, on a mesh over `devices` (`supcon`: config.supcon values)."""
+def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype=np.float32):
+  """Everything a train step needs, on a mesh over `devices` (`supcon`: config.supcon values;
+  the per-sample table stored in `table_dtype`)."""
   config = load_config("smoke.py")
   config.method = method_name
   for key, value in (supcon or {}).items():
@@ -59,7 +58,7 @@ def step_setup(devices, method_name='bsd', n=N, supcon=None):
   table_labels = np.zeros(sharding.padded_rows(n, len(devices)), np.int32)
   table_labels[:n] = labels
   data = {'images': rng.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8), 'labels': labels}
-  init = experiment.make_init_state(model, method, tx, (16, 16, 3), K, 16)
+  init = experiment.make_init_state(model, method, tx, (16, 16, 3), K, 16, table_dtype)
   abstract = jax.eval_shape(init, jax.random.PRNGKey(0), table_labels)
   state_sh = experiment.state_shardings(abstract, mesh)
   state = jax.jit(init, out_shardings=state_sh)(jax.random.PRNGKey(0), table_labels)

@@ -24,7 +24,7 @@ def _expect_error(config, workdir, match):
     ('bsd.gamma', 1.0, r'config\.bsd\.c must be set when config\.bsd\.gamma = 1'),
     ('bsd.label_weight_end', 0.0, r'config\.bsd\.label_weight_end'),
     ('method', 'pskdd', r"config\.method: unknown method 'pskdd'"),
-    ('model', 'resnet19', r"config\.model: unknown model 'resnet19'"),
+    ('model.name', 'resnet19', r"config\.model\.name: unknown model 'resnet19'"),
     ('batch_size', 60, r'config\.batch_size = 60 must be a positive multiple of the device'),
     ('lr_schedule', 'linear', r'config\.lr_schedule'),
     ('eval_every_epochs', 0, r'config\.eval_every_epochs must be >= 1, got 0'),

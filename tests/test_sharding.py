@@ -56,6 +56,27 @@ def test_step_updates_exactly_the_visited_valid_rows():
   np.testing.assert_allclose(after[visited].sum(1), gamma * before[visited].sum(1) + 1, rtol=1e-5)
 
 
+def test_bfloat16_table_is_split_over_the_devices_and_updated_like_float32():
+  state, train_step, data, batch, batch_dev = helpers.step_setup(jax.devices(),
+                                                                 table_dtype=jnp.bfloat16)
+  assert state.alpha.dtype == jnp.bfloat16
+  shards = state.alpha.addressable_shards
+  assert len({s.device for s in shards}) == 8
+  assert all(s.data.shape == (N // 8, K) for s in shards)
+  assert sorted(s.index[0].start for s in shards) == list(range(0, N, N // 8))
+  assert sharding.bytes_per_device(state.alpha) == shards[0].data.nbytes == N * K * 2 // 8
+  hlo = train_step.lower(state, data, batch_dev).compile().as_text()
+  assert _collectives_on_table(hlo) == []
+  after, _ = train_step(state, data, batch_dev)
+  assert after.alpha.dtype == jnp.bfloat16 and after.alpha.sharding == state.alpha.sharding
+  ref_state, ref_step, _, _, _ = helpers.step_setup(jax.devices())
+  reference, _ = ref_step(ref_state, data, batch_dev)
+  visited = batch['index'][batch['mask'] > 0]
+  # Same update, rounded to bfloat16 (8 significant bits) once.
+  np.testing.assert_allclose(np.asarray(after.alpha, np.float32)[visited],
+                             np.asarray(reference.alpha)[visited], rtol=2 ** -7)
+
+
 def _collectives_on_table(hlo: str):
   """HLO lines of collectives whose result has the whole table's shape."""
   table = re.compile(rf'\[{N},{K}\]')

@@ -1,16 +1,32 @@
-"""Model registry: config.model names one of these, config.compute_dtype the compute dtype."""
+"""Model registry: config.model.name names one of these, config.compute_dtype the compute dtype.
+
+Each entry is (num_classes, dtype, config.model) -> a flax module called as
+(x NHWC, train, return_features) that returns float32 logits, or (logits, pooled features).
+CIFAR models (32x32 inputs): resnet18, resnet50 (3x3 stem, no max-pool), preact_resnet18
+(Kuang Liu's PreActResNet18), wrn28_10, densenet_bc_100 (k=12), vit_cifar (ViT-S on 4x4
+patches, no BatchNorm), cnn (small VGG-style, config.model.cnn_widths). ImageNet models (7x7
+stride-2 stem and max-pool): resnet50_imagenet (torchvision), densenet121, densenet264.
+"""
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from bsd_jax.errors import UserError
-from bsd_jax.models import cnn, resnet
+from bsd_jax.models import cnn, densenet, preact_resnet, resnet, vit, wide_resnet
 
 MODELS = {
-    'resnet18': lambda k, dtype, widths: resnet.cifar_resnet18(k, dtype),
-    'resnet50': lambda k, dtype, widths: resnet.cifar_resnet50(k, dtype),
-    'cnn': lambda k, dtype, widths: cnn.SmallCNN(num_classes=k, widths=tuple(widths), dtype=dtype),
+    'resnet18': lambda k, dtype, mc: resnet.cifar_resnet18(k, dtype),
+    'resnet50': lambda k, dtype, mc: resnet.cifar_resnet50(k, dtype),
+    'cnn': lambda k, dtype, mc: cnn.SmallCNN(num_classes=k, widths=tuple(mc.cnn_widths),
+                                             dtype=dtype),
+    'preact_resnet18': lambda k, dtype, mc: preact_resnet.preact_resnet18(k, dtype),
+    'wrn28_10': lambda k, dtype, mc: wide_resnet.wrn28_10(k, dtype),
+    'densenet_bc_100': lambda k, dtype, mc: densenet.densenet_bc_100(k, dtype),
+    'vit_cifar': lambda k, dtype, mc: vit.vit_small_cifar(k, dtype),
+    'resnet50_imagenet': lambda k, dtype, mc: resnet.imagenet_resnet50(k, dtype),
+    'densenet121': lambda k, dtype, mc: densenet.densenet121(k, dtype),
+    'densenet264': lambda k, dtype, mc: densenet.densenet264(k, dtype),
 }
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -34,14 +50,15 @@ class WithProjection(nn.Module):
 
 
 def get_model(config, num_classes: int):
-  """The flax module named by config.model, computing in config.compute_dtype (with a
+  """The flax module named by config.model.name, computing in config.compute_dtype (with a
   projection head when config.supcon.weight > 0)."""
-  if config.model not in MODELS:
-    raise UserError(f'config.model: unknown model {config.model!r}; choose one of {sorted(MODELS)}')
+  if config.model.name not in MODELS:
+    raise UserError(f'config.model.name: unknown model {config.model.name!r}; choose one of '
+                    f'{sorted(MODELS)}')
   if config.compute_dtype not in DTYPES:
     raise UserError(f'config.compute_dtype: {config.compute_dtype!r} is not one of '
                     f'{sorted(DTYPES)}')
-  model = MODELS[config.model](num_classes, DTYPES[config.compute_dtype], config.cnn_widths)
+  model = MODELS[config.model.name](num_classes, DTYPES[config.compute_dtype], config.model)
   if config.supcon.weight > 0:
     model = WithProjection(model, config.supcon.head_width)
   return model

@@ -1,8 +1,11 @@
-"""CIFAR ResNets (He et al. 2016, the variant used by PS-KD and most self-distillation papers).
+"""ResNets (He et al. 2016): the CIFAR variant used by PS-KD and most self-distillation papers,
+and the ImageNet ResNet-50.
 
-3x3 stem with stride 1 and no max-pool, four stages of 64/128/256/512 planes, global average
-pool, one dense layer. Parameters and BatchNorm statistics are float32; `dtype` sets the compute
-dtype (bfloat16 for mixed precision). Convolutions have no bias and use He (fan-out) init.
+CIFAR: 3x3 stem with stride 1 and no max-pool. ImageNet: 7x7 stride-2 stem and a 3x3 stride-2
+max-pool, with the stride of a bottleneck on its 3x3 conv (torchvision's "v1.5"). Then four
+stages of 64/128/256/512 planes, global average pool, one dense layer. Parameters and BatchNorm
+statistics are float32; `dtype` sets the compute dtype (bfloat16 for mixed precision).
+Convolutions have no bias and use He (fan-out) init.
 """
 from functools import partial
 from typing import Any, Sequence
@@ -75,9 +78,37 @@ class CifarResNet(nn.Module):
     return (logits, features) if return_features else logits
 
 
+class ImageNetResNet(nn.Module):
+  block: Any
+  stage_sizes: Sequence[int]
+  num_classes: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False, return_features: bool = False):
+    x = x.astype(self.dtype)
+    x = nn.Conv(64, (7, 7), (2, 2), padding=3, use_bias=False, dtype=self.dtype,
+                kernel_init=_conv_init)(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                             dtype=self.dtype)(x))
+    x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    for stage, blocks in enumerate(self.stage_sizes):
+      for b in range(blocks):
+        stride = 2 if stage > 0 and b == 0 else 1
+        x = self.block(planes=64 * 2 ** stage, stride=stride, dtype=self.dtype)(x, train)
+    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    logits = nn.Dense(self.num_classes, dtype=jnp.float32)(features)
+    return (logits, features) if return_features else logits
+
+
 def cifar_resnet18(num_classes, dtype=jnp.float32):
   return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, dtype)
 
 
 def cifar_resnet50(num_classes, dtype=jnp.float32):
   return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, dtype)
+
+
+def imagenet_resnet50(num_classes, dtype=jnp.float32):
+  """25,557,032 parameters for 1000 classes, as torchvision's resnet50."""
+  return ImageNetResNet(Bottleneck, (3, 4, 6, 3), num_classes, dtype)

@@ -1,0 +1,42 @@
+"""WideResNet-28-10 for CIFAR (Zagoruyko & Komodakis 2016), the other standard CIFAR backbone.
+
+16-channel 3x3 stem, three groups of (28 - 4) / 6 = 4 pre-activation blocks of 160/320/640
+channels (strides 1, 2, 2; a 1x1 projection on the pre-activated input where the width or
+the stride changes), then BN-ReLU, global average pool and one dense layer: 36,479,194
+parameters for 10 classes, as in the common PyTorch code (xternalz, bearpaw). Dropout 0, the
+default of those codes (the train step passes no dropout rng). Float32 parameters and BatchNorm
+statistics, `dtype` compute.
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from bsd_jax.models.preact_resnet import PreActBlock
+from bsd_jax.models.resnet import _conv_init
+
+
+class WideResNet(nn.Module):
+  depth: int
+  widen: int
+  num_classes: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False, return_features: bool = False):
+    blocks = (self.depth - 4) // 6
+    x = x.astype(self.dtype)
+    x = nn.Conv(16, (3, 3), padding=1, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)(x)
+    for group, width in enumerate((16, 32, 64)):
+      for b in range(blocks):
+        stride = 2 if group > 0 and b == 0 else 1
+        x = PreActBlock(planes=width * self.widen, stride=stride, dtype=self.dtype)(x, train)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                             dtype=self.dtype)(x))
+    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    logits = nn.Dense(self.num_classes, dtype=jnp.float32)(features)
+    return (logits, features) if return_features else logits
+
+
+def wrn28_10(num_classes, dtype=jnp.float32):
+  return WideResNet(28, 10, num_classes, dtype)

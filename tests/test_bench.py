@@ -1,0 +1,34 @@
+"""bench/step_time.py keeps working: its report is consistent with its own measurements.
+
+Speed itself is never asserted here (BENCHMARKS.md holds the numbers)."""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from tests import helpers
+
+
+def test_step_time_reports_the_median_ratio_on_its_last_line(tmp_path):
+  out_json = tmp_path / 'bench.json'
+  proc = subprocess.run(
+      [sys.executable, 'bench/step_time.py', '--num_train', '256', '--num_classes', '10',
+       '--steps', '2', '--rounds', '3', '--warmup', '0', '--json', str(out_json)],
+      cwd=helpers.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert proc.returncode == 0, proc.stdout
+  last = proc.stdout.strip().splitlines()[-1]
+  match = re.fullmatch(r'bsd/ce step-time ratio: (\d+\.\d{3})', last)
+  assert match, last
+  record = json.loads(out_json.read_text())
+  for entry in record['methods'].values():
+    assert len(entry['round_step_ms']) == 3
+    assert entry['step_ms'] == statistics.median(entry['round_step_ms'])
+    assert entry['images_per_s'] * entry['step_ms'] / 1e3 == pytest.approx(record['batch_size'])
+  ratio = record['methods']['bsd']['step_ms'] / record['methods']['ce']['step_ms']
+  assert float(match.group(1)) == round(record['bsd/ce'], 3)
+  assert abs(record['bsd/ce'] - ratio) < 1e-12

@@ -1,0 +1,126 @@
+"""Multi-process jobs on CPU: 2 processes x 4 devices against 1 process x 8 devices.
+
+The processes are real (launch/cpu_processes.sh, or two `python -m bsd_jax.main` joined over
+127.0.0.1), each in a subprocess with a timeout: a process whose peer is missing aborts."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import chex
+import pytest
+
+from bsd_jax import train
+from tests import helpers
+
+# The smoke config, shortened: 512 samples, batch 64, 2 epochs = 16 steps, a log line every 4.
+OVERRIDES = ['--config.data.synthetic.num_train=512', '--config.num_epochs=2',
+             '--config.log_every_steps=4']
+STEPS = 16
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _records(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(l) for l in f]
+
+
+def _launch(workdir, *extra):
+  """launch/cpu_processes.sh 2 4 ...: (exit status, output of both processes)."""
+  env = dict(os.environ, PORT=str(_free_port()))
+  proc = subprocess.run(['bash', os.path.join(helpers.REPO, 'launch', 'cpu_processes.sh'), '2',
+                         '4', 'configs/smoke.py', workdir] + OVERRIDES + list(extra),
+                        cwd=helpers.REPO, env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True, timeout=400)
+  return proc.returncode, proc.stdout
+
+
+@pytest.fixture(scope='module')
+def one_process(tmp_path_factory):
+  """The reference: this (test) process, 8 devices."""
+  workdir = str(tmp_path_factory.mktemp('one'))
+  config = helpers.load_config('smoke.py')
+  config.data.synthetic.num_train, config.num_epochs, config.log_every_steps = 512, 2, 4
+  train.train_and_evaluate(config, workdir)
+  return workdir
+
+
+@pytest.fixture(scope='module')
+def two_processes(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('two'))
+  rc, out = _launch(workdir)
+  assert rc == 0, out
+  return workdir, out
+
+
+def _assert_same_state(a, b):
+  state_a, step_a = helpers.read_checkpoint_state(a)
+  state_b, step_b = helpers.read_checkpoint_state(b)
+  assert step_a == step_b == STEPS
+  # Same 8-device program; cross-process reductions (gloo) may add in another order.
+  chex.assert_trees_all_close(state_a, state_b, rtol=1e-5, atol=1e-6)
+
+
+def test_two_processes_end_like_one_process(one_process, two_processes):
+  workdir, out = two_processes
+  assert 'process 0 of 2, 4 local of 8 devices' in out
+  _assert_same_state(one_process, workdir)
+  # Process 0 alone wrote the log: one train and one test record per epoch.
+  records = _records(workdir)
+  assert [(r['split'], r['epoch']) for r in records] == [
+      ('train', 1), ('test', 1), ('train', 2), ('test', 2)]
+  reference = _records(one_process)
+  for got, want in zip(records, reference):
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+      expected = value if isinstance(value, str) else pytest.approx(value, rel=1e-4, abs=1e-6)
+      assert got[key] == expected, key
+
+
+def test_two_process_checkpoint_restores_in_one_process(two_processes):
+  workdir, _ = two_processes
+  proc = helpers.run_cli([f'--workdir={workdir}'], module='bsd_jax.evaluate')
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  with open(os.path.join(workdir, 'eval', 'metrics.json')) as f:
+    evaluated = json.load(f)
+  last_test = [r for r in _records(workdir) if r['split'] == 'test'][-1]
+  assert evaluated['step'] == STEPS
+  assert evaluated['metrics']['accuracy'] == pytest.approx(last_test['accuracy'], abs=1e-6)
+  assert evaluated['metrics']['nll'] == pytest.approx(last_test['nll'], rel=1e-4)
+
+
+def _process(workdir, port, process_id):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_NUM_CPU_DEVICES='4')
+  return subprocess.Popen(
+      [sys.executable, '-m', 'bsd_jax.main', '--config', 'configs/smoke.py', '--workdir', workdir,
+       f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
+       f'--process_id={process_id}'] + OVERRIDES, cwd=helpers.REPO, env=env,
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resumes(one_process, tmp_path):
+  workdir = str(tmp_path / 'preempted')
+  port = _free_port()
+  procs = [_process(workdir, port, i) for i in (0, 1)]
+  seen = []
+  for line in procs[0].stdout:  # process 0 logs; process 1 gets the signal
+    seen.append(line)
+    if 'step 4/16' in line:
+      procs[1].send_signal(signal.SIGTERM)
+      break
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  assert [p.returncode for p in procs] == [128 + signal.SIGTERM] * 2, ''.join(seen) + outs[0]
+  _, saved_at = helpers.read_checkpoint_state(workdir)
+  assert 4 <= saved_at < STEPS and saved_at % 4 == 0  # a log step: where the processes agree
+  rc, out = _launch(workdir)
+  assert rc == 0 and 'Resumed' in out, out
+  _assert_same_state(one_process, workdir)
