@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from bsd_jax.models.resnet import _conv_init
+from bsd_jax.models.resnet import _conv_init, head, stages
 
 
 class PreActBlock(nn.Module):
@@ -45,13 +45,8 @@ class PreActResNet(nn.Module):
   def __call__(self, x, train: bool = False, return_features: bool = False):
     x = x.astype(self.dtype)
     x = nn.Conv(64, (3, 3), padding=1, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)(x)
-    for stage, blocks in enumerate(self.stage_sizes):
-      for b in range(blocks):
-        stride = 2 if stage > 0 and b == 0 else 1
-        x = PreActBlock(planes=64 * 2 ** stage, stride=stride, dtype=self.dtype)(x, train)
-    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
-    logits = nn.Dense(self.num_classes, dtype=jnp.float32)(features)
-    return (logits, features) if return_features else logits
+    return head(stages(x, PreActBlock, self.stage_sizes, self.dtype, train), self.num_classes,
+                return_features)
 
 
 def preact_resnet18(num_classes, dtype=jnp.float32):

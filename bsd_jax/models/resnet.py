@@ -56,59 +56,58 @@ class Bottleneck(nn.Module):
     return nn.relu(x + y)
 
 
-class CifarResNet(nn.Module):
+def stages(x, block, stage_sizes, dtype, train):
+  """The residual stages: 64 * 2**stage planes, stride 2 at the start of every stage but the
+  first. Shared by the ResNets here and the PreAct ResNet."""
+  for stage, blocks in enumerate(stage_sizes):
+    for b in range(blocks):
+      stride = 2 if stage > 0 and b == 0 else 1
+      x = block(planes=64 * 2 ** stage, stride=stride, dtype=dtype)(x, train)
+  return x
+
+
+def head(x, num_classes, return_features):
+  """Global average pool and a dense layer, both in float32 (the softmax and the losses are
+  computed in float32)."""
+  features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+  logits = nn.Dense(num_classes, dtype=jnp.float32)(features)
+  return (logits, features) if return_features else logits
+
+
+class ResNet(nn.Module):
+  """stem 'cifar': one 3x3 conv, stride 1, no max-pool; 'imagenet': 7x7 stride-2 conv and a
+  3x3 stride-2 max-pool (torchvision)."""
   block: Any
   stage_sizes: Sequence[int]
   num_classes: int
   dtype: Any = jnp.float32
+  stem: str = 'cifar'
 
   @nn.compact
   def __call__(self, x, train: bool = False, return_features: bool = False):
     x = x.astype(self.dtype)
-    x = nn.Conv(64, (3, 3), padding=1, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)(x)
+    if self.stem == 'cifar':
+      x = nn.Conv(64, (3, 3), padding=1, use_bias=False, dtype=self.dtype,
+                  kernel_init=_conv_init)(x)
+    else:
+      x = nn.Conv(64, (7, 7), (2, 2), padding=3, use_bias=False, dtype=self.dtype,
+                  kernel_init=_conv_init)(x)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                              dtype=self.dtype)(x))
-    for stage, blocks in enumerate(self.stage_sizes):
-      for b in range(blocks):
-        stride = 2 if stage > 0 and b == 0 else 1
-        x = self.block(planes=64 * 2 ** stage, stride=stride, dtype=self.dtype)(x, train)
-    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
-    # Logits in float32: the softmax and the losses are computed in float32.
-    logits = nn.Dense(self.num_classes, dtype=jnp.float32)(features)
-    return (logits, features) if return_features else logits
-
-
-class ImageNetResNet(nn.Module):
-  block: Any
-  stage_sizes: Sequence[int]
-  num_classes: int
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x, train: bool = False, return_features: bool = False):
-    x = x.astype(self.dtype)
-    x = nn.Conv(64, (7, 7), (2, 2), padding=3, use_bias=False, dtype=self.dtype,
-                kernel_init=_conv_init)(x)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                             dtype=self.dtype)(x))
-    x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
-    for stage, blocks in enumerate(self.stage_sizes):
-      for b in range(blocks):
-        stride = 2 if stage > 0 and b == 0 else 1
-        x = self.block(planes=64 * 2 ** stage, stride=stride, dtype=self.dtype)(x, train)
-    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
-    logits = nn.Dense(self.num_classes, dtype=jnp.float32)(features)
-    return (logits, features) if return_features else logits
+    if self.stem == 'imagenet':
+      x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    return head(stages(x, self.block, self.stage_sizes, self.dtype, train), self.num_classes,
+                return_features)
 
 
 def cifar_resnet18(num_classes, dtype=jnp.float32):
-  return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, dtype)
+  return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, dtype)
 
 
 def cifar_resnet50(num_classes, dtype=jnp.float32):
-  return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, dtype)
+  return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, dtype)
 
 
 def imagenet_resnet50(num_classes, dtype=jnp.float32):
   """25,557,032 parameters for 1000 classes, as torchvision's resnet50."""
-  return ImageNetResNet(Bottleneck, (3, 4, 6, 3), num_classes, dtype)
+  return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, dtype, stem='imagenet')
