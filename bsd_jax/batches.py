@@ -36,6 +36,17 @@ def batch_for_step(seed, step, num_train, batch_size):
   return index[s], mask[s]
 
 
+def step_batch(seed, step, num_train, batch_size, extra_view_kind=None, partners=None):
+  """The host batch of global step `step`: 'index' and 'mask', and for a method with an extra
+  view (`extra_view_kind`) 'extra_index' and 'extra_mask'; numpy arrays of [batch_size]."""
+  index, mask = batch_for_step(seed, step, num_train, batch_size)
+  batch = {'index': index, 'mask': mask}
+  if extra_view_kind is not None:
+    batch['extra_index'], batch['extra_mask'] = extra_view(
+        extra_view_kind, seed, step, index, mask, num_train, batch_size, partners)
+  return batch
+
+
 class ClassPartners:
   """For each sample a random different sample of the same class (itself if it is alone)."""
 

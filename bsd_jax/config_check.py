@@ -42,6 +42,17 @@ def check_config(config, num_devices: int):
   _require(0.0 <= n.rate <= 1.0, f'config.label_noise.rate must be in [0, 1], got {n.rate}')
   _require(not n.superclass_csv or os.path.isfile(n.superclass_csv),
            f'config.label_noise.superclass_csv: {n.superclass_csv} is not a file')
+  if config.data.source == 'tfds_stream':
+    st = config.data.stream
+    _require(st.image_size >= 8, f'config.data.stream.image_size must be >= 8, got '
+             f'{st.image_size}')
+    _require(st.eval_resize >= st.image_size, f'config.data.stream.eval_resize '
+             f'({st.eval_resize}) must be >= config.data.stream.image_size ({st.image_size})')
+    _require(st.worker_count >= 0 and st.worker_threads >= 0,
+             'config.data.stream.worker_count and worker_threads must be >= 0')
+    _require(config.supcon.weight == 0, "config.supcon is not supported with "
+             "config.data.source = 'tfds_stream' (its second view would be a device crop of the "
+             "host-augmented first)")
   sc = config.supcon
   _require(sc.weight >= 0, f'config.supcon.weight must be >= 0 (0 = off), got {sc.weight}')
   _require(sc.temperature > 0 and sc.base_temperature > 0,

@@ -2,8 +2,9 @@
 
 CIFAR-size datasets fit in host and device memory, so a source returns whole splits; the
 example id of a training sample is its row number, dense 0..N-1, fixed before any shuffling.
-Everything here is checked before training starts and raises `UserError` naming the config key
-or path at fault.
+Datasets too big for that (ImageNet) are streamed instead: source 'tfds_stream'
+(bsd_jax/stream_data.py) returns the labels and random-access records. Everything here is
+checked before training starts and raises `UserError` naming the config key or path at fault.
 """
 import dataclasses
 import logging
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from bsd_jax import stream_data
 from bsd_jax.errors import UserError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
@@ -28,10 +30,22 @@ class Dataset:
   num_classes: int
   class_names: tuple = ()                 # folder names (folder source), for superclass CSVs
   train_coarse_labels: np.ndarray = None  # int32 [N] superclasses where the source has them
+  streamed = False                        # not a field: the whole split is on the devices
 
   @property
   def num_train(self):
     return int(self.train_labels.shape[0])
+
+  @property
+  def image_shape(self):
+    return self.train_images.shape[1:]
+
+  def subset(self, keep, name):
+    """The training samples `keep` (sorted ids), renumbered 0..len(keep)-1."""
+    return dataclasses.replace(self, name=name, train_images=self.train_images[keep],
+                               train_labels=self.train_labels[keep],
+                               train_coarse_labels=None if self.train_coarse_labels is None
+                               else self.train_coarse_labels[keep])
 
   def channel_stats(self):
     """Per-channel mean and std of the training images on the [0, 1] scale (std >= 1/255, so
@@ -43,7 +57,8 @@ class Dataset:
 def load(config) -> Dataset:
   """The dataset named by config.data, with the optional class-balanced train subset applied."""
   d = config.data
-  loaders = {'synthetic': _synthetic, 'folder': _folder, 'tfds': _tfds}
+  loaders = {'synthetic': _synthetic, 'folder': _folder, 'tfds': _tfds,
+             'tfds_stream': lambda d: stream_data.load(d, d.stream.image_size)}
   if d.source not in loaders:
     raise UserError(f'config.data.source: unknown source {d.source!r}; '
                     f'choose one of {sorted(loaders)}')
@@ -205,8 +220,4 @@ def _class_balanced_subset(ds, per_class, seed):
       logging.warning('class %d has only %d training samples (< %d)', k, len(members), per_class)
     keep.append(members[:per_class])
   keep = np.sort(np.concatenate(keep))
-  return dataclasses.replace(ds, name=f'{ds.name}[{per_class}/class,seed={seed}]',
-                             train_images=ds.train_images[keep],
-                             train_labels=ds.train_labels[keep],
-                             train_coarse_labels=None if ds.train_coarse_labels is None
-                             else ds.train_coarse_labels[keep])
+  return ds.subset(keep, f'{ds.name}[{per_class}/class,seed={seed}]')

@@ -141,7 +141,12 @@ def evaluate_workdir(workdir, step=None) -> dict:
   from bsd_jax.reliability import save_reliability_diagram
 
   config, ds, exp, state, step = load_checkpoint(workdir, step)
-  probs = _predict_images(exp, state, ds.test_images, config.eval_batch_size)
+  if ds.streamed:
+    from bsd_jax import feeds
+    with feeds.make(config, ds, exp) as feed:
+      probs = feed.test_probs(state)
+  else:
+    probs = _predict_images(exp, state, ds.test_images, config.eval_batch_size)
   result = metrics.full_metrics(probs, ds.test_labels)
   record = {'step': step, 'epoch': step // exp.steps_per_epoch, 'dataset': ds.name,
             'split': config.data.test_split, 'num_samples': int(ds.test_labels.shape[0]),
@@ -311,6 +316,10 @@ def main(argv):
     sys.exit(2)
   logging.getLogger('absl').setLevel(logging.WARNING)
   try:
+    if (_SUITE.value != 'test'
+        and load_run_config(_WORKDIR.value).data.source == 'tfds_stream'):
+      raise UserError(f'--suite {_SUITE.value} needs a test split held in memory; this run '
+                      "streams its data (config.data.source = 'tfds_stream'): use --suite test")
     if _SUITE.value == 'test':
       evaluate_workdir(_WORKDIR.value, _STEP.value)
     elif _SUITE.value == 'ood':

@@ -1,5 +1,5 @@
 """What a config builds before any step runs, shared by training and the evaluate command:
-mesh, device-resident data, model, method, optimizer, and the sharded layout of the state."""
+mesh, model, method, optimizer, and the sharded layout of the state."""
 import dataclasses
 from typing import Any, Callable
 
@@ -48,6 +48,7 @@ class Experiment:
   std: np.ndarray
   init_state: Callable        # (rng, padded_labels) -> TrainState
   abstract_state: Any         # ShapeDtypeStructs carrying the shardings
+  augment_on_device: bool     # crop + flip in the step (streamed images come augmented)
 
   @property
   def state_shardings(self):
@@ -62,7 +63,7 @@ def build(config, ds) -> Experiment:
   tx, schedule = optim.make_optimizer(config, steps_per_epoch)
   padded_labels = np.zeros(sharding.padded_rows(ds.num_train, mesh.size), np.int32)
   padded_labels[:ds.num_train] = ds.train_labels
-  init_state = make_init_state(model, method, tx, ds.train_images.shape[1:], ds.num_classes,
+  init_state = make_init_state(model, method, tx, ds.image_shape, ds.num_classes,
                                config.batch_size, models.DTYPES[config.table_dtype])
   abstract = jax.eval_shape(init_state, jax.random.PRNGKey(config.seed), padded_labels)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
@@ -70,7 +71,7 @@ def build(config, ds) -> Experiment:
   mean, std = ds.channel_stats()
   return Experiment(mesh, model, method, tx, schedule, steps_per_epoch,
                     config.num_epochs * steps_per_epoch, padded_labels, mean, std, init_state,
-                    abstract)
+                    abstract, augment_on_device=config.data.augment and not ds.streamed)
 
 
 def jit_train_step(config, exp: Experiment, update_table: bool = True):
@@ -78,7 +79,7 @@ def jit_train_step(config, exp: Experiment, update_table: bool = True):
   donated and keeps its shardings."""
   train_step = step.make_train_step(
       exp.model, exp.method, exp.tx, exp.mesh, exp.mean, exp.std,
-      steps_per_epoch=exp.steps_per_epoch, augment_images=config.data.augment,
+      steps_per_epoch=exp.steps_per_epoch, augment_images=exp.augment_on_device,
       update_table=update_table, supcon=config.supcon if config.supcon.weight > 0 else None)
   return jax.jit(train_step, out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
                  donate_argnums=(0,))

@@ -1,10 +1,14 @@
 """Pure step functions: one train step, one eval forward, one table refresh.
 
 They close over static pieces (model, method, optimizer, mesh) and take arrays only, so that
-train.py can jit them with shardings and donate the state. The training set lives on device
-(`data`: uint8 images [N, H, W, C] and int32 labels [N], replicated); a batch is the sample
-indices `index` [B] (sharded on the data axis) and a `mask` [B] that is 0 for the wrap-around
-padding of an epoch's last batch.
+train.py can jit them with shardings and donate the state. The training labels live on device
+(`data['labels']`, int32 [N], replicated); a batch is the sample indices `index` [B] (sharded on
+the data axis) and a `mask` [B] that is 0 for the wrap-around padding of an epoch's last batch.
+The images come one of two ways (bsd_jax/feeds.py): a CIFAR-size split lives on device too
+(`data['images']`, uint8 [N, H, W, C]) and is gathered by index; a streamed split's images
+(already augmented on the host) arrive in the batch, `images` [B, H, W, C] (and
+`extra_images` for a method's extra view). Which one is a matter of the batch's keys, fixed
+when the step is traced.
 """
 import jax
 import jax.numpy as jnp
@@ -12,9 +16,16 @@ import jax.numpy as jnp
 from bsd_jax import augment, losses, methods, sharding, targets
 
 
-def _images(data, index, mesh):
+def _gather_images(data, index, mesh):
   images = jnp.take(data['images'], index, axis=0)
   return jax.lax.with_sharding_constraint(images, sharding.batch_sharded(mesh))
+
+
+def _images(data, batch, key, mesh):
+  """Images of the samples batch[key] ('index' or 'extra_index'): carried by a streamed batch
+  ('images' / 'extra_images'), else gathered from the device-resident split."""
+  carried = key.replace('index', 'images')
+  return batch[carried] if carried in batch else _gather_images(data, batch[key], mesh)
 
 
 def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
@@ -31,12 +42,12 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     index, mask = batch['index'], batch['mask']
     batch_size = index.shape[0]
     labels = jnp.take(data['labels'], index, axis=0)
-    images = _images(data, index, mesh)
+    images = _images(data, batch, 'index', mesh)
     extra = {}
     if method.extra_view is not None:
       extra = {'extra_labels': jnp.take(data['labels'], batch['extra_index'], axis=0),
                'extra_mask': batch['extra_mask']}
-      images = jnp.concatenate([images, _images(data, batch['extra_index'], mesh)])
+      images = jnp.concatenate([images, _images(data, batch, 'extra_index', mesh)])
     key = jax.random.fold_in(state.rng, state.step)
     views = [images]
     if supcon is not None:  # the second view: another crop and flip of the same batch
@@ -98,13 +109,24 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
   return train_step
 
 
-def make_predict(model, mesh, mean, std):
-  """predict(state, data, index) -> eval-mode softmax probabilities [B, K] in float32."""
-  def predict(state, data, index):
-    x = augment.normalize(_images(data, index, mesh), mean, std)
+def make_predict_images(model, mean, std):
+  """predict_images(state, images) -> eval-mode softmax probabilities [B, K] in float32 of
+  uint8 images [B, H, W, C]."""
+  def predict_images(state, images):
+    x = augment.normalize(images, mean, std)
     logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
                          train=False)
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+  return predict_images
+
+
+def make_predict(model, mesh, mean, std):
+  """predict(state, data, index) -> eval-mode probabilities of device-resident images."""
+  predict_images = make_predict_images(model, mean, std)
+
+  def predict(state, data, index):
+    return predict_images(state, _gather_images(data, index, mesh))
 
   return predict
 
@@ -112,10 +134,10 @@ def make_predict(model, mesh, mean, std):
 def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
   """refresh(state, data, batch) -> state with the batch's rows updated from clean eval-mode
   predictions (bsd.prediction_source = 'eval_pass': one extra forward pass per epoch)."""
-  predict = make_predict(model, mesh, mean, std)
+  predict_images = make_predict_images(model, mean, std)
 
   def refresh(state, data, batch):
-    probs = predict(state, data, batch['index'])
+    probs = predict_images(state, _images(data, batch, 'index', mesh))
     rows = sharding.gather_rows(state.alpha, batch['index'], mesh)
     epoch = state.step // steps_per_epoch - 1  # runs after the epoch's last step
     alpha = sharding.scatter_rows(state.alpha, batch['index'],

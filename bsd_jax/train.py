@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bsd_jax import (batches, checkpointing, data, distributed, experiment, methods, metrics,
+from bsd_jax import (checkpointing, data, distributed, experiment, feeds, methods, metrics,
                      noisy_dataset, sharding, step, targets)
 from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError
@@ -118,13 +118,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
                table.dtype, table.size * table.dtype.itemsize / 2**20,
                sharding.bytes_per_device(table) / 2**20)
 
-  # 2. Device-resident data; the state, created already sharded or restored onto this mesh.
-  repl = sharding.replicated(mesh)
-  train_data = {'images': ds.train_images, 'labels': ds.train_labels}
-  if clean_labels is not None:  # label noise: train accuracy is also measured on clean labels
-    train_data['clean_labels'] = clean_labels
-  train_dev = jax.device_put(train_data, repl)
-  test_dev = jax.device_put({'images': ds.test_images, 'labels': ds.test_labels}, repl)
+  # 2. Data (device-resident or streamed); the state, created already sharded or restored.
+  feed = feeds.make(config, ds, exp, clean_labels)
   model, method, schedule = exp.model, exp.method, exp.schedule
   mean, std, padded_labels = exp.mean, exp.std, exp.padded_labels
   state_sh = exp.state_shardings
@@ -142,8 +137,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # 3. Jitted steps; the state is donated and keeps its shardings.
   refresh_at_epoch_end = config.method == 'bsd' and config.bsd.prediction_source == 'eval_pass'
   train_step = experiment.jit_train_step(config, exp, update_table=not refresh_at_epoch_end)
-  # Replicated output: every process can read the predictions (multi-process jobs).
-  predict = jax.jit(step.make_predict(model, mesh, mean, std), out_shardings=repl)
   refresh = None
   if refresh_at_epoch_end:
     refresh = jax.jit(step.make_refresh_step(model, method, mesh, mean, std,
@@ -158,8 +151,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     clean_rows = jax.device_put(clean_rows, sharding.batch_sharded(mesh))
   posterior_stats = jax.jit(targets.posterior_stats)
   noisy_recovery = jax.jit(targets.noisy_label_recovery)
-  batch_sh = sharding.batch_sharded(mesh)
-  partners = batches.ClassPartners(ds.train_labels) if method.extra_view == 'class_pair' else None
 
   def meta(sums):
     return {'num_train': ds.num_train, 'num_classes': ds.num_classes, 'dataset': ds.name,
@@ -171,10 +162,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   last_test = {}
   stopped_by = None
   compile_start = time.perf_counter()
-  with StopRequest() as stop:
+  with StopRequest() as stop, feed:
     while step_now < total_steps and stopped_by is None:
       epoch = step_now // steps_per_epoch
-      index, mask = batches.epoch_batches(config.seed, epoch, ds.num_train, config.batch_size)
       # Sums over the epoch so far (restored when resuming mid-epoch), and at the last log line.
       sums = None
       logged = epoch_sums or {'loss_sum': 0.0, 'count': 0.0}
@@ -183,13 +173,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         epoch_sums = None
       window_start, window_step = time.perf_counter(), step_now
       for s in range(step_now % steps_per_epoch, steps_per_epoch):
-        batch = {'index': index[s], 'mask': mask[s]}
-        if method.extra_view is not None:
-          batch['extra_index'], batch['extra_mask'] = batches.extra_view(
-              method.extra_view, config.seed, step_now, index[s], mask[s], ds.num_train,
-              config.batch_size, partners)
-        batch = jax.device_put(batch, batch_sh)
-        state, step_sums = train_step(state, train_dev, batch)
+        state, step_sums = train_step(state, feed.train_data, feed.train_batch(step_now))
         sums = step_sums if sums is None else jax.tree.map(jnp.add, sums, step_sums)
         step_now += 1
         if compile_start is not None:  # keep compilation out of the speed and ETA figures
@@ -219,12 +203,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
       # End of epoch: table refresh, train summary, test evaluation, checkpoint.
       if refresh is not None:
-        order = np.arange(steps_per_epoch * config.batch_size) % ds.num_train
-        keep = (np.arange(order.size) < ds.num_train).astype(np.float32)
-        for b in range(steps_per_epoch):
-          sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
-          state = refresh(state, train_dev,
-                          jax.device_put({'index': order[sl], 'mask': keep[sl]}, batch_sh))
+        for batch in feed.ordered_batches():
+          state = refresh(state, feed.train_data, batch)
       host = jax.device_get(sums)
       train_metrics = {'loss': host['loss_sum'] / host['count'],
                        'accuracy': host['correct'] / host['count'],
@@ -245,8 +225,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       logging.info('epoch %d/%d train %s', epoch + 1, config.num_epochs,
                    ' '.join(f'{k} {v:.4f}' for k, v in train_metrics.items()))
       if (epoch + 1) % config.eval_every_epochs == 0 or step_now == total_steps:
-        probs = experiment.predict_all(predict, state, test_dev, ds.test_labels.shape[0],
-                                       config.eval_batch_size, mesh)
+        probs = feed.test_probs(state)
         last_test = metrics.full_metrics(probs, ds.test_labels)
         log.write(step_now, epoch + 1, 'test', last_test)
         logging.info('epoch %d/%d test  %s', epoch + 1, config.num_epochs,

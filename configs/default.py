@@ -74,10 +74,12 @@ def get_config():
   c.label_noise.superclass_csv = config_dict.placeholder(str)
 
   c.data = config_dict.ConfigDict()
-  c.data.source = 'tfds'            # 'tfds', 'folder' or 'synthetic'
+  c.data.source = 'tfds'            # 'tfds', 'folder', 'synthetic' (whole splits in memory and
+                                    # on the devices) or 'tfds_stream' (read per step: ImageNet)
   c.data.name = 'cifar100'          # tfds dataset name
   c.data.tfds_data_dir = config_dict.placeholder(str)  # default: tfds's own (~/tensorflow_datasets)
   c.data.manual_dir = config_dict.placeholder(str)     # archives for tfds to prepare from
+                                    # ('tfds' only: 'tfds_stream' never prepares, README ImageNet)
   c.data.download = True            # let tfds download when the dataset is not prepared
   c.data.train_split = 'train'
   c.data.test_split = 'test'
@@ -86,7 +88,14 @@ def get_config():
   c.data.root = config_dict.placeholder(str)  # image folder: <root>/{train,test}/<class>/*.png
   c.data.train_subset_per_class = 0  # > 0: class-balanced subset of the train split
   c.data.subset_seed = 0
-  c.data.augment = True             # random crop (pad 4) + horizontal flip
+  c.data.augment = True             # random crop (pad 4) + horizontal flip; streamed: random-
+                                    # resized crop + flip on the host (False: the eval view)
+  # Streamed source only (bsd_jax/stream.py): image sizes and grain's host workers.
+  c.data.stream = config_dict.ConfigDict()
+  c.data.stream.image_size = 224    # train crops and eval center crops are size x size
+  c.data.stream.eval_resize = 256   # eval: shorter side resized to this, then the center crop
+  c.data.stream.worker_count = 0    # grain worker processes per process (0: threads only)
+  c.data.stream.worker_threads = 2  # decoding threads in each worker (or in this process)
   c.data.synthetic = config_dict.ConfigDict()
   c.data.synthetic.num_train = 1024
   c.data.synthetic.num_test = 512

@@ -1,0 +1,150 @@
+"""What the loop feeds the steps: device-resident data, the batch of each step, the ordered pass
+over the training set (BSD's eval_pass) and the test split's predictions.
+
+`InMemoryFeed` (CIFAR-size sources): both splits live on every device; a batch is sample indices
+and the step gathers the images. `StreamFeed` (source 'tfds_stream'): only the labels live on the
+devices; each process streams its part of every batch's images through grain
+(bsd_jax/stream.py) and the parts are joined into global arrays carried by the batch. Both
+follow batches.step_batch, so the data order, the table rows a step touches and resuming are the
+same; the source decides which feed, not the step.
+"""
+import jax
+import numpy as np
+
+from bsd_jax import batches, experiment, sharding, step, stream
+
+
+def make(config, ds, exp, clean_labels=None):
+  """The feed for `ds` (`clean_labels`: the labels before label noise, or None)."""
+  return (StreamFeed if ds.streamed else InMemoryFeed)(config, ds, exp, clean_labels)
+
+
+class _Feed:
+
+  def __init__(self, config, ds, exp, clean_labels, train_data):
+    self.config, self.ds, self.exp = config, ds, exp
+    self.batch_sh = sharding.batch_sharded(exp.mesh)
+    self.repl = sharding.replicated(exp.mesh)
+    self.extra_view = exp.method.extra_view
+    self.partners = (batches.ClassPartners(ds.train_labels) if self.extra_view == 'class_pair'
+                     else None)
+    if clean_labels is not None:  # label noise: train accuracy is also measured on clean labels
+      train_data['clean_labels'] = clean_labels
+    self.train_data = jax.device_put(train_data, self.repl)
+
+  def host_batch(self, step_now):
+    return batches.step_batch(self.config.seed, step_now, self.ds.num_train,
+                              self.config.batch_size, self.extra_view, self.partners)
+
+  def _ordered_host_batches(self):
+    """Every training sample once, in order (the last batch wraps around at mask 0)."""
+    b, n = self.config.batch_size, self.ds.num_train
+    order = np.arange(self.exp.steps_per_epoch * b) % n
+    keep = (np.arange(order.size) < n).astype(np.float32)
+    for i in range(self.exp.steps_per_epoch):
+      yield {'index': order[i * b:(i + 1) * b], 'mask': keep[i * b:(i + 1) * b]}
+
+  def close(self):
+    pass
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+class InMemoryFeed(_Feed):
+  """Both splits on every device; batches of sample indices (the step gathers and augments)."""
+
+  def __init__(self, config, ds, exp, clean_labels=None):
+    super().__init__(config, ds, exp, clean_labels,
+                     {'images': ds.train_images, 'labels': ds.train_labels})
+    self._test = jax.device_put({'images': ds.test_images, 'labels': ds.test_labels}, self.repl)
+    # Replicated output: every process can read the predictions (multi-process jobs).
+    self._predict = jax.jit(step.make_predict(exp.model, exp.mesh, exp.mean, exp.std),
+                            out_shardings=self.repl)
+
+  def train_batch(self, step_now):
+    return jax.device_put(self.host_batch(step_now), self.batch_sh)
+
+  def ordered_batches(self):
+    for batch in self._ordered_host_batches():
+      yield jax.device_put(batch, self.batch_sh)
+
+  def test_probs(self, state):
+    return experiment.predict_all(self._predict, state, self._test, self.ds.test_labels.shape[0],
+                                  self.config.eval_batch_size, self.exp.mesh)
+
+
+class StreamFeed(_Feed):
+  """Labels on every device; each step's images streamed, this process reading only its rows."""
+
+  def __init__(self, config, ds, exp, clean_labels=None):
+    super().__init__(config, ds, exp, clean_labels, {'labels': ds.train_labels})
+    s = config.data.stream
+    self._workers, self._threads = s.worker_count, s.worker_threads
+    owners = [d.process_index for d in exp.mesh.devices.flat]
+    me = jax.process_index()
+    self._train_rows = stream.process_positions(config.batch_size, owners, me)
+    self._eval_rows = stream.process_positions(config.eval_batch_size, owners, me)
+    self._train_records = stream.Records(ds.train_source, ds.image_key, ds.train_keys)
+    self._test_records = stream.Records(ds.test_source, ds.image_key)
+    self._view = dict(size=ds.image_size, resize=s.eval_resize)
+    self._train_images = stream.TrainImages(
+        self._train_records, seed=config.seed, num_train=ds.num_train,
+        batch_size=config.batch_size, positions=self._train_rows, augment=config.data.augment,
+        extra_view=self.extra_view, partners=self.partners, **self._view)
+    self._predict = jax.jit(step.make_predict_images(exp.model, exp.mean, exp.std),
+                            out_shardings=self.repl)
+    self._iter, self._next_step = None, None
+
+  def _global(self, local, batch_size):
+    """This process's rows -> global batch-sharded arrays of `batch_size` rows."""
+    return {k: jax.make_array_from_process_local_data(self.batch_sh, v,
+                                                      (batch_size,) + v.shape[1:])
+            for k, v in local.items()}
+
+  def train_batch(self, step_now):
+    if self._next_step != step_now:  # first call, or a jump: restart the stream at this step
+      self.close()
+      self._iter = stream.iterate(self._train_images, step_now, self.exp.total_steps,
+                                  self._workers, self._threads)
+      self._next_step = step_now
+    local = next(self._iter)
+    self._next_step += 1
+    batch = jax.device_put(self.host_batch(step_now), self.batch_sh)
+    batch.update(self._global(local, self.config.batch_size))
+    return batch
+
+  def _ordered(self, records, num, batch_size, rows):
+    fn = stream.OrderedImages(records, num=num, batch_size=batch_size, positions=rows,
+                              **self._view)
+    it = stream.iterate(fn, 0, -(-num // batch_size), self._workers, self._threads)
+    try:
+      for local in it:
+        yield self._global(local, batch_size)['images']
+    finally:
+      stream.close_iterator(it)
+
+  def ordered_batches(self):
+    images = self._ordered(self._train_records, self.ds.num_train, self.config.batch_size,
+                           self._train_rows)
+    try:
+      for batch in self._ordered_host_batches():
+        batch = jax.device_put(batch, self.batch_sh)
+        batch['images'] = next(images)
+        yield batch
+    finally:
+      images.close()
+
+  def test_probs(self, state):
+    n = self.ds.test_labels.shape[0]
+    probs = [np.asarray(self._predict(state, images)) for images in self._ordered(
+        self._test_records, n, self.config.eval_batch_size, self._eval_rows)]
+    return np.concatenate(probs)[:n]
+
+  def close(self):
+    if self._iter is not None:
+      stream.close_iterator(self._iter)
+    self._iter, self._next_step = None, None

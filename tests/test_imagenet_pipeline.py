@@ -1,0 +1,311 @@
+"""The streamed ImageNet pipeline (configs/imagenet.py, source 'tfds_stream') on a tiny real
+imagenet2012: tfds's own builder prepares it offline, as `tfds build imagenet2012 --manual_dir`
+would, from archives laid out like ImageNet's (a train tar of per-synset tars, a flat val tar)
+holding a few small random JPEGs.
+
+(tfds.testing.mock_data is not used: in tfds 4.9.10 its data sources report the dataset as not
+prepared, with no splits, and their __getitems__ fails, so the checks and the batched reads
+under test could not run on it.)
+"""
+import io
+import signal
+import socket
+import tarfile
+import time
+
+import chex
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from bsd_jax import batches, data, methods, sharding, stream, train
+from bsd_jax.errors import UserError
+from tests import helpers
+
+SYNSETS = ('n01440764', 'n01443537', 'n01484850')  # classes 0, 1, 2 of imagenet2012
+PER_CLASS, NUM_VAL = 8, 10                         # 24 train, 10 validation images
+STEPS_PER_EPOCH, EPOCHS = 3, 2                     # batch 8
+
+
+def _jpeg(rng):
+  h, w = rng.integers(20, 40, 2)
+  buf = io.BytesIO()
+  Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, 'JPEG')
+  return buf.getvalue()
+
+
+def _add(tar, name, payload):
+  info = tarfile.TarInfo(name)
+  info.size = len(payload)
+  tar.addfile(info, io.BytesIO(payload))
+
+
+def _write_archives(manual_dir, rng):
+  with tarfile.open(manual_dir / 'ILSVRC2012_img_train.tar', 'w') as outer:
+    for synset in SYNSETS:
+      inner = io.BytesIO()
+      with tarfile.open(fileobj=inner, mode='w') as tar:
+        for i in range(PER_CLASS):
+          _add(tar, f'{synset}_{i}.JPEG', _jpeg(rng))
+      _add(outer, f'{synset}.tar', inner.getvalue())
+  with tarfile.open(manual_dir / 'ILSVRC2012_img_val.tar', 'w') as tar:
+    for i in range(NUM_VAL):
+      _add(tar, f'ILSVRC2012_val_{i + 1:08d}.JPEG', _jpeg(rng))
+
+
+@pytest.fixture(scope='module')
+def imagenet_dir(tmp_path_factory):
+  """A prepared imagenet2012 (array_record) in a temporary data_dir."""
+  import tensorflow_datasets as tfds
+  manual = tmp_path_factory.mktemp('manual')
+  _write_archives(manual, np.random.default_rng(0))
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  builder = tfds.builder('imagenet2012', data_dir=data_dir, file_format='array_record')
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+  return data_dir
+
+
+def _config(data_dir, **overrides):
+  """configs/imagenet.py shrunk: 16x16 crops, a small float32 CNN, batch 8, 2 epochs, no
+  grain worker processes."""
+  config = helpers.load_config('imagenet.py')
+  config.data.tfds_data_dir = data_dir
+  config.model.name, config.model.cnn_widths = 'cnn', (8, 16)
+  config.compute_dtype = 'float32'  # bf16 on CPU: slower, and too coarse to compare 1 vs 2 jobs
+  config.data.stream.image_size, config.data.stream.eval_resize = 16, 18
+  config.data.stream.worker_count, config.data.stream.worker_threads = 0, 1
+  config.batch_size, config.eval_batch_size = 8, 8
+  config.num_epochs, config.log_every_steps = EPOCHS, 1
+  for key, value in overrides.items():
+    node, _, leaf = key.rpartition('.')
+    (config[node] if node else config)[leaf] = value
+  return config
+
+
+def _records(workdir):
+  import json
+  with open(workdir / 'metrics.jsonl') as f:
+    return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope='module')
+def reference(imagenet_dir, tmp_path_factory):
+  """An uninterrupted streamed run on 8 devices."""
+  workdir = tmp_path_factory.mktemp('reference')
+  result = train.train_and_evaluate(_config(imagenet_dir), str(workdir))
+  return workdir, result
+
+
+def test_streamed_run_trains_evaluates_and_logs(reference):
+  workdir, result = reference
+  assert jax.device_count() == 8 and result['stopped_by'] is None
+  records = _records(workdir)
+  assert [(r['split'], r['epoch'], r['step']) for r in records] == [
+      ('train', 1, 3), ('test', 1, 3), ('train', 2, 6), ('test', 2, 6)]
+  assert all(np.isfinite(r['loss']) for r in records if r['split'] == 'train')
+  assert {'accuracy', 'nll', 'ece', 'brier'} <= set(records[-1])
+  assert (workdir / 'config.json').exists()
+
+
+def test_dataset_ids_labels_and_sizes(imagenet_dir):
+  ds = data.load(_config(imagenet_dir))
+  assert ds.streamed and ds.num_classes == 1000
+  assert ds.num_train == len(SYNSETS) * PER_CLASS and ds.test_labels.shape == (NUM_VAL,)
+  # Sample id = position in the split: the label of id i is record i's label.
+  np.testing.assert_array_equal(
+      ds.train_labels, [ds.train_source[i]['label'] for i in range(ds.num_train)])
+  assert sorted(set(ds.train_labels.tolist())) == [0, 1, 2]
+  assert ds.image_shape == (16, 16, 3)
+  # A class-balanced subset renumbers the ids and reads the records it kept.
+  sub = data.load(_config(imagenet_dir, **{'data.train_subset_per_class': 2}))
+  assert sub.num_train == 6 and np.bincount(sub.train_labels).tolist() == [2, 2, 2]
+  np.testing.assert_array_equal(sub.train_labels, ds.train_labels[sub.train_keys])
+
+
+def test_each_process_reads_exactly_its_rows_of_the_global_batch(imagenet_dir):
+  """process_positions against jax's own batch sharding, for processes owning devices in
+  blocks or interleaved; the records each process reads; images independent of the split."""
+  mesh = sharding.make_mesh()
+  devices = list(mesh.devices.flat)
+  batch, step = 16, 1  # 24 samples: step 1 is the epoch's last batch, half of it wrap-around
+  index_map = sharding.batch_sharded(mesh).devices_indices_map((batch,))
+  ds = data.load(_config(imagenet_dir))
+  whole = None
+  for owners in ([0] * 4 + [1] * 4, [0, 1] * 4, [0, 0, 1, 1, 2, 2, 3, 3]):
+    assembled = np.zeros((batch, 16, 16, 3), np.uint8)
+    seen = []
+    for p in sorted(set(owners)):
+      rows = stream.process_positions(batch, owners, p)
+      held = sorted(r for d, o in zip(devices, owners) if o == p
+                    for r in range(*index_map[d][0].indices(batch)))
+      assert rows.tolist() == held
+      seen.extend(rows.tolist())
+      read = []
+
+      class Spy(stream.Records):
+        def __call__(self, ids):
+          read.append(np.array(ids))
+          return super().__call__(ids)
+
+      fn = stream.TrainImages(Spy(ds.train_source, ds.image_key), seed=0,
+                              num_train=ds.num_train, batch_size=batch, positions=rows, size=16,
+                              resize=18, augment=True)
+      assembled[rows] = fn(step)['images']
+      global_index = batches.step_batch(0, step, ds.num_train, batch)['index']
+      np.testing.assert_array_equal(read[0], global_index[rows])
+    assert sorted(seen) == list(range(batch))  # disjoint parts whose union is the batch
+    if whole is None:
+      whole = stream.TrainImages(stream.Records(ds.train_source, ds.image_key), seed=0,
+                                 num_train=ds.num_train, batch_size=batch,
+                                 positions=np.arange(batch), size=16, resize=18,
+                                 augment=True)(step)['images']
+    np.testing.assert_array_equal(assembled, whole)  # augmentation keyed by sample, not process
+
+
+@pytest.mark.parametrize('kind', ['previous_batch', 'class_pair'])
+def test_extra_views_read_their_records(imagenet_dir, kind):
+  """DLB reads the previous step's batch again, CS-KD a same-class partner of every sample."""
+  ds = data.load(_config(imagenet_dir))
+  read = []
+
+  class Spy(stream.Records):
+    def __call__(self, ids):
+      read.append(np.array(ids))
+      return super().__call__(ids)
+
+  partners = batches.ClassPartners(ds.train_labels) if kind == 'class_pair' else None
+  fn = stream.TrainImages(Spy(ds.train_source, ds.image_key), seed=0, num_train=ds.num_train,
+                          batch_size=8, positions=np.arange(8), size=16, resize=18, augment=True,
+                          extra_view=kind, partners=partners)
+  out = fn(4)
+  assert out['extra_images'].shape == out['images'].shape == (8, 16, 16, 3)
+  expected = batches.step_batch(0, 4, ds.num_train, 8, kind, partners)['extra_index']
+  np.testing.assert_array_equal(read[1], expected)
+  if kind == 'previous_batch':
+    np.testing.assert_array_equal(read[1], batches.step_batch(0, 3, ds.num_train, 8)['index'])
+  else:
+    np.testing.assert_array_equal(ds.train_labels[read[1]], ds.train_labels[read[0]])
+
+
+def test_label_noise_and_eval_pass_refresh_stream(imagenet_dir, tmp_path):
+  """Noisy labels live on the devices like the clean ones; BSD's eval_pass streams the training
+  set in order with the evaluation view."""
+  config = _config(imagenet_dir, **{'num_epochs': 1, 'bsd.prediction_source': 'eval_pass',
+                                    'label_noise.kind': 'symmetric', 'label_noise.rate': 0.5})
+  train.train_and_evaluate(config, str(tmp_path))
+  record = _records(tmp_path)[0]
+  assert record['split'] == 'train' and 'accuracy_clean_labels' in record
+  assert (tmp_path / 'noisy_labels.npz').exists()
+  # The ordered pass updated every row once: alpha = gamma alpha0 + p sums to this.
+  hp = methods.bsd_hparams(config)
+  expected = hp['gamma'] * (hp['c'] + 999 * hp['eps']) + 1
+  state, _ = helpers.read_checkpoint_state(str(tmp_path))
+  np.testing.assert_allclose(state['alpha'][:len(SYNSETS) * PER_CLASS].sum(1), expected,
+                             rtol=1e-5)
+
+
+def test_grain_worker_processes_give_the_same_batches(imagenet_dir):
+  ds = data.load(_config(imagenet_dir))
+  fn = stream.TrainImages(stream.Records(ds.train_source, ds.image_key), seed=0,
+                          num_train=ds.num_train, batch_size=8, positions=np.arange(8), size=16,
+                          resize=18, augment=True)
+  outs = {}
+  for workers in (0, 2):
+    it = stream.iterate(fn, 1, 5, workers, 1)
+    outs[workers] = [b['images'] for b in it]
+    stream.close_iterator(it)
+  assert len(outs[0]) == 4
+  for a, b in zip(outs[0], outs[2]):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_stopped_and_resumed_streamed_run_ends_bit_exact(imagenet_dir, reference, tmp_path,
+                                                         monkeypatch):
+  """A stop after step 4 (inside epoch 2), then a restart: the stream resumes at step 4."""
+
+  class StopAfterStep4(train.StopRequest):
+    def agreed(self, step_now, every):
+      if step_now == 4:
+        self.signum = signal.SIGTERM
+      return super().agreed(step_now, every)
+
+  monkeypatch.setattr(train, 'StopRequest', StopAfterStep4)
+  first = train.train_and_evaluate(_config(imagenet_dir), str(tmp_path))
+  assert first['stopped_by'] == 'SIGTERM'
+  assert helpers.read_checkpoint_state(str(tmp_path))[1] == 4
+  monkeypatch.undo()
+  train.train_and_evaluate(_config(imagenet_dir), str(tmp_path))
+  state_a, step_a = helpers.read_checkpoint_state(str(reference[0]))
+  state_b, step_b = helpers.read_checkpoint_state(str(tmp_path))
+  assert step_a == step_b == EPOCHS * STEPS_PER_EPOCH
+  chex.assert_trees_all_equal(state_a, state_b)
+  assert _records(reference[0]) == _records(tmp_path)
+
+
+def test_evaluate_command_streams_the_test_split(reference):
+  from bsd_jax import evaluate
+  workdir, _ = reference
+  record = evaluate.evaluate_workdir(str(workdir))
+  last_test = [r for r in _records(workdir) if r['split'] == 'test'][-1]
+  assert record['num_samples'] == NUM_VAL
+  assert record['metrics']['nll'] == pytest.approx(last_test['nll'], rel=1e-5)
+
+
+def test_not_prepared_imagenet_is_one_line_and_fast(tmp_path):
+  config = _config(str(tmp_path / 'empty'))
+  start = time.monotonic()
+  with pytest.raises(UserError, match=r"'imagenet2012' is not prepared .*ILSVRC2012_img_train\.tar"
+                     r".*tfds build imagenet2012 --manual_dir=M .*--file_format=array_record"
+                     r".*config\.data\.tfds_data_dir") as info:
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert time.monotonic() - start < 30
+  assert '\n' not in str(info.value)
+  assert not (tmp_path / 'run').exists()
+
+
+def test_tfrecord_dataset_is_refused_with_the_conversion_command(tmp_path):
+  from tensorflow_datasets import testing as tfds_testing
+  tfds_testing.DummyMnist(data_dir=str(tmp_path)).download_and_prepare()  # tfrecord files
+  config = _config(str(tmp_path), **{'data.name': 'dummy_mnist'})
+  with pytest.raises(UserError, match=r'holds tfrecord files; convert them with `tfds '
+                                      r'convert_format .*--out_file_format=array_record`'):
+    data.load(config)
+
+
+def test_supcon_is_refused_on_the_streamed_source(tmp_path):
+  config = _config(str(tmp_path), **{'supcon.weight': 0.5})
+  with pytest.raises(UserError, match=r"config\.supcon is not supported with "
+                                      r"config\.data\.source = 'tfds_stream'"):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+
+
+def test_two_processes_stream_like_one(imagenet_dir, reference, tmp_path):
+  """launch/cpu_processes.sh 2 4: each process reads half of the labels (the cache is removed
+  first) and streams half of every batch; the run ends like the 1-process, 8-device one."""
+  import glob
+  import os
+  import subprocess
+  caches = os.path.join(imagenet_dir, 'imagenet2012', '*', 'bsd_jax_labels.*.npy')
+  for path in glob.glob(caches):
+    os.remove(path)
+  workdir = str(tmp_path / 'two')
+  overrides = [f'--config.data.tfds_data_dir={imagenet_dir}', '--config.model.name=cnn',
+               '--config.model.cnn_widths=(8,16)', '--config.compute_dtype=float32',
+               '--config.data.stream.image_size=16', '--config.data.stream.eval_resize=18',
+               '--config.data.stream.worker_count=0', '--config.data.stream.worker_threads=1',
+               '--config.batch_size=8', '--config.eval_batch_size=8',
+               f'--config.num_epochs={EPOCHS}', '--config.log_every_steps=1']
+  with socket.socket() as sock:
+    sock.bind(('127.0.0.1', 0))
+    env = dict(os.environ, PORT=str(sock.getsockname()[1]))
+  proc = subprocess.run(['bash', 'launch/cpu_processes.sh', '2', '4', 'configs/imagenet.py',
+                         workdir] + overrides, cwd=helpers.REPO, env=env, text=True,
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+  assert proc.returncode == 0, proc.stdout
+  assert len(glob.glob(caches)) == 2  # written again, by process 0
+  state_a, step_a = helpers.read_checkpoint_state(str(reference[0]))
+  state_b, step_b = helpers.read_checkpoint_state(workdir)
+  assert step_a == step_b == EPOCHS * STEPS_PER_EPOCH
+  chex.assert_trees_all_close(state_a, state_b, rtol=1e-5, atol=1e-6)
