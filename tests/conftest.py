@@ -1,11 +1,24 @@
 """Every test runs on the CPU with 8 fake devices, so sharding code paths are real."""
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 import jax
 
 jax.config.update('jax_platforms', 'cpu')
 jax.config.update('jax_num_cpu_devices', 8)
+
+# Many tests compile the same smoke-model programs, in this process and in the CLI subprocesses
+# they start: one persistent XLA cache for the whole session compiles each program once.
+_CACHE = tempfile.mkdtemp(prefix='bsd_jax_test_xla_cache_')
+for key, value in (('jax_compilation_cache_dir', _CACHE),
+                   ('jax_persistent_cache_min_compile_time_secs', 0),
+                   ('jax_persistent_cache_min_entry_size_bytes', 0)):
+  jax.config.update(key, value)
+  os.environ[key.upper()] = str(value)
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)

@@ -281,6 +281,7 @@ def test_supcon_is_refused_on_the_streamed_source(tmp_path):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
 
 
+@pytest.mark.slow  # the same check for the in-memory source runs by default (test_multiprocess)
 def test_two_processes_stream_like_one(imagenet_dir, reference, tmp_path):
   """launch/cpu_processes.sh 2 4: each process reads half of the labels (the cache is removed
   first) and streams half of every batch; the run ends like the 1-process, 8-device one."""
