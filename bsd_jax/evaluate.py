@@ -59,7 +59,12 @@ def load_run_config(workdir):
   if not os.path.exists(path):
     raise UserError(f'{path} is missing: {workdir} is not a bsd_jax run directory')
   with open(path) as f:
-    config = config_dict.ConfigDict(json.load(f))
+    saved = json.load(f)
+  if isinstance(saved.get('model'), str):  # written before config.model became a group
+    saved['model'] = {'name': saved.pop('model'),
+                      'cnn_widths': saved.pop('cnn_widths', [32, 64, 128])}
+  saved.setdefault('table_dtype', 'float32')  # the only storage before the key existed
+  config = config_dict.ConfigDict(saved)
   config.lock()
   return config
 

@@ -70,3 +70,21 @@ def test_unreadable_checkpoint_is_a_one_line_error(run_dir, tmp_path):
   with pytest.raises(UserError, match=r'checkpoints/32: cannot read the checkpoint') as info:
     evaluate.evaluate_workdir(str(broken))
   assert '\n' not in str(info.value)
+
+
+def test_a_run_written_before_model_became_a_group_still_evaluates(run_dir, tmp_path):
+  """Older config.json files have `model` and `cnn_widths` at the top and no `table_dtype`."""
+  old = tmp_path / 'old'
+  shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns('eval'))
+  with open(old / 'config.json') as f:
+    config = json.load(f)
+  model = config.pop('model')
+  config.pop('table_dtype')
+  config['model'], config['cnn_widths'] = model['name'], model['cnn_widths']
+  with open(old / 'config.json', 'w') as f:
+    json.dump(config, f)
+  record = evaluate.evaluate_workdir(str(old))
+  logged = _last_test_record(run_dir)
+  assert record['step'] == 32
+  assert record['metrics']['accuracy'] == pytest.approx(logged['accuracy'], abs=1e-6)
+  assert record['metrics']['nll'] == pytest.approx(logged['nll'], rel=1e-5)
