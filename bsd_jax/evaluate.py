@@ -135,11 +135,6 @@ def _predictor(exp, state, batch_size):
   return predict
 
 
-def _predict_images(exp, state, images, batch_size):
-  """Eval-mode probabilities of uint8 images [n, H, W, C]."""
-  return _predictor(exp, state, batch_size)(images)
-
-
 def evaluate_workdir(workdir, step=None) -> dict:
   """Evaluate one checkpoint of a run on its test split; returns the metrics written."""
   from bsd_jax import metrics
@@ -151,7 +146,7 @@ def evaluate_workdir(workdir, step=None) -> dict:
     with feeds.make(config, ds, exp) as feed:
       probs = feed.test_probs(state)
   else:
-    probs = _predict_images(exp, state, ds.test_images, config.eval_batch_size)
+    probs = _predictor(exp, state, config.eval_batch_size)(ds.test_images)
   result = metrics.full_metrics(probs, ds.test_labels)
   record = {'step': step, 'epoch': step // exp.steps_per_epoch, 'dataset': ds.name,
             'split': config.data.test_split, 'num_samples': int(ds.test_labels.shape[0]),
@@ -184,10 +179,11 @@ def evaluate_ood(workdir, specs, step=None, max_samples=10_000) -> dict:
     ood_data.check(spec)
   config, ds, exp, state, step = load_checkpoint(workdir, step)
   sets = {spec: ood_data.load(spec, ds.test_images.shape[1:], max_samples) for spec in specs}
-  in_scores = ood_scores(_predict_images(exp, state, ds.test_images, config.eval_batch_size))
+  predict = _predictor(exp, state, config.eval_batch_size)  # one jit for every set
+  in_scores = ood_scores(predict(ds.test_images))
   results = {}
   for spec, images in sets.items():
-    out_scores = ood_scores(_predict_images(exp, state, images, config.eval_batch_size))
+    out_scores = ood_scores(predict(images))
     labels = np.r_[np.zeros(ds.test_images.shape[0]), np.ones(images.shape[0])]
     results[spec] = {'num_ood': int(images.shape[0])}
     for name in ('msp', 'entropy'):
