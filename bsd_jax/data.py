@@ -1,20 +1,24 @@
 """Data sources -> in-memory uint8 arrays: tfds by name, an image folder, or synthetic images.
 
-CIFAR-size datasets fit in host and device memory, so a source returns whole splits; the
-example id of a training sample is its row number, dense 0..N-1, fixed before any shuffling.
-Datasets too big for that (ImageNet) are streamed instead: source 'tfds_stream'
-(bsd_jax/stream_data.py) returns the labels and random-access records. Everything here is
-checked before training starts and raises `UserError` naming the config key or path at fault.
+CIFAR-size datasets fit in host and device memory; the example id of a training sample is its
+row number, dense 0..N-1, fixed before any shuffling. A source first gives every label and the
+image shape, and reads images only afterwards: the class-balanced subset is chosen from the
+labels, and a process of a multi-process job then reads only the rows its devices hold
+(`load(config, rows=sharding.process_rows)`). Datasets too big for memory (ImageNet) are
+streamed instead: source 'tfds_stream' (bsd_jax/stream_data.py) returns the labels and
+random-access records. Everything here is checked before training starts and raises `UserError`
+naming the config key or path at fault.
 """
 import dataclasses
 import logging
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 
-from bsd_jax import stream_data
+from bsd_jax import distributed, stream_data
 from bsd_jax.errors import UserError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
@@ -22,15 +26,18 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 
 @dataclasses.dataclass
 class Dataset:
+  """Every label of both splits, and the images of the rows this process read."""
   name: str                 # identity recorded in checkpoints
-  train_images: np.ndarray  # uint8 [N, H, W, C]
-  train_labels: np.ndarray  # int32 [N]
+  train_images: np.ndarray  # uint8 [rows read, H, W, C]: sample ids train_ids
+  train_labels: np.ndarray  # int32 [N], every sample
   test_images: np.ndarray
   test_labels: np.ndarray
   num_classes: int
   class_names: tuple = ()                 # folder names (folder source), for superclass CSVs
   train_coarse_labels: np.ndarray = None  # int32 [N] superclasses where the source has them
-  streamed = False                        # not a field: the whole split is on the devices
+  train_ids: np.ndarray = None            # sample ids of train_images' rows; None: all, in order
+  test_ids: np.ndarray = None
+  streamed = False                        # not a field: the split is on the devices
 
   @property
   def num_train(self):
@@ -40,22 +47,85 @@ class Dataset:
   def image_shape(self):
     return self.train_images.shape[1:]
 
+  def channel_stats(self):
+    """Per-channel mean and std of all training images on the [0, 1] scale (std >= 1/255, so
+    that a constant channel normalises to 0 instead of NaN). Loaded by rows, the processes' pixel
+    counts are summed (a collective) and every process gets the same exact statistics."""
+    counts = pixel_histogram(self.train_images)
+    if self.train_ids is not None:
+      counts = distributed.sum_over_processes(counts)
+    return channel_stats_from_histogram(counts)
+
+
+def pixel_histogram(images, chunk=1 << 22) -> np.ndarray:
+  """int64 [C, 256]: how many pixels of each channel take each uint8 value (counted by chunks
+  of pixels: bincount copies its input to int64)."""
+  flat = images.reshape(-1, images.shape[-1])
+  counts = np.zeros((flat.shape[1], 256), np.int64)
+  for start in range(0, flat.shape[0], chunk):
+    part = flat[start:start + chunk]
+    for c in range(flat.shape[1]):
+      counts[c] += np.bincount(part[:, c], minlength=256)
+  return counts
+
+
+def channel_stats_from_histogram(counts):
+  values = np.arange(256) / 255.0
+  n = np.maximum(counts.sum(1), 1)
+  mean = counts @ values / n
+  var = (counts * (values[None, :] - mean[:, None])**2).sum(1) / n
+  return mean.astype(np.float32), np.maximum(np.sqrt(var), 1 / 255).astype(np.float32)
+
+
+@dataclasses.dataclass
+class _Source:
+  """A source before its images are read: labels, image shape and a reader of images by id."""
+  name: str
+  train_labels: np.ndarray
+  test_labels: np.ndarray
+  num_classes: int
+  image_shape: tuple
+  read: Callable  # (split 'train' | 'test', sorted sample ids) -> uint8 [len(ids), H, W, C]
+  class_names: tuple = ()
+  train_coarse_labels: np.ndarray = None
+
+  @property
+  def num_train(self):
+    return int(self.train_labels.shape[0])
+
   def subset(self, keep, name):
     """The training samples `keep` (sorted ids), renumbered 0..len(keep)-1."""
-    return dataclasses.replace(self, name=name, train_images=self.train_images[keep],
-                               train_labels=self.train_labels[keep],
+    read = self.read
+
+    def read_subset(split, ids):
+      return read(split, keep[ids] if split == 'train' else ids)
+
+    return dataclasses.replace(self, name=name, train_labels=self.train_labels[keep],
                                train_coarse_labels=None if self.train_coarse_labels is None
-                               else self.train_coarse_labels[keep])
+                               else self.train_coarse_labels[keep], read=read_subset)
 
-  def channel_stats(self):
-    """Per-channel mean and std of the training images on the [0, 1] scale (std >= 1/255, so
-    that a constant channel normalises to 0 instead of NaN)."""
-    x = self.train_images.reshape(-1, self.train_images.shape[-1]).astype(np.float64) / 255.0
-    return x.mean(0).astype(np.float32), np.maximum(x.std(0), 1 / 255).astype(np.float32)
+  def images(self, rows=None) -> Dataset:
+    """The Dataset with the images of rows(num) of each split (None: all)."""
+    parts = {}
+    for split, labels in (('train', self.train_labels), ('test', self.test_labels)):
+      ids = None if rows is None else np.asarray(rows(labels.shape[0]), np.int64)
+      wanted = np.arange(labels.shape[0]) if ids is None else ids
+      if wanted.size:
+        images = self.read(split, wanted)
+      else:  # a process whose devices hold only padding rows
+        images = np.zeros((0,) + tuple(self.image_shape), np.uint8)
+      parts[split] = images, ids
+    return Dataset(self.name, parts['train'][0], self.train_labels, parts['test'][0],
+                   self.test_labels, self.num_classes, self.class_names,
+                   self.train_coarse_labels, parts['train'][1], parts['test'][1])
 
 
-def load(config) -> Dataset:
-  """The dataset named by config.data, with the optional class-balanced train subset applied."""
+def load(config, rows=None):
+  """The dataset named by config.data, with the optional class-balanced train subset applied.
+
+  Every label is read. `rows`: None reads every image; else rows(num) gives the sorted sample
+  ids of a split of num samples to read (sharding.process_rows: this process's rows).
+  """
   d = config.data
   loaders = {'synthetic': _synthetic, 'folder': _folder, 'tfds': _tfds,
              'tfds_stream': lambda d: stream_data.load(d, d.stream.image_size)}
@@ -65,7 +135,7 @@ def load(config) -> Dataset:
   ds = loaders[d.source](d)
   if d.train_subset_per_class:
     ds = _class_balanced_subset(ds, d.train_subset_per_class, d.subset_seed)
-  return ds
+  return ds if d.source == 'tfds_stream' else ds.images(rows)
 
 
 def _synthetic(d):
@@ -81,10 +151,10 @@ def _synthetic(d):
     images = (0.5 * templates[labels] + 0.5 * noise).astype(np.uint8)
     return images, labels
 
-  train = split(s.num_train)
-  test = split(s.num_test)
-  return Dataset(f'synthetic-{s.num_classes}-{s.num_train}-{s.seed}', *train, *test,
-                 s.num_classes)
+  train, test = split(s.num_train), split(s.num_test)  # generated whole: one seeded stream
+  images = {'train': train[0], 'test': test[0]}
+  return _Source(f'synthetic-{s.num_classes}-{s.num_train}-{s.seed}', train[1], test[1],
+                 s.num_classes, shape, lambda split, ids: images[split][ids])
 
 
 def _list_folder_split(root, split):
@@ -113,17 +183,19 @@ def _decode(path):
     raise UserError(f'config.data.root: cannot read image {path}: {e}') from None
 
 
-def _read_split(classes, files):
-  paths = [p for c in classes for p in files[c]]
-  labels = np.asarray([i for i, c in enumerate(classes) for _ in files[c]], np.int32)
-  with ThreadPoolExecutor(max(4, os.cpu_count() or 1)) as pool:
-    images = list(pool.map(_decode, paths, chunksize=256))
-  first = images[0].shape
-  for path, im in zip(paths, images):
-    if im.shape != first:
-      raise UserError(f'config.data.root: images differ in size ({paths[0]} is {first}, {path} '
-                      f'is {im.shape}); resize them to one size first')
-  return np.stack(images), labels
+def _folder_reader(paths, image_shape):
+  """read(split, ids): the images at paths[split][ids], all of image_shape (one decode per id)."""
+  def read(split, ids):
+    chosen = [paths[split][i] for i in ids]
+    with ThreadPoolExecutor(max(4, os.cpu_count() or 1)) as pool:
+      images = list(pool.map(_decode, chosen, chunksize=256))
+    for path, im in zip(chosen, images):
+      if im.shape != image_shape:
+        raise UserError(f'config.data.root: images differ in size ({paths["train"][0]} is '
+                        f'{image_shape}, {path} is {im.shape}); resize them to one size first')
+    return np.stack(images)
+
+  return read
 
 
 def _folder(d):
@@ -140,9 +212,14 @@ def _folder(d):
     raise UserError(f'config.data.root: class folders differ between {d.root}/train and /test '
                     f'(only in train: {only_train[:5]}, only in test: {only_test[:5]})')
   logging.info('Reading image folder %s (%d classes)', d.root, len(train_classes))
-  train = _read_split(train_classes, train_files)
-  test = _read_split(test_classes, test_files)
-  return Dataset(f'folder:{os.path.abspath(d.root)}', *train, *test, len(train_classes),
+  paths, labels = {}, {}
+  for split, files in (('train', train_files), ('test', test_files)):
+    paths[split] = [p for c in train_classes for p in files[c]]
+    labels[split] = np.asarray([i for i, c in enumerate(train_classes) for _ in files[c]],
+                               np.int32)
+  image_shape = _decode(paths['train'][0]).shape
+  return _Source(f'folder:{os.path.abspath(d.root)}', labels['train'], labels['test'],
+                 len(train_classes), image_shape, _folder_reader(paths, image_shape),
                  class_names=tuple(train_classes))
 
 
@@ -192,21 +269,34 @@ def _tfds(d):
                       f'(it has {sorted(features.keys())})')
 
   # CIFAR-100's superclasses, for asymmetric label noise.
-  keys = [d.image_key, d.label_key] + (['coarse_label'] if 'coarse_label' in features and
-                                       d.label_key != 'coarse_label' else [])
+  label_keys = [d.label_key] + (['coarse_label'] if 'coarse_label' in features and
+                                d.label_key != 'coarse_label' else [])
+  split_name = {'train': d.train_split, 'test': d.test_split}
 
-  def arrays(split):
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+  def columns(split, keys, decoders=None):
+    """The features `keys` of `split` (a tfds split, sliced or not) in order, as numpy."""
+    ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
     ds = ds.map(lambda ex: tuple(ex[k] for k in keys))
     # Batched reads: as_dataset(batch_size=-1) is slower and breaks on some builders.
     parts = list(tfds.as_numpy(ds.batch(4096)))
-    return [np.concatenate([p[i] for p in parts]).astype(np.uint8 if i == 0 else np.int32)
-            for i in range(len(keys))]
+    return [np.concatenate([p[i] for p in parts]) for i in range(len(keys))]
 
-  num_classes = features[d.label_key].num_classes
-  train, test = arrays(d.train_split), arrays(d.test_split)
-  return Dataset(f'tfds:{d.name}', train[0], train[1], test[0], test[1], num_classes,
-                 train_coarse_labels=train[2] if len(keys) == 3 else None)
+  def read(split, ids):
+    """Images of sorted ids: one contiguous slice of the split read, the ids kept."""
+    lo, hi = int(ids[0]), int(ids[-1]) + 1
+    images, = columns(f'{split_name[split]}[{lo}:{hi}]', [d.image_key])
+    return images.astype(np.uint8)[ids - lo]
+
+  # Labels without decoding the images: they decide the subset and the rows before any read.
+  skip = {d.image_key: tfds.decode.SkipDecoding()}
+  train = [c.astype(np.int32) for c in columns(d.train_split, label_keys, skip)]
+  test, = columns(d.test_split, [d.label_key], skip)
+  image_shape = features[d.image_key].shape
+  if None in image_shape:
+    image_shape = read('train', np.zeros(1, np.int64)).shape[1:]
+  return _Source(f'tfds:{d.name}', train[0], test.astype(np.int32),
+                 features[d.label_key].num_classes, tuple(image_shape), read,
+                 train_coarse_labels=train[1] if len(train) == 2 else None)
 
 
 def _class_balanced_subset(ds, per_class, seed):

@@ -55,3 +55,17 @@ def barrier(name: str):
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices(name)
+
+
+def sum_over_processes(counts):
+  """The exact sum over processes of non-negative integer counts below 2**47 (a collective;
+  int32 halves keep it exact without jax's 64-bit mode)."""
+  import jax
+  import numpy as np
+  counts = np.asarray(counts, np.int64)
+  if jax.process_count() == 1:
+    return counts
+  from jax.experimental import multihost_utils
+  halves = np.stack([counts >> 16, counts & 0xFFFF]).astype(np.int32)
+  gathered = np.asarray(multihost_utils.process_allgather(halves)).astype(np.int64)
+  return (gathered[:, 0].sum(0) << 16) + gathered[:, 1].sum(0)

@@ -129,7 +129,7 @@ def _predictor(exp, state, batch_size):
   jitted = jax.jit(steps.make_predict(exp.model, exp.mesh, exp.mean, exp.std))
 
   def predict(images):
-    dev = jax.device_put({'images': images}, sharding.replicated(exp.mesh))
+    dev = {'images': sharding.put_rows(images, None, images.shape[0], exp.mesh)}
     return experiment.predict_all(jitted, state, dev, images.shape[0], batch_size, exp.mesh)
 
   return predict

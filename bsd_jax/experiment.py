@@ -55,8 +55,9 @@ class Experiment:
     return jax.tree.map(lambda a: a.sharding, self.abstract_state)
 
 
-def build(config, ds) -> Experiment:
-  mesh = sharding.make_mesh()
+def build(config, ds, mesh=None) -> Experiment:
+  """Everything `config` builds for `ds` (mean and std: a collective when ds was read by rows)."""
+  mesh = sharding.make_mesh() if mesh is None else mesh
   steps_per_epoch = -(-ds.num_train // config.batch_size)
   method = methods.get_method(config)
   model = models.get_model(config, ds.num_classes)

@@ -1,9 +1,10 @@
 """What the loop feeds the steps: device-resident data, the batch of each step, the ordered pass
 over the training set (BSD's eval_pass) and the test split's predictions.
 
-`InMemoryFeed` (CIFAR-size sources): both splits live on every device; a batch is sample indices
-and the step gathers the images. `StreamFeed` (source 'tfds_stream'): only the labels live on the
-devices; each process streams its part of every batch's images through grain
+`InMemoryFeed` (CIFAR-size sources): both splits live on the devices, split by rows like the
+posterior table (each process holds, and has read, only its devices' rows); a batch is sample
+indices and the step gathers the images. `StreamFeed` (source 'tfds_stream'): only the labels
+live on the devices; each process streams its part of every batch's images through grain
 (bsd_jax/stream.py) and the parts are joined into global arrays carried by the batch. Both
 follow batches.step_batch, so the data order, the table rows a step touches and resuming are the
 same; the source decides which feed, not the step.
@@ -21,16 +22,19 @@ def make(config, ds, exp, clean_labels=None):
 
 class _Feed:
 
-  def __init__(self, config, ds, exp, clean_labels, train_data):
+  def __init__(self, config, ds, exp, clean_labels, train_images=None):
     self.config, self.ds, self.exp = config, ds, exp
     self.batch_sh = sharding.batch_sharded(exp.mesh)
     self.repl = sharding.replicated(exp.mesh)
     self.extra_view = exp.method.extra_view
     self.partners = (batches.ClassPartners(ds.train_labels) if self.extra_view == 'class_pair'
                      else None)
+    labels = {'labels': ds.train_labels}
     if clean_labels is not None:  # label noise: train accuracy is also measured on clean labels
-      train_data['clean_labels'] = clean_labels
-    self.train_data = jax.device_put(train_data, self.repl)
+      labels['clean_labels'] = clean_labels
+    self.train_data = jax.device_put(labels, self.repl)
+    if train_images is not None:
+      self.train_data['images'] = train_images
 
   def host_batch(self, step_now):
     return batches.step_batch(self.config.seed, step_now, self.ds.num_train,
@@ -55,12 +59,14 @@ class _Feed:
 
 
 class InMemoryFeed(_Feed):
-  """Both splits on every device; batches of sample indices (the step gathers and augments)."""
+  """Both splits on the devices, split by rows; batches of sample indices (the step gathers and
+  augments)."""
 
   def __init__(self, config, ds, exp, clean_labels=None):
-    super().__init__(config, ds, exp, clean_labels,
-                     {'images': ds.train_images, 'labels': ds.train_labels})
-    self._test = jax.device_put({'images': ds.test_images, 'labels': ds.test_labels}, self.repl)
+    super().__init__(config, ds, exp, clean_labels, sharding.put_rows(
+        ds.train_images, ds.train_ids, ds.num_train, exp.mesh))
+    self._test = {'images': sharding.put_rows(ds.test_images, ds.test_ids,
+                                              ds.test_labels.shape[0], exp.mesh)}
     # Replicated output: every process can read the predictions (multi-process jobs).
     self._predict = jax.jit(step.make_predict(exp.model, exp.mesh, exp.mean, exp.std),
                             out_shardings=self.repl)
@@ -81,13 +87,13 @@ class StreamFeed(_Feed):
   """Labels on every device; each step's images streamed, this process reading only its rows."""
 
   def __init__(self, config, ds, exp, clean_labels=None):
-    super().__init__(config, ds, exp, clean_labels, {'labels': ds.train_labels})
+    super().__init__(config, ds, exp, clean_labels)
     s = config.data.stream
     self._workers, self._threads = s.worker_count, s.worker_threads
     owners = [d.process_index for d in exp.mesh.devices.flat]
     me = jax.process_index()
-    self._train_rows = stream.process_positions(config.batch_size, owners, me)
-    self._eval_rows = stream.process_positions(config.eval_batch_size, owners, me)
+    self._train_rows = sharding.process_positions(config.batch_size, owners, me)
+    self._eval_rows = sharding.process_positions(config.eval_batch_size, owners, me)
     self._train_records = stream.Records(ds.train_source, ds.image_key, ds.train_keys)
     self._test_records = stream.Records(ds.test_source, ds.image_key)
     self._view = dict(size=ds.image_size, resize=s.eval_resize)

@@ -1,10 +1,11 @@
-"""Mesh, shardings and the row gather/scatter of the per-sample table.
+"""Mesh, shardings and the row gather/scatter of row-sharded arrays.
 
-One mesh axis, 'data', spans every device. The batch and the rows of the per-sample table
-(`alpha` for BSD) are split on it; parameters, optimizer state and the (CIFAR-size) dataset are
-replicated. Gathering the batch's rows is written with `shard_map` so that each device only
-reads its own slice of the table: the compiled step exchanges [batch, K] values, never the
-[N, K] table.
+One mesh axis, 'data', spans every device. The batch, the rows of the per-sample table
+(`alpha` for BSD) and the rows of an in-memory (CIFAR-size) dataset's images are split on it;
+parameters and optimizer state are replicated. Gathering the batch's rows is written with
+`shard_map` so that each device only reads its own slice: the compiled step exchanges
+batch-sized values, never the table or the dataset. Each process holds, and reads from disk,
+only the rows of its own devices (`process_rows`, `put_rows`).
 """
 import jax
 import jax.numpy as jnp
@@ -39,29 +40,79 @@ def padded_rows(num_rows: int, num_devices: int) -> int:
   return -(-num_rows // num_devices) * num_devices
 
 
+def process_positions(num_rows: int, device_processes, process_index: int) -> np.ndarray:
+  """Rows of an array split on its first axis that one process's devices hold, in increasing
+  order (the order jax.make_array_from_process_local_data expects).
+
+  The rows are split into equal contiguous parts, one per device in mesh order;
+  `device_processes[d]` is the process of the mesh's d-th device."""
+  rows = np.arange(num_rows).reshape(len(device_processes), -1)
+  return rows[np.asarray(device_processes) == process_index].reshape(-1)
+
+
+def _this_process_positions(num_rows, mesh):
+  owners = [d.process_index for d in mesh.devices.flat]
+  return process_positions(num_rows, owners, jax.process_index())
+
+
+def process_rows(num_rows: int, mesh=None) -> np.ndarray:
+  """The rows 0..num_rows-1 (sample ids) that this process's devices hold when an array of
+  num_rows rows is padded to padded_rows() and split by rows over `mesh` (default: all devices);
+  what this process reads of an in-memory split."""
+  mesh = make_mesh() if mesh is None else mesh
+  rows = _this_process_positions(padded_rows(num_rows, mesh.size), mesh)
+  return rows[rows < num_rows]
+
+
+def put_rows(local, ids, num_rows, mesh):
+  """The global array of `num_rows` rows, padded with zero rows to padded_rows() and split by
+  rows over `mesh`, from this process's rows only: `local[i]` is row `ids[i]`, and `ids` covers
+  process_rows(num_rows, mesh) (None: `local` holds all rows in order)."""
+  positions = _this_process_positions(padded_rows(num_rows, mesh.size), mesh)
+  real = positions[positions < num_rows]
+  if ids is None:
+    picked = local[real]
+  else:
+    where = np.searchsorted(ids, real)
+    if real.size and (where[-1] >= len(ids) or not np.array_equal(ids[where], real)):
+      raise ValueError("put_rows: the rows read are not this process's rows")
+    picked = local[where]
+  block = np.zeros((positions.size,) + local.shape[1:], local.dtype)
+  block[:real.size] = picked  # real rows come first: padding rows are the last ones
+  global_shape = (padded_rows(num_rows, mesh.size),) + local.shape[1:]
+  return jax.make_array_from_process_local_data(NamedSharding(mesh, P(AXIS)), block,
+                                                global_shape)
+
+
 def _local_positions(idx, rows_per_device):
   offset = jax.lax.axis_index(AXIS) * rows_per_device
   local = idx - offset
   return local, (local >= 0) & (local < rows_per_device)
 
 
-def gather_rows(table, idx, mesh):
-  """table[idx] in float32 for a row-sharded table (of any float dtype) and a batch-sharded
-  idx, without moving the table.
+def take_rows(array, idx, mesh):
+  """array[idx], batch-sharded, for an array split by rows (any rank and dtype) and a
+  batch-sharded idx, without moving the array.
 
   Every device sees all of the batch's indices, reads the rows it owns (zeros elsewhere), and a
   reduce-scatter sums the contributions back onto the batch sharding (exact: one term is
-  nonzero).
+  nonzero, so even uint8 images come back unchanged).
   """
-  def local_gather(block, local_idx):
+  def local_take(block, local_idx):
     all_idx = jax.lax.all_gather(local_idx, AXIS, tiled=True)
     local, mine = _local_positions(all_idx, block.shape[0])
     rows = jnp.take(block, jnp.where(mine, local, 0), axis=0)
-    rows = jnp.where(mine[:, None], rows, jnp.zeros_like(rows))
+    mine = mine.reshape(mine.shape + (1,) * (rows.ndim - 1))
+    rows = jnp.where(mine, rows, jnp.zeros_like(rows))
     return jax.lax.psum_scatter(rows, AXIS, scatter_dimension=0, tiled=True)
 
-  return jax.shard_map(local_gather, mesh=mesh, in_specs=(P(AXIS, None), P(AXIS)),
-                       out_specs=P(AXIS, None), check_vma=False)(table, idx).astype(jnp.float32)
+  return jax.shard_map(local_take, mesh=mesh, in_specs=(P(AXIS), P(AXIS)), out_specs=P(AXIS),
+                       check_vma=False)(array, idx)
+
+
+def gather_rows(table, idx, mesh):
+  """table[idx] in float32 for a row-sharded [N, K] table of any float dtype."""
+  return take_rows(table, idx, mesh).astype(jnp.float32)
 
 
 def bytes_per_device(array) -> int:

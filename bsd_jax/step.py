@@ -4,8 +4,9 @@ They close over static pieces (model, method, optimizer, mesh) and take arrays o
 train.py can jit them with shardings and donate the state. The training labels live on device
 (`data['labels']`, int32 [N], replicated); a batch is the sample indices `index` [B] (sharded on
 the data axis) and a `mask` [B] that is 0 for the wrap-around padding of an epoch's last batch.
-The images come one of two ways (bsd_jax/feeds.py): a CIFAR-size split lives on device too
-(`data['images']`, uint8 [N, H, W, C]) and is gathered by index; a streamed split's images
+The images come one of two ways (bsd_jax/feeds.py): a CIFAR-size split lives on the devices too
+(`data['images']`, uint8 [N_pad, H, W, C], split by rows like the table) and is gathered by
+index; a streamed split's images
 (already augmented on the host) arrive in the batch, `images` [B, H, W, C] (and
 `extra_images` for a method's extra view). Which one is a matter of the batch's keys, fixed
 when the step is traced.
@@ -17,8 +18,7 @@ from bsd_jax import augment, losses, methods, sharding, targets
 
 
 def _gather_images(data, index, mesh):
-  images = jnp.take(data['images'], index, axis=0)
-  return jax.lax.with_sharding_constraint(images, sharding.batch_sharded(mesh))
+  return sharding.take_rows(data['images'], index, mesh)
 
 
 def _images(data, batch, key, mesh):

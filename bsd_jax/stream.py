@@ -3,7 +3,7 @@ grain -> this process's part of each global batch.
 
 The data order is the in-memory one, batches.step_batch(seed, step): every process computes a
 step's global batch of sample ids and reads, decodes and augments only the records of its own
-part of it, the rows its devices hold under the batch sharding (`process_positions`);
+part of it, the rows its devices hold under the batch sharding (`sharding.process_positions`);
 jax.make_array_from_process_local_data joins the parts (bsd_jax/feeds.py). Each image's
 augmentation draws from a generator seeded by (seed, step, sample id, view), so a step's images
 depend neither on the process count nor on grain's worker count, and a resumed run reads
@@ -13,16 +13,6 @@ grain sends them to its worker processes.
 import numpy as np
 
 from bsd_jax import batches, host_augment
-
-
-def process_positions(batch_size: int, device_processes, process_index: int) -> np.ndarray:
-  """Rows of a global batch that one process's devices hold, in increasing order (the order
-  jax.make_array_from_process_local_data expects).
-
-  The batch is split into equal contiguous parts, one per device in mesh order;
-  `device_processes[d]` is the process of the mesh's d-th device."""
-  rows = np.arange(batch_size).reshape(len(device_processes), -1)
-  return rows[np.asarray(device_processes) == process_index].reshape(-1)
 
 
 class Records:

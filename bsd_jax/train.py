@@ -83,14 +83,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # 1. Everything that can be wrong is checked before anything is written.
   num_devices = jax.device_count()
   check_config(config, num_devices)
-  ds = data.load(config)
+  mesh = sharding.make_mesh()
+  ds = data.load(config, rows=lambda num: sharding.process_rows(num, mesh))  # this process's
   ds, clean_labels, new_noisy_labels = noisy_dataset.prepare(config, ds, workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   latest = ckpt.latest_step()
   if latest is not None:
     _meta_check(ckpt.read_meta(latest), ds, config, ckpt.directory)
-  exp = experiment.build(config, ds)
-  mesh, steps_per_epoch, total_steps = exp.mesh, exp.steps_per_epoch, exp.total_steps
+  exp = experiment.build(config, ds, mesh)
+  steps_per_epoch, total_steps = exp.steps_per_epoch, exp.total_steps
   log = MetricLog(workdir, enabled=distributed.is_main())
   if latest is not None and latest >= total_steps:
     logging.info('%s already holds the finished run (step %d of %d): nothing to do',
@@ -111,6 +112,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   logging.info('%s: %d train / %d test samples, %d classes, %d devices (%s), %d steps/epoch',
                ds.name, ds.num_train, ds.test_labels.shape[0], ds.num_classes, num_devices,
                jax.devices()[0].platform, steps_per_epoch)
+  if not ds.streamed:
+    logging.info('This process read %d of %d train and %d of %d test images (the rows of its %d '
+                 'devices)', ds.train_images.shape[0], ds.num_train, ds.test_images.shape[0],
+                 ds.test_labels.shape[0], jax.local_device_count())
   if config.method == 'bsd':
     logging.info('BSD: %s', methods.bsd_hparams(config))
   table = exp.abstract_state.alpha

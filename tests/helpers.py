@@ -57,7 +57,7 @@ def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype=np.floa
   labels = rng.integers(0, K, n).astype(np.int32)
   table_labels = np.zeros(sharding.padded_rows(n, len(devices)), np.int32)
   table_labels[:n] = labels
-  data = {'images': rng.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8), 'labels': labels}
+  images = rng.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8)
   init = experiment.make_init_state(model, method, tx, (16, 16, 3), K, 16, table_dtype)
   abstract = jax.eval_shape(init, jax.random.PRNGKey(0), table_labels)
   state_sh = experiment.state_shardings(abstract, mesh)
@@ -67,7 +67,8 @@ def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype=np.floa
                            steps_per_epoch=10, augment_images=True, update_table=True,
                            supcon=config.supcon if supcon else None),
       out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=(0,))
-  data = jax.device_put(data, sharding.replicated(mesh))
+  data = {'labels': jax.device_put(labels, sharding.replicated(mesh)),
+          'images': sharding.put_rows(images, None, n, mesh)}  # split by rows, as in training
   batch = {'index': rng.choice(n, 16, replace=n < 16).astype(np.int32),
            'mask': np.array([1.0] * 14 + [0.0] * 2, np.float32)}
   batch_dev = jax.device_put(batch, sharding.batch_sharded(mesh))

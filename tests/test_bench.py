@@ -1,4 +1,5 @@
-"""bench/step_time.py keeps working: its report is consistent with its own measurements.
+"""bench/ scripts keep working: step_time.py's report is consistent with its own measurements,
+read_share.py reads the share it names.
 
 Speed itself is never asserted here (BENCHMARKS.md holds the numbers)."""
 import json
@@ -8,6 +9,7 @@ import statistics
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests import helpers
@@ -32,3 +34,19 @@ def test_step_time_reports_the_median_ratio_on_its_last_line(tmp_path):
   ratio = record['methods']['bsd']['step_ms'] / record['methods']['ce']['step_ms']
   assert float(match.group(1)) == round(record['bsd/ce'], 3)
   assert abs(record['bsd/ce'] - ratio) < 1e-12
+
+
+def test_read_share_reads_process_0s_share_of_a_folder(tmp_path):
+  from PIL import Image
+  for split, per_class in (('train', 5), ('test', 3)):
+    for c in ('a', 'b'):
+      os.makedirs(tmp_path / split / c)
+      for i in range(per_class):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / split / c / f'{i}.png')
+  proc = subprocess.run(
+      [sys.executable, 'bench/read_share.py', '--root', str(tmp_path), '--processes', '4'],
+      cwd=helpers.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert proc.returncode == 0, proc.stdout
+  # 10 train rows padded to 12 over 4 processes: 3 each; 6 test rows padded to 8: 2 each.
+  assert 'process 0 read 3 of 10 train and 2 of 6 test images' in proc.stdout, proc.stdout

@@ -53,6 +53,42 @@ def test_image_folder_with_mixed_sizes_names_the_file(tmp_path):
     data.load(_folder_config(tmp_path))
 
 
+def _second_half(num):
+  return np.arange(num // 2, num)
+
+
+def test_image_folder_decodes_only_the_rows_asked_for(tmp_path):
+  """A multi-process job's process reads only its rows (and the first file, for the image
+  shape): an unreadable file elsewhere is never opened (the whole-split read names it)."""
+  images = _make_folder(tmp_path, ['a', 'b'], 3, np.random.default_rng(3))
+  (tmp_path / 'train' / 'a' / '001.png').write_bytes(b'not a png')  # sample 1
+  part = data.load(_folder_config(tmp_path), rows=_second_half)
+  np.testing.assert_array_equal(part.train_ids, [3, 4, 5])
+  np.testing.assert_array_equal(part.train_images[0], images[('train', 'b', 0)])
+  np.testing.assert_array_equal(part.train_labels, [0, 0, 0, 1, 1, 1])  # every label
+  np.testing.assert_array_equal(part.test_images[-1], images[('test', 'b', 2)])
+  with pytest.raises(UserError, match=r'cannot read image .*001\.png'):
+    data.load(_folder_config(tmp_path))
+
+
+def test_rows_of_a_subset_are_the_subset_rows_of_the_whole_read():
+  config = helpers.load_config('smoke.py')
+  config.data.train_subset_per_class = 20
+  whole, part = data.load(config), data.load(config, rows=_second_half)
+  np.testing.assert_array_equal(part.train_labels, whole.train_labels)
+  np.testing.assert_array_equal(part.train_ids, np.arange(100, 200))
+  np.testing.assert_array_equal(part.train_images, whole.train_images[100:])
+  np.testing.assert_array_equal(part.test_images, whole.test_images[256:])
+
+
+def test_channel_stats_equal_numpy_on_the_whole_training_set():
+  ds = data.load(helpers.load_config('smoke.py'))
+  x = ds.train_images.reshape(-1, 3).astype(np.float64) / 255
+  mean, std = ds.channel_stats()
+  np.testing.assert_allclose(mean, x.mean(0), rtol=1e-6)
+  np.testing.assert_allclose(std, x.std(0), rtol=1e-6)
+
+
 def test_class_balanced_subset_is_balanced_seeded_and_in_order():
   config = helpers.load_config('smoke.py')
   config.data.train_subset_per_class = 20
@@ -96,6 +132,10 @@ def test_tfds_source_trains_on_a_prepared_dataset(dummy_mnist_dir, tmp_path):
   config.data.tfds_data_dir = dummy_mnist_dir
   ds = data.load(config)
   assert ds.train_images.shape == (20, 28, 28, 1) and ds.num_classes == 10
+  part = data.load(config, rows=_second_half)  # one slice of the split read, the same images
+  np.testing.assert_array_equal(part.train_images, ds.train_images[10:])
+  np.testing.assert_array_equal(part.test_images, ds.test_images[10:])
+  np.testing.assert_array_equal(part.train_labels, ds.train_labels)
   config.num_epochs, config.batch_size, config.eval_batch_size = 1, 8, 8
   result = train.train_and_evaluate(config, str(tmp_path))
   assert 0.0 <= result['accuracy'] <= 1.0

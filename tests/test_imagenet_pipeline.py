@@ -137,7 +137,7 @@ def test_each_process_reads_exactly_its_rows_of_the_global_batch(imagenet_dir):
     assembled = np.zeros((batch, 16, 16, 3), np.uint8)
     seen = []
     for p in sorted(set(owners)):
-      rows = stream.process_positions(batch, owners, p)
+      rows = sharding.process_positions(batch, owners, p)
       held = sorted(r for d, o in zip(devices, owners) if o == p
                     for r in range(*index_map[d][0].indices(batch)))
       assert rows.tolist() == held

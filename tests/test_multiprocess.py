@@ -71,6 +71,7 @@ def _assert_same_state(a, b):
 def test_two_processes_end_like_one_process(one_process, two_processes):
   workdir, out = two_processes
   assert 'process 0 of 2, 4 local of 8 devices' in out
+  assert 'This process read 256 of 512 train and 256 of 512 test images' in out  # its rows only
   _assert_same_state(one_process, workdir)
   # Process 0 alone wrote the log: one train and one test record per epoch.
   records = _records(workdir)

@@ -5,6 +5,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from bsd_jax import methods, sharding
 from tests import helpers
@@ -29,6 +30,33 @@ def test_gather_and_scatter_rows_match_numpy_and_leave_other_rows_alone():
   expected[idx[valid]] = new_rows[valid]
   np.testing.assert_array_equal(np.asarray(out), expected)
   assert out.sharding.spec == sharding.rows_sharded(mesh).spec
+
+
+def test_images_split_by_rows_are_gathered_exactly_from_process_local_rows():
+  mesh = sharding.make_mesh()
+  rng = np.random.default_rng(2)
+  n = 8 * 25 + 3  # padded to 208 rows: 26 per device, the last 5 rows are padding
+  images = rng.integers(0, 256, (n, 5, 4, 3)).astype(np.uint8)
+  ids = sharding.process_rows(n, mesh)
+  np.testing.assert_array_equal(ids, np.arange(n))  # one process holds every device
+  # Built from the rows "this process read" (here all of them, handed over out of order).
+  placed = sharding.put_rows(images[ids], ids, n, mesh)
+  assert placed.shape == (208, 5, 4, 3) and placed.dtype == np.uint8
+  shards = placed.addressable_shards
+  assert len({s.device for s in shards}) == 8 and all(s.data.shape[0] == 26 for s in shards)
+  np.testing.assert_array_equal(np.asarray(placed)[:n], images)
+  assert not np.asarray(placed)[n:].any()
+  idx = rng.integers(0, n, 64).astype(np.int32)
+  got = sharding.take_rows(placed, jax.device_put(idx, sharding.batch_sharded(mesh)), mesh)
+  assert got.dtype == np.uint8 and got.sharding.spec == sharding.batch_sharded(mesh).spec
+  np.testing.assert_array_equal(np.asarray(got), images[idx])
+
+
+def test_put_rows_refuses_rows_that_are_not_this_processes():
+  mesh = sharding.make_mesh()
+  images = np.zeros((16, 2, 2, 3), np.uint8)
+  with pytest.raises(ValueError, match="not this process's rows"):
+    sharding.put_rows(images[:8], np.arange(8), 16, mesh)
 
 
 def test_train_step_on_8_devices_equals_1_device():
@@ -78,13 +106,13 @@ def test_bfloat16_table_is_split_over_the_devices_and_updated_like_float32():
 
 
 def _collectives_on_table(hlo: str):
-  """HLO lines of collectives whose result has the whole table's shape."""
-  table = re.compile(rf'\[{N},{K}\]')
+  """HLO lines of collectives whose result has the whole table's or the whole images' shape."""
+  table = re.compile(rf'\[{N},({K}|16,16,3)\]')
   ops = ('all-gather', 'all-reduce', 'collective-permute', 'all-to-all', 'reduce-scatter')
   return [l for l in hlo.splitlines() if any(o in l for o in ops) and table.search(l)]
 
 
-def test_compiled_step_never_moves_the_whole_table():
+def test_compiled_step_never_moves_the_whole_table_or_dataset():
   state, train_step, data, _, batch = helpers.step_setup(jax.devices())
   hlo = train_step.lower(state, data, batch).compile().as_text()
   assert 'all-gather' in hlo or 'reduce-scatter' in hlo  # the batch's rows do travel
