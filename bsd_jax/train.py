@@ -73,6 +73,20 @@ def _meta_check(meta, ds, config, directory):
                     'class count): resuming', meta.get('dataset'), ds.name)
 
 
+def _load_rows(config, mesh):
+  """The dataset with this process's rows of images; a data error on any process stops every
+  process with a one-line error (the others would wait for it in the first collective)."""
+  error = None
+  try:
+    ds = data.load(config, rows=lambda num: sharding.process_rows(num, mesh))
+  except UserError as e:
+    error = e
+  if distributed.any_process(error is not None):
+    raise error or UserError('another process of this job could not read its part of the data '
+                             '(its error says why)')
+  return ds
+
+
 def _format_seconds(s):
   s = int(s)
   return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
@@ -84,7 +98,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   num_devices = jax.device_count()
   check_config(config, num_devices)
   mesh = sharding.make_mesh()
-  ds = data.load(config, rows=lambda num: sharding.process_rows(num, mesh))  # this process's
+  ds = _load_rows(config, mesh)
   ds, clean_labels, new_noisy_labels = noisy_dataset.prepare(config, ds, workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   latest = ckpt.latest_step()

@@ -4,12 +4,14 @@ The processes are real (launch/cpu_processes.sh, or two `python -m bsd_jax.main`
 127.0.0.1), each in a subprocess with a timeout: a process whose peer is missing aborts."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 
 import chex
+import numpy as np
 import pytest
 
 from bsd_jax import train
@@ -32,11 +34,11 @@ def _records(workdir):
     return [json.loads(l) for l in f]
 
 
-def _launch(workdir, *extra):
+def _launch(workdir, *extra, overrides=OVERRIDES):
   """launch/cpu_processes.sh 2 4 ...: (exit status, output of both processes)."""
   env = dict(os.environ, PORT=str(_free_port()))
   proc = subprocess.run(['bash', os.path.join(helpers.REPO, 'launch', 'cpu_processes.sh'), '2',
-                         '4', 'configs/smoke.py', workdir] + OVERRIDES + list(extra),
+                         '4', 'configs/smoke.py', workdir] + overrides + list(extra),
                         cwd=helpers.REPO, env=env, stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT, text=True, timeout=400)
   return proc.returncode, proc.stdout
@@ -125,3 +127,23 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resumes(one_proc
   rc, out = _launch(workdir)
   assert rc == 0 and 'Resumed' in out, out
   _assert_same_state(one_process, workdir)
+
+
+def test_unreadable_image_in_one_process_rows_stops_both_with_one_line_errors(tmp_path):
+  from PIL import Image
+  root = tmp_path / 'images'
+  for split in ('train', 'test'):
+    for c in ('a', 'b'):
+      os.makedirs(root / split / c)
+      for i in range(8):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / split / c / f'{i}.png')
+  (root / 'train' / 'b' / '7.png').write_bytes(b'not a png')  # sample 15: process 1's rows
+  workdir = tmp_path / 'run'
+  rc, out = _launch(str(workdir), overrides=[
+      '--config.data.source=folder', f'--config.data.root={root}', '--config.batch_size=8',
+      '--config.eval_batch_size=8'])
+  assert rc == 2, out
+  assert out.count('bsd_jax: error:') == 2, out  # one line each (the two may interleave)
+  assert re.search(r"bsd_jax: error: config\.data\.root: cannot read image \S*7\.png", out), out
+  assert 'bsd_jax: error: another process of this job could not read' in out, out
+  assert 'Traceback' not in out and not workdir.exists()
