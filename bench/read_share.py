@@ -36,13 +36,9 @@ def main(argv=None):
     config.data.source, config.data.name = 'tfds', args.tfds_name
     config.data.tfds_data_dir, config.data.download = args.tfds_data_dir, False
 
-  def rows(num):  # process 0 of P processes, one device each
-    share = sharding.process_positions(sharding.padded_rows(num, args.processes),
-                                       list(range(args.processes)), 0)
-    return share[share < num]
-
+  owners = list(range(args.processes))  # process 0 of P processes, one device each
   start = time.perf_counter()
-  ds = data.load(config, rows=rows)
+  ds = data.load(config, rows=lambda num: sharding.sample_rows(num, owners, 0))
   seconds = time.perf_counter() - start
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
   print(f'processes {args.processes}: process 0 read {ds.train_images.shape[0]} of '

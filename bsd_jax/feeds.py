@@ -90,10 +90,8 @@ class StreamFeed(_Feed):
     super().__init__(config, ds, exp, clean_labels)
     s = config.data.stream
     self._workers, self._threads = s.worker_count, s.worker_threads
-    owners = [d.process_index for d in exp.mesh.devices.flat]
-    me = jax.process_index()
-    self._train_rows = sharding.process_positions(config.batch_size, owners, me)
-    self._eval_rows = sharding.process_positions(config.eval_batch_size, owners, me)
+    self._train_rows = sharding.this_process_positions(config.batch_size, exp.mesh)
+    self._eval_rows = sharding.this_process_positions(config.eval_batch_size, exp.mesh)
     self._train_records = stream.Records(ds.train_source, ds.image_key, ds.train_keys)
     self._test_records = stream.Records(ds.test_source, ds.image_key)
     self._view = dict(size=ds.image_size, resize=s.eval_resize)

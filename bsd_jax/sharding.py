@@ -50,25 +50,35 @@ def process_positions(num_rows: int, device_processes, process_index: int) -> np
   return rows[np.asarray(device_processes) == process_index].reshape(-1)
 
 
-def _this_process_positions(num_rows, mesh):
-  owners = [d.process_index for d in mesh.devices.flat]
-  return process_positions(num_rows, owners, jax.process_index())
+def sample_rows(num_rows: int, device_processes, process_index: int) -> np.ndarray:
+  """The rows 0..num_rows-1 (sample ids) that one process's devices hold when an array of
+  num_rows rows is padded to padded_rows() and split by rows (padding rows left out)."""
+  rows = process_positions(padded_rows(num_rows, len(device_processes)), device_processes,
+                           process_index)
+  return rows[rows < num_rows]
+
+
+def _owners(mesh):
+  return [d.process_index for d in mesh.devices.flat]
+
+
+def this_process_positions(num_rows: int, mesh) -> np.ndarray:
+  """process_positions of this process over `mesh` (num_rows a multiple of its size)."""
+  return process_positions(num_rows, _owners(mesh), jax.process_index())
 
 
 def process_rows(num_rows: int, mesh=None) -> np.ndarray:
-  """The rows 0..num_rows-1 (sample ids) that this process's devices hold when an array of
-  num_rows rows is padded to padded_rows() and split by rows over `mesh` (default: all devices);
-  what this process reads of an in-memory split."""
+  """sample_rows of this process over `mesh` (default: all devices): what this process reads of
+  an in-memory split."""
   mesh = make_mesh() if mesh is None else mesh
-  rows = _this_process_positions(padded_rows(num_rows, mesh.size), mesh)
-  return rows[rows < num_rows]
+  return sample_rows(num_rows, _owners(mesh), jax.process_index())
 
 
 def put_rows(local, ids, num_rows, mesh):
   """The global array of `num_rows` rows, padded with zero rows to padded_rows() and split by
   rows over `mesh`, from this process's rows only: `local[i]` is row `ids[i]`, and `ids` covers
   process_rows(num_rows, mesh) (None: `local` holds all rows in order)."""
-  positions = _this_process_positions(padded_rows(num_rows, mesh.size), mesh)
+  positions = this_process_positions(padded_rows(num_rows, mesh.size), mesh)
   real = positions[positions < num_rows]
   if ids is None:
     picked = local[real]

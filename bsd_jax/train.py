@@ -161,13 +161,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
     refresh = jax.jit(step.make_refresh_step(model, method, mesh, mean, std,
                                              steps_per_epoch=steps_per_epoch),
                       out_shardings=state_sh, donate_argnums=(0,))
-  valid_rows = jax.device_put(np.arange(padded_labels.size) < ds.num_train,
-                              sharding.batch_sharded(mesh))
-  labels_rows = jax.device_put(padded_labels, sharding.batch_sharded(mesh))
+  # Per-sample arrays laid out like the table's rows (padding rows: label 0, not valid).
+  valid_rows = sharding.put_rows(np.ones(ds.num_train, bool), None, ds.num_train, mesh)
+  labels_rows = sharding.put_rows(ds.train_labels, None, ds.num_train, mesh)
   if clean_labels is not None:
-    clean_rows = np.zeros_like(padded_labels)
-    clean_rows[:ds.num_train] = clean_labels
-    clean_rows = jax.device_put(clean_rows, sharding.batch_sharded(mesh))
+    clean_rows = sharding.put_rows(clean_labels, None, ds.num_train, mesh)
   posterior_stats = jax.jit(targets.posterior_stats)
   noisy_recovery = jax.jit(targets.noisy_label_recovery)
 

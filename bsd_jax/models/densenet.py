@@ -8,13 +8,12 @@ BN-ReLU, global average pool, one dense layer. CIFAR stem: one 3x3 conv to 2k ch
 paper's code). ImageNet stem: 7x7 stride-2 conv to 64 channels, BN-ReLU, 3x3 stride-2 max-pool
 (torchvision). Float32 parameters and BatchNorm statistics, `dtype` compute.
 """
-from functools import partial
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from bsd_jax.models.resnet import _conv_init
+from bsd_jax.models.resnet import conv_layer, head, imagenet_stem, norm_layer
 
 
 class DenseNet(nn.Module):
@@ -26,13 +25,10 @@ class DenseNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False, return_features: bool = False):
-    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)
-    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                   dtype=self.dtype)
+    conv, norm = conv_layer(self.dtype), norm_layer(train, self.dtype)
     x = x.astype(self.dtype)
     if self.imagenet_stem:
-      x = nn.relu(norm()(conv(2 * self.growth, (7, 7), (2, 2), padding=3)(x)))
-      x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+      x = imagenet_stem(x, self.dtype, train, features=2 * self.growth)
     else:
       x = conv(2 * self.growth, (3, 3), padding=1)(x)
     for stage, layers in enumerate(self.stage_sizes):
@@ -43,10 +39,7 @@ class DenseNet(nn.Module):
         y = conv(4 * self.growth, (1, 1))(nn.relu(norm()(x)))
         y = conv(self.growth, (3, 3), padding=1)(nn.relu(norm()(y)))
         x = jnp.concatenate([x, y], axis=-1)
-    x = nn.relu(norm()(x))
-    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
-    logits = nn.Dense(self.num_classes, dtype=jnp.float32)(features)
-    return (logits, features) if return_features else logits
+    return head(nn.relu(norm()(x)), self.num_classes, return_features)
 
 
 def densenet_bc_100(num_classes, dtype=jnp.float32):

@@ -8,13 +8,12 @@ BN-ReLU before the global average pool (the paper's design has one; that code do
 11,171,146 parameters for 10 classes. Float32 parameters and BatchNorm statistics, `dtype`
 compute.
 """
-from functools import partial
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from bsd_jax.models.resnet import _conv_init, head, stages
+from bsd_jax.models.resnet import conv_layer, head, norm_layer, stages
 
 
 class PreActBlock(nn.Module):
@@ -24,9 +23,7 @@ class PreActBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)
-    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                   dtype=self.dtype)
+    conv, norm = conv_layer(self.dtype), norm_layer(train, self.dtype)
     out = nn.relu(norm()(x))
     shortcut = x
     if self.stride != 1 or x.shape[-1] != self.planes:
@@ -44,7 +41,7 @@ class PreActResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False, return_features: bool = False):
     x = x.astype(self.dtype)
-    x = nn.Conv(64, (3, 3), padding=1, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)(x)
+    x = conv_layer(self.dtype)(64, (3, 3), padding=1)(x)
     return head(stages(x, PreActBlock, self.stage_sizes, self.dtype, train), self.num_classes,
                 return_features)
 

@@ -16,6 +16,24 @@ import jax.numpy as jnp
 _conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 
 
+def conv_layer(dtype):
+  """Convolution without bias, He (fan-out) init, computing in `dtype`."""
+  return partial(nn.Conv, use_bias=False, dtype=dtype, kernel_init=_conv_init)
+
+
+def norm_layer(train, dtype):
+  """BatchNorm as torchvision's (its momentum 0.1 is flax's 0.9), computing in `dtype`."""
+  return partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                 dtype=dtype)
+
+
+def imagenet_stem(x, dtype, train, features=64):
+  """7x7 stride-2 conv, BN-ReLU, 3x3 stride-2 max-pool (torchvision's ResNets and DenseNets)."""
+  x = conv_layer(dtype)(features, (7, 7), (2, 2), padding=3)(x)
+  x = nn.relu(norm_layer(train, dtype)()(x))
+  return nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+
+
 class BasicBlock(nn.Module):
   planes: int
   stride: int
@@ -24,9 +42,7 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)
-    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                   dtype=self.dtype)
+    conv, norm = conv_layer(self.dtype), norm_layer(train, self.dtype)
     y = conv(self.planes, (3, 3), (self.stride, self.stride), padding=1)(x)
     y = nn.relu(norm()(y))
     y = conv(self.planes, (3, 3), padding=1)(y)
@@ -44,9 +60,7 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)
-    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                   dtype=self.dtype)
+    conv, norm = conv_layer(self.dtype), norm_layer(train, self.dtype)
     out = self.planes * self.expansion
     y = nn.relu(norm()(conv(self.planes, (1, 1))(x)))
     y = nn.relu(norm()(conv(self.planes, (3, 3), (self.stride, self.stride), padding=1)(y)))
@@ -86,16 +100,11 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False, return_features: bool = False):
     x = x.astype(self.dtype)
-    if self.stem == 'cifar':
-      x = nn.Conv(64, (3, 3), padding=1, use_bias=False, dtype=self.dtype,
-                  kernel_init=_conv_init)(x)
-    else:
-      x = nn.Conv(64, (7, 7), (2, 2), padding=3, use_bias=False, dtype=self.dtype,
-                  kernel_init=_conv_init)(x)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                             dtype=self.dtype)(x))
     if self.stem == 'imagenet':
-      x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+      x = imagenet_stem(x, self.dtype, train)
+    else:
+      x = conv_layer(self.dtype)(64, (3, 3), padding=1)(x)
+      x = nn.relu(norm_layer(train, self.dtype)()(x))
     return head(stages(x, self.block, self.stage_sizes, self.dtype, train), self.num_classes,
                 return_features)
 

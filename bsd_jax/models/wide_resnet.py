@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from bsd_jax.models.preact_resnet import PreActBlock
-from bsd_jax.models.resnet import _conv_init
+from bsd_jax.models.resnet import conv_layer, head, norm_layer
 
 
 class WideResNet(nn.Module):
@@ -26,16 +26,13 @@ class WideResNet(nn.Module):
   def __call__(self, x, train: bool = False, return_features: bool = False):
     blocks = (self.depth - 4) // 6
     x = x.astype(self.dtype)
-    x = nn.Conv(16, (3, 3), padding=1, use_bias=False, dtype=self.dtype, kernel_init=_conv_init)(x)
+    x = conv_layer(self.dtype)(16, (3, 3), padding=1)(x)
     for group, width in enumerate((16, 32, 64)):
       for b in range(blocks):
         stride = 2 if group > 0 and b == 0 else 1
         x = PreActBlock(planes=width * self.widen, stride=stride, dtype=self.dtype)(x, train)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                             dtype=self.dtype)(x))
-    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
-    logits = nn.Dense(self.num_classes, dtype=jnp.float32)(features)
-    return (logits, features) if return_features else logits
+    x = nn.relu(norm_layer(train, self.dtype)()(x))
+    return head(x, self.num_classes, return_features)
 
 
 def wrn28_10(num_classes, dtype=jnp.float32):
