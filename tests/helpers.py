@@ -1,4 +1,5 @@
 """Shared test fixtures: configs by path, checkpoint reading, subprocess runs of the CLI."""
+import json
 import os
 import subprocess
 import sys
@@ -73,3 +74,10 @@ def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype=np.floa
            'mask': np.array([1.0] * 14 + [0.0] * 2, np.float32)}
   batch_dev = jax.device_put(batch, sharding.batch_sharded(mesh))
   return state, train_step, data, batch, batch_dev
+
+
+def read_metrics(workdir, split=None):
+  """The records of <workdir>/metrics.jsonl (of one split, if given)."""
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  return [r for r in records if split is None or r['split'] == split]

@@ -66,8 +66,9 @@ def _assert_same_state(a, b):
   state_a, step_a = helpers.read_checkpoint_state(a)
   state_b, step_b = helpers.read_checkpoint_state(b)
   assert step_a == step_b == STEPS
-  # Same 8-device program; cross-process reductions (gloo) may add in another order.
-  chex.assert_trees_all_close(state_a, state_b, rtol=1e-5, atol=1e-6)
+  # Same 8-device program; cross-process reductions (gloo) may add in another order: a BatchNorm
+  # mean near 0.01 was seen 1.3e-6 apart (jax 0.10.2), hence atol 1e-5.
+  chex.assert_trees_all_close(state_a, state_b, rtol=1e-5, atol=1e-5)
 
 
 def test_two_processes_end_like_one_process(one_process, two_processes):

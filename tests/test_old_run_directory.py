@@ -1,0 +1,84 @@
+"""A run directory written before the redesign (tests/fixtures/README.md) still evaluates to the
+numbers that code computed, and resumes to the same end as the uninterrupted run, bit for bit."""
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from tests import helpers
+
+FIXTURE = os.path.join(helpers.REPO, 'tests', 'fixtures', 'run_9c28292')
+EXPECTED = os.path.join(helpers.REPO, 'tests', 'fixtures', 'run_9c28292_expected')
+# The flags that made the fixture (its config.json records the same values).
+RUN_FLAGS = ['--config', 'configs/smoke.py', '--config.num_epochs=3',
+             '--config.data.synthetic.num_train=256', '--config.data.synthetic.num_test=128',
+             '--config.label_noise.kind=symmetric', '--config.label_noise.rate=0.2',
+             '--config.keep_checkpoints=3', '--config.data.augment=True']
+
+
+def make_inputs(directory):
+  """The OOD set and the one-corruption CIFAR-C-layout set the expected results were made on."""
+  rng = np.random.default_rng(2026)
+  np.save(os.path.join(directory, 'ood.npy'),
+          rng.integers(0, 256, (40, 32, 32, 3)).astype(np.uint8))
+  corrupted = os.path.join(directory, 'cifar_c')
+  os.makedirs(corrupted)
+  np.save(os.path.join(corrupted, 'labels.npy'),
+          np.tile(rng.integers(0, 10, 16), 5).astype(np.int64))
+  np.save(os.path.join(corrupted, 'gaussian_noise.npy'),
+          rng.integers(0, 256, (80, 32, 32, 3)).astype(np.uint8))
+
+
+def _copy(tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(FIXTURE, workdir)
+  return workdir
+
+
+def _expected(name, workdir, inputs):
+  with open(os.path.join(EXPECTED, name)) as f:
+    text = f.read()
+  return json.loads(text.replace('WORKDIR', workdir).replace('INPUTS', inputs))
+
+
+def _run(args, module):
+  proc = helpers.run_cli(args, module=module)
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  return out
+
+
+@pytest.mark.parametrize('suite,args,name', [
+    ('test', [], 'metrics'),
+    ('ood', ['--ood', 'npy:{inputs}/ood.npy'], 'ood'),
+    ('adversarial', ['--adv_samples', '64', '--adv_eps', '2,8', '--adv_steps', '2'],
+     'adversarial'),
+    ('corruptions', ['--corruptions', 'npy:{inputs}/cifar_c', '--corruption_names',
+                     'gaussian_noise'], 'corruptions'),
+])
+def test_old_run_directory_evaluates_to_the_recorded_numbers(tmp_path, suite, args, name):
+  workdir, inputs = _copy(tmp_path), str(tmp_path)
+  make_inputs(inputs)
+  _run(['--workdir', workdir, '--suite', suite] + [a.format(inputs=inputs) for a in args],
+       'bsd_jax.evaluate')
+  with open(os.path.join(workdir, 'eval', f'{name}.json')) as f:
+    got = json.load(f)
+  assert got == _expected(f'eval_{name}.json', workdir, inputs)
+
+
+def test_old_run_directory_resumes_to_the_same_end_bit_for_bit(tmp_path):
+  workdir = _copy(tmp_path)
+  out = _run(RUN_FLAGS + ['--workdir', workdir], 'bsd_jax.main')
+  assert 'Resumed' in out and 'at step 8' in out
+  state, step = helpers.read_checkpoint_state(workdir)
+  assert step == 12
+  got = {jax.tree_util.keystr(p): np.asarray(v)
+         for p, v in jax.tree_util.tree_leaves_with_path(state)}
+  with np.load(os.path.join(EXPECTED, 'final_state.npz')) as expected:
+    assert sorted(got) == sorted(expected.files)
+    for key in expected.files:
+      np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+  assert helpers.read_metrics(workdir) == helpers.read_metrics(EXPECTED)
