@@ -64,14 +64,15 @@ class JaxRunner:
   def __init__(self, config, ds):
     import jax
 
-    from bsd_jax import batches, experiment, sharding
+    from bsd_jax import experiment, sharding
+    from bsd_jax.data import order
     self.exp = exp = experiment.build(config, ds)
     self.state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
         jax.random.PRNGKey(0), exp.padded_labels)
     self.step = experiment.jit_train_step(config, exp)
     self.data = {'labels': jax.device_put(ds.train_labels, sharding.replicated(exp.mesh)),
                  'images': sharding.put_rows(ds.train_images, None, ds.num_train, exp.mesh)}
-    index, mask = batches.epoch_batches(0, 0, ds.num_train, config.batch_size)
+    index, mask = order.epoch_batches(0, 0, ds.num_train, config.batch_size)
     self.batches = [jax.device_put({'index': index[s], 'mask': mask[s]},
                                    sharding.batch_sharded(exp.mesh))
                     for s in range(min(16, exp.steps_per_epoch))]

@@ -91,7 +91,8 @@ class TorchRunner:
   """Same interface as step_time.JaxRunner: run(n) -> seconds for n train steps."""
 
   def __init__(self, config, ds):
-    from bsd_jax import batches, methods
+    from bsd_jax.data import order
+    from bsd_jax.methods import bsd
     self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     dev = self.device
     k = ds.num_classes
@@ -114,14 +115,14 @@ class TorchRunner:
     self.std = torch.tensor(std, dtype=torch.float32, device=dev).view(1, 3, 1, 1)
     self.bsd = config.method == 'bsd'
     if self.bsd:
-      hp = methods.bsd_hparams(config)
+      hp = bsd.hparams(config)
       self.gamma = hp['gamma']
       table_dtype = torch.bfloat16 if config.table_dtype == 'bfloat16' else torch.float32
       self.alpha = torch.full((ds.num_train, k), hp['eps'], dtype=table_dtype, device=dev)
       self.alpha[torch.arange(ds.num_train, device=dev), self.labels] = hp['c']
     elif config.method != 'ce':
       raise ValueError(f'--torch has ce and bsd, not {config.method!r}')
-    index, mask = batches.epoch_batches(0, 0, ds.num_train, config.batch_size)
+    index, mask = order.epoch_batches(0, 0, ds.num_train, config.batch_size)
     self.batches = [(torch.from_numpy(index[s].astype(np.int64)).to(dev),
                      torch.from_numpy(mask[s].copy()).to(dev)) for s in range(min(16, len(index)))]
     self.generator = torch.Generator(device=dev).manual_seed(0)

@@ -12,7 +12,8 @@ import orbax.checkpoint as ocp
 
 
 class Checkpointer:
-  """restore-or-init, save (also on preemption), keep the last `keep` checkpoints."""
+  """Find, read and restore checkpoints; save (also on a stop request); keep the last `keep`.
+  Whether to restore or to start fresh is the caller's decision (train.py)."""
 
   def __init__(self, workdir: str, keep: int):
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))

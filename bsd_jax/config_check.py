@@ -1,7 +1,14 @@
-"""Checks of the config that need no data: run first, so bad values fail before any work."""
+"""Every check of a config that needs no data, in one place: run first, so that a bad value fails
+with one line naming its key before any work (and before anything is written).
+
+The builders (methods, models, optim, data.label_noise) trust a checked config. Checks that
+need the data (splits, features, image files, superclasses) are raised by the data sources,
+also before training starts. The options of evaluation suites are checked by each suite
+(`Suite.check_options`), the same code for config.evals and the evaluate command's flags.
+"""
+import math
 import os
 
-from bsd_jax import methods, models, noise
 from bsd_jax.errors import UserError
 
 
@@ -10,12 +17,32 @@ def _require(ok, message):
     raise UserError(message)
 
 
-def check_config(config, num_devices: int):
+def _in(value, low, high, key, low_open=False, high_open=False):
+  """low <= value <= high (or < at an open end), naming config.`key` otherwise."""
+  ok = ((value > low if low_open else value >= low)
+        and (value < high if high_open else value <= high))
+  brackets = ('(' if low_open else '[') + f'{low}, {high}' + (')' if high_open else ']')
+  _require(ok, f'config.{key} must be in {brackets}, got {value}')
+
+
+def check_config(config, num_devices: int, num_processes: int = 1):
   """Raise UserError naming the first bad key."""
-  methods.get_method(config)      # unknown method; BSD's gamma, c, eps, temperature
-  models.get_model(config, 2)     # unknown model or compute dtype (builds no parameters)
-  _require(config.table_dtype in models.DTYPES,
-           f'config.table_dtype: {config.table_dtype!r} is not one of {sorted(models.DTYPES)}')
+  _check_training(config, num_devices)
+  _check_method(config)
+  _check_label_noise(config)
+  _check_data(config)
+  _check_supcon(config)
+  _check_evals(config, num_processes)
+
+
+def _check_training(config, num_devices):
+  from bsd_jax import models
+  _require(config.model.name in models.MODELS,
+           f'config.model.name: unknown model {config.model.name!r}; choose one of '
+           f'{sorted(models.MODELS)}')
+  for key in ('compute_dtype', 'table_dtype'):
+    _require(config[key] in models.DTYPES,
+             f'config.{key}: {config[key]!r} is not one of {sorted(models.DTYPES)}')
   _require(config.num_epochs >= 1, f'config.num_epochs must be >= 1, got {config.num_epochs}')
   for key in ('batch_size', 'eval_batch_size'):
     value = config[key]
@@ -31,19 +58,65 @@ def check_config(config, num_devices: int):
   for key in ('log_every_steps', 'checkpoint_every_epochs', 'eval_every_epochs',
               'keep_checkpoints'):
     _require(config[key] >= 1, f'config.{key} must be >= 1, got {config[key]}')
-  if config.method == 'bsd':
-    b = config.bsd
-    _require(b.prediction_source in ('train_pass', 'eval_pass'),
-             f"config.bsd.prediction_source must be 'train_pass' or 'eval_pass', got "
-             f'{b.prediction_source!r}')
+
+
+def _check_method(config):
+  from bsd_jax import methods
+  _require(config.method in methods.METHODS,
+           f'config.method: unknown method {config.method!r}; choose one of '
+           f'{sorted(methods.METHODS)}')
+  b = config.bsd  # checked for every method: a sweep switches methods on one config
+  if b.gamma is None:
+    _require(0 < b.label_weight_end < 1,
+             f'config.bsd.label_weight_end must be in (0, 1), got {b.label_weight_end}')
+    gamma = b.label_weight_end ** (1.0 / config.num_epochs)
+  else:
+    gamma = b.gamma
+  _require(0.0 < gamma <= 1.0, f'config.bsd.gamma must be in (0, 1], got {gamma}')
+  _require(b.c is not None or gamma < 1.0, 'config.bsd.c must be set when config.bsd.gamma = 1 '
+           '(c = 1/(1-gamma) is undefined)')
+  _require(b.c is None or b.c > 0, f'config.bsd.c must be > 0, got {b.c}')
+  _require(b.eps > 0, f'config.bsd.eps must be > 0, got {b.eps}')
+  _require(b.temperature > 0, f'config.bsd.temperature must be > 0, got {b.temperature}')
+  _require(b.prediction_source in ('train_pass', 'eval_pass'),
+           "config.bsd.prediction_source must be 'train_pass' or 'eval_pass', got "
+           f'{b.prediction_source!r}')
+  _in(config.label_smoothing.eps, 0, 1, 'label_smoothing.eps')
+  _in(config.pskd.alpha_T, 0, 1, 'pskd.alpha_T')
+  for key in ('cskd.temperature', 'tfkd.temperature', 'dlb.temperature'):
+    section, leaf = key.split('.')
+    _require(config[section][leaf] > 0, f'config.{key} must be > 0, got {config[section][leaf]}')
+  for key in ('cskd.weight', 'tfkd.multiplier', 'dlb.weight', 'temporal_ensembling.max_weight'):
+    section, leaf = key.split('.')
+    _require(config[section][leaf] >= 0,
+             f'config.{key} must be >= 0, got {config[section][leaf]}')
+  _in(config.tfkd.alpha, 0, 1, 'tfkd.alpha')
+  _in(config.tfkd.correct_prob, 0, 1, 'tfkd.correct_prob', low_open=True, high_open=True)
+  _in(config.temporal_ensembling.alpha, 0, 1, 'temporal_ensembling.alpha', high_open=True)
+  _require(config.temporal_ensembling.rampup_epochs > 0,
+           'config.temporal_ensembling.rampup_epochs must be > 0, got '
+           f'{config.temporal_ensembling.rampup_epochs}')
+
+
+def _check_label_noise(config):
+  from bsd_jax.data import label_noise
   n = config.label_noise
-  _require(n.kind in noise.KINDS,
-           f'config.label_noise.kind: unknown kind {n.kind!r}; choose from {noise.KINDS}')
+  _require(n.kind in label_noise.KINDS,
+           f'config.label_noise.kind: unknown kind {n.kind!r}; choose from {label_noise.KINDS}')
   _require(0.0 <= n.rate <= 1.0, f'config.label_noise.rate must be in [0, 1], got {n.rate}')
   _require(not n.superclass_csv or os.path.isfile(n.superclass_csv),
            f'config.label_noise.superclass_csv: {n.superclass_csv} is not a file')
-  if config.data.source == 'tfds_stream':
-    st = config.data.stream
+
+
+def _check_data(config):
+  from bsd_jax import data
+  d = config.data
+  _require(d.source in data.SOURCES, f'config.data.source: unknown source {d.source!r}; '
+           f'choose one of {sorted(data.SOURCES)}')
+  _require(d.train_subset_per_class >= 0, 'config.data.train_subset_per_class must be >= 0 '
+           f'(0 = the whole split), got {d.train_subset_per_class}')
+  if d.source == 'tfds_stream':
+    st = d.stream
     _require(st.image_size >= 8, f'config.data.stream.image_size must be >= 8, got '
              f'{st.image_size}')
     _require(st.eval_resize >= st.image_size, f'config.data.stream.eval_resize '
@@ -53,6 +126,10 @@ def check_config(config, num_devices: int):
     _require(config.supcon.weight == 0, "config.supcon is not supported with "
              "config.data.source = 'tfds_stream' (its second view would be a device crop of the "
              "host-augmented first)")
+
+
+def _check_supcon(config):
+  from bsd_jax import methods
   sc = config.supcon
   _require(sc.weight >= 0, f'config.supcon.weight must be >= 0 (0 = off), got {sc.weight}')
   _require(sc.temperature > 0 and sc.base_temperature > 0,
@@ -61,10 +138,32 @@ def check_config(config, num_devices: int):
   _require(sc.positives in ('labels', 'target_argmax'),
            f"config.supcon.positives must be 'labels' or 'target_argmax', got {sc.positives!r}")
   if sc.weight > 0:
-    _require(sc.positives == 'labels' or config.method == 'bsd',
-             "config.supcon.positives = 'target_argmax' needs config.method = 'bsd'")
+    method = methods.get_method(config)
+    _require(sc.positives == 'labels' or method.row_targets is not None,
+             "config.supcon.positives = 'target_argmax' needs config.method = 'bsd' (a method "
+             f'with per-sample targets), got {config.method!r}')
     _require(config.data.augment, 'config.supcon needs config.data.augment = True (its two '
              'views are two augmentations of each image)')
-    _require(methods.get_method(config).extra_view is None,
+    _require(method.extra_view is None,
              f'config.supcon cannot be combined with config.method = {config.method!r} (it '
              'adds its own views to the batch)')
+
+
+def _check_evals(config, num_processes):
+  from bsd_jax import evaluation
+  for name in config.evals:
+    _require(name in evaluation.SUITES, f'config.evals.{name}: no such evaluation suite '
+             f'(have {sorted(evaluation.SUITES)})')
+    every = config.evals[name].every_epochs
+    _require(every >= 0 and math.isfinite(every), f'config.evals.{name}.every_epochs must be '
+             f'>= 0 (0 = off), got {every}')
+  for suite, options, _ in evaluation.scheduled(config):
+    _require(config.data.source != 'tfds_stream', f'config.evals.{suite.name}: needs a test '
+             "split held in memory; config.data.source = 'tfds_stream' streams it")
+    _require(not suite.needs_test_images or num_processes == 1,
+             f'config.evals.{suite.name}: reads the test images themselves, which a '
+             f'{num_processes}-process job splits by rows; run it with bsd_jax.evaluate')
+    try:
+      suite.check_options(options)
+    except UserError as e:
+      raise UserError(f'config.evals.{suite.name}: {e}') from None

@@ -86,14 +86,31 @@ def jit_train_step(config, exp: Experiment, update_table: bool = True):
                  donate_argnums=(0,))
 
 
-def predict_all(predict, state, data_dev, num, eval_batch_size, mesh):
-  """Eval-mode probabilities for samples 0..num-1; the last batch is padded, then cut off."""
-  batches = -(-num // eval_batch_size)
-  index = np.zeros(batches * eval_batch_size, np.int32)
-  index[:num] = np.arange(num)
-  out = []
-  for b in range(batches):
-    idx = jax.device_put(index[b * eval_batch_size:(b + 1) * eval_batch_size],
-                         sharding.batch_sharded(mesh))
-    out.append(predict(state, data_dev, idx))
-  return np.concatenate([np.asarray(p) for p in out])[:num]
+class Predictor:
+  """Eval-mode probabilities [n, K] (numpy float32) of the uint8 images of a split, in batches of
+  `batch_size`; the last batch is padded, then cut off. One compiled program for every split and
+  set of the same image shape (the training loop's test split and every evaluation suite)."""
+
+  def __init__(self, exp: Experiment, batch_size: int):
+    self.mesh, self.batch_size = exp.mesh, batch_size
+    # Replicated output: every process can read the predictions (multi-process jobs).
+    self._predict = jax.jit(step.make_predict(exp.model, exp.mesh, exp.mean, exp.std),
+                            out_shardings=sharding.replicated(exp.mesh))
+
+  def on_device(self, state, images, num: int) -> np.ndarray:
+    """Probabilities of samples 0..num-1 of `images`, split by rows on the devices
+    (sharding.put_rows)."""
+    batches = -(-num // self.batch_size)
+    index = np.zeros(batches * self.batch_size, np.int32)
+    index[:num] = np.arange(num)
+    out = []
+    for b in range(batches):
+      idx = jax.device_put(index[b * self.batch_size:(b + 1) * self.batch_size],
+                           sharding.batch_sharded(self.mesh))
+      out.append(self._predict(state, {'images': images}, idx))
+    return np.concatenate([np.asarray(p) for p in out])[:num]
+
+  def __call__(self, state, images: np.ndarray) -> np.ndarray:
+    """Probabilities of host images uint8 [n, H, W, C] (all rows, every process)."""
+    num = images.shape[0]
+    return self.on_device(state, sharding.put_rows(images, None, num, self.mesh), num)

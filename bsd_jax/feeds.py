@@ -1,18 +1,19 @@
 """What the loop feeds the steps: device-resident data, the batch of each step, the ordered pass
-over the training set (BSD's eval_pass) and the test split's predictions.
+over the training set (a method's refresh pass) and the test split's predictions.
 
 `InMemoryFeed` (CIFAR-size sources): both splits live on the devices, split by rows like the
 posterior table (each process holds, and has read, only its devices' rows); a batch is sample
 indices and the step gathers the images. `StreamFeed` (source 'tfds_stream'): only the labels
 live on the devices; each process streams its part of every batch's images through grain
-(bsd_jax/stream.py) and the parts are joined into global arrays carried by the batch. Both
-follow batches.step_batch, so the data order, the table rows a step touches and resuming are the
-same; the source decides which feed, not the step.
+(bsd_jax/data/stream_batches.py) and the parts are joined into global arrays carried by the
+batch. Both follow data.order.step_batch, so the data order, the table rows a step touches and
+resuming are the same; the source decides which feed, not the step.
 """
 import jax
 import numpy as np
 
-from bsd_jax import batches, experiment, sharding, step, stream
+from bsd_jax import experiment, sharding, step
+from bsd_jax.data import order, stream_batches
 
 
 def make(config, ds, exp, clean_labels=None):
@@ -27,7 +28,7 @@ class _Feed:
     self.batch_sh = sharding.batch_sharded(exp.mesh)
     self.repl = sharding.replicated(exp.mesh)
     self.extra_view = exp.method.extra_view
-    self.partners = (batches.ClassPartners(ds.train_labels) if self.extra_view == 'class_pair'
+    self.partners = (order.ClassPartners(ds.train_labels) if self.extra_view == 'class_pair'
                      else None)
     labels = {'labels': ds.train_labels}
     if clean_labels is not None:  # label noise: train accuracy is also measured on clean labels
@@ -37,7 +38,7 @@ class _Feed:
       self.train_data['images'] = train_images
 
   def host_batch(self, step_now):
-    return batches.step_batch(self.config.seed, step_now, self.ds.num_train,
+    return order.step_batch(self.config.seed, step_now, self.ds.num_train,
                               self.config.batch_size, self.extra_view, self.partners)
 
   def _ordered_host_batches(self):
@@ -65,11 +66,9 @@ class InMemoryFeed(_Feed):
   def __init__(self, config, ds, exp, clean_labels=None):
     super().__init__(config, ds, exp, clean_labels, sharding.put_rows(
         ds.train_images, ds.train_ids, ds.num_train, exp.mesh))
-    self._test = {'images': sharding.put_rows(ds.test_images, ds.test_ids,
-                                              ds.test_labels.shape[0], exp.mesh)}
-    # Replicated output: every process can read the predictions (multi-process jobs).
-    self._predict = jax.jit(step.make_predict(exp.model, exp.mesh, exp.mean, exp.std),
-                            out_shardings=self.repl)
+    self._test = sharding.put_rows(ds.test_images, ds.test_ids, ds.test_labels.shape[0],
+                                   exp.mesh)
+    self.predictor = experiment.Predictor(exp, config.eval_batch_size)
 
   def train_batch(self, step_now):
     return jax.device_put(self.host_batch(step_now), self.batch_sh)
@@ -79,8 +78,7 @@ class InMemoryFeed(_Feed):
       yield jax.device_put(batch, self.batch_sh)
 
   def test_probs(self, state):
-    return experiment.predict_all(self._predict, state, self._test, self.ds.test_labels.shape[0],
-                                  self.config.eval_batch_size, self.exp.mesh)
+    return self.predictor.on_device(state, self._test, self.ds.test_labels.shape[0])
 
 
 class StreamFeed(_Feed):
@@ -92,10 +90,10 @@ class StreamFeed(_Feed):
     self._workers, self._threads = s.worker_count, s.worker_threads
     self._train_rows = sharding.this_process_positions(config.batch_size, exp.mesh)
     self._eval_rows = sharding.this_process_positions(config.eval_batch_size, exp.mesh)
-    self._train_records = stream.Records(ds.train_source, ds.image_key, ds.train_keys)
-    self._test_records = stream.Records(ds.test_source, ds.image_key)
+    self._train_records = stream_batches.Records(ds.train_source, ds.image_key, ds.train_keys)
+    self._test_records = stream_batches.Records(ds.test_source, ds.image_key)
     self._view = dict(size=ds.image_size, resize=s.eval_resize)
-    self._train_images = stream.TrainImages(
+    self._train_images = stream_batches.TrainImages(
         self._train_records, seed=config.seed, num_train=ds.num_train,
         batch_size=config.batch_size, positions=self._train_rows, augment=config.data.augment,
         extra_view=self.extra_view, partners=self.partners, **self._view)
@@ -112,7 +110,7 @@ class StreamFeed(_Feed):
   def train_batch(self, step_now):
     if self._next_step != step_now:  # first call, or a jump: restart the stream at this step
       self.close()
-      self._iter = stream.iterate(self._train_images, step_now, self.exp.total_steps,
+      self._iter = stream_batches.iterate(self._train_images, step_now, self.exp.total_steps,
                                   self._workers, self._threads)
       self._next_step = step_now
     local = next(self._iter)
@@ -122,14 +120,14 @@ class StreamFeed(_Feed):
     return batch
 
   def _ordered(self, records, num, batch_size, rows):
-    fn = stream.OrderedImages(records, num=num, batch_size=batch_size, positions=rows,
+    fn = stream_batches.OrderedImages(records, num=num, batch_size=batch_size, positions=rows,
                               **self._view)
-    it = stream.iterate(fn, 0, -(-num // batch_size), self._workers, self._threads)
+    it = stream_batches.iterate(fn, 0, -(-num // batch_size), self._workers, self._threads)
     try:
       for local in it:
         yield self._global(local, batch_size)['images']
     finally:
-      stream.close_iterator(it)
+      stream_batches.close_iterator(it)
 
   def ordered_batches(self):
     images = self._ordered(self._train_records, self.ds.num_train, self.config.batch_size,
@@ -150,5 +148,5 @@ class StreamFeed(_Feed):
 
   def close(self):
     if self._iter is not None:
-      stream.close_iterator(self._iter)
+      stream_batches.close_iterator(self._iter)
     self._iter, self._next_step = None, None

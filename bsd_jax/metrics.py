@@ -104,6 +104,20 @@ def reliability_bins(probs, labels, num_bins: int = 15):
   return count, acc, mean_conf
 
 
+# One line per reported metric, written next to the numbers in eval/metrics.json.
+DEFINITIONS = {
+    'accuracy': 'top-1',
+    'nll': 'mean -log p(y), p clipped at 1e-12',
+    'ece': 'top-label, 15 equal-width bins (m/15, (m+1)/15], empty bins skipped',
+    'ece_10': 'as ece with 10 bins',
+    'adaptive_ece': '15 equal-mass bins over the sorted top-label confidence',
+    'classwise_ece': 'per class 15 equal-width bins on p_k, averaged over classes',
+    'brier': 'mean over samples of sum over classes (p - onehot)^2',
+    'aurc': 'area under the risk-coverage curve, most confident first',
+    'confidence': 'mean top-label probability',
+}
+
+
 def classification_metrics(probs, labels):
   """The metrics reported for every evaluation, as python floats."""
   return {

@@ -11,6 +11,8 @@ import sys
 
 import numpy as np
 
+from bsd_jax.errors import fail
+
 # (split, metric key, column title, scale); scale 100 shows a percentage.
 COLUMNS = (
     ('train', 'accuracy', 'train acc %', 100),
@@ -130,11 +132,19 @@ def write_table(sweep_dir):
   return text
 
 
+USAGE = """usage: python -m bsd_jax.results_table SWEEP_DIR
+
+Writes SWEEP_DIR/table.md and table.json from the runs of a sweep (the --workdir of
+bsd_jax.sweep) and prints the markdown table."""
+
+
 def main(argv):
+  if len(argv) == 2 and argv[1] in ('-h', '--help', '--helpfull'):
+    print(USAGE)
+    return
   if len(argv) != 2 or not os.path.isdir(argv[1]):
-    print('bsd_jax.results_table: error: give one sweep directory (the --workdir of '
-          f'bsd_jax.sweep); got {argv[1:]}', file=sys.stderr)
-    sys.exit(2)
+    fail('bsd_jax.results_table', 'give one sweep directory (the --workdir of bsd_jax.sweep); '
+         f'got {argv[1:]}')
   print(write_table(argv[1]))
 
 

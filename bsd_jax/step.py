@@ -14,7 +14,8 @@ when the step is traced.
 import jax
 import jax.numpy as jnp
 
-from bsd_jax import augment, losses, methods, sharding, targets
+from bsd_jax import losses, methods, sharding
+from bsd_jax.data import augment
 
 
 def _gather_images(data, index, mesh):
@@ -57,9 +58,9 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     x = augment.normalize(jnp.concatenate(views), mean, std)
     rows = sharding.gather_rows(state.alpha, index, mesh)
     epoch = state.step // steps_per_epoch
-    if supcon is not None:
+    if supcon is not None:  # 'target_argmax': a method with row_targets (config_check.py)
       positives = (labels if supcon.positives == 'labels'
-                   else jnp.argmax(targets.posterior_mean(rows), axis=-1))
+                   else jnp.argmax(method.row_targets(rows), axis=-1))
     num_main = images.shape[0]  # the batch and the method's extra view, if any
 
     def loss_fn(params):
@@ -133,7 +134,7 @@ def make_predict(model, mesh, mean, std):
 
 def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
   """refresh(state, data, batch) -> state with the batch's rows updated from clean eval-mode
-  predictions (bsd.prediction_source = 'eval_pass': one extra forward pass per epoch)."""
+  predictions (a method with refresh_pass: one extra forward pass per epoch)."""
   predict_images = make_predict_images(model, mean, std)
 
   def refresh(state, data, batch):

@@ -14,13 +14,13 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
-from bsd_jax import main as cli
-from bsd_jax import methods, results_table
+from bsd_jax import cli, methods, results_table
 from bsd_jax.config_check import check_config
-from bsd_jax.errors import UserError
+from bsd_jax.errors import UserError, fail
 
+cli.define_config_flags()
 _METHODS = flags.DEFINE_list('methods', ','.join(methods.METHODS), 'Methods to run.')
 _SEEDS = flags.DEFINE_list('seeds', '0,1', 'Values of config.seed, one run each.')
 _WEIGHTS = flags.DEFINE_list(
@@ -30,15 +30,15 @@ _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Runs at a time.')
 
 
 def _fail(message):
-  print(f'bsd_jax.sweep: error: {message}', file=sys.stderr)
-  sys.exit(2)
+  fail('bsd_jax.sweep', message)
 
 
 def plan(config, method_names, seeds, label_weights):
   """[(label, overrides)] of the grid, checked: unknown methods or bad values raise UserError."""
   unknown = [m for m in method_names if m not in methods.METHODS]
   if unknown:
-    raise UserError(f'--methods: unknown method(s) {unknown}; choose from {sorted(methods.METHODS)}')
+    raise UserError(f'--methods: unknown method(s) {unknown}; choose from '
+                    f'{sorted(methods.METHODS)}')
   try:
     seed_values = [int(s) for s in seeds]
     weights = [float(w) for w in label_weights]
@@ -128,17 +128,17 @@ def run_grid(config_path, workdir, overrides, runs, parallel, env):
 
 def main(argv):
   del argv
-  if not cli._WORKDIR.value:
+  if not cli.WORKDIR.value:
     _fail('--workdir is required')
   if _PARALLEL.value < 1:
     _fail(f'--parallel must be >= 1, got {_PARALLEL.value}')
-  config_path = os.path.abspath(flags.FLAGS['config'].config_filename)
+  config_path = os.path.abspath(cli.config_file())
   overrides = _config_overrides(sys.argv[1:])
   try:
-    runs = plan(cli._CONFIG.value, _METHODS.value, _SEEDS.value, _WEIGHTS.value)
+    runs = plan(cli.CONFIG.value, _METHODS.value, _SEEDS.value, _WEIGHTS.value)
   except UserError as e:
     _fail(str(e))
-  workdir = cli._WORKDIR.value
+  workdir = cli.WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
   manifest = {'config': config_path, 'overrides': overrides,
               'labels': list(dict.fromkeys(label for label, _, _ in runs)),
@@ -155,4 +155,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main, flags_parser=lambda argv: cli.parse_flags(argv, 'bsd_jax.sweep'))

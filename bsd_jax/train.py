@@ -1,65 +1,33 @@
-"""The training loop, in a fixed order: checks, data, mesh, model, state, steps, checkpoint, loop.
+"""The training loop, in a fixed order: checks, workdir, data, state, steps, loop.
 
 `train_and_evaluate(config, workdir)` trains, evaluates on the test split (every
-`eval_every_epochs` and at the end), logs to the console and to <workdir>/metrics.jsonl, and
-checkpoints to <workdir>/checkpoints. Run again with the same workdir, it resumes from the last
-checkpoint (state, posterior table and data position), so a stopped run ends exactly where an
-uninterrupted one would.
+`eval_every_epochs` and at the end) and runs the suites of `config.evals`, logs to the console
+and to <workdir>/metrics.jsonl, and checkpoints to <workdir>/checkpoints. Run again with the
+same workdir, it resumes from the last checkpoint (state, per-sample table and data position),
+so a stopped run ends exactly where an uninterrupted one would.
+
+The loop is flat over steps; what happens at an epoch's end (a method's refresh pass and
+statistics, the train record, evaluations, the checkpoint) is `_end_of_epoch`. Nothing here
+names a method: what a method needs from the loop is a field of `methods.Method`.
 """
+import dataclasses
 import json
 import logging
 import math
 import os
-import signal
-import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bsd_jax import (checkpointing, data, distributed, experiment, feeds, methods, metrics,
-                     noisy_dataset, sharding, step, targets)
+from bsd_jax import (checkpointing, data, distributed, evaluation, experiment, feeds, periodic,
+                     sharding, step)
 from bsd_jax.config_check import check_config
+from bsd_jax.data import label_noise
 from bsd_jax.errors import UserError
+from bsd_jax.evaluation import common as eval_common
 from bsd_jax.metric_log import MetricLog
-
-
-class StopRequest:
-  """SIGTERM / SIGINT set a flag; the loop checkpoints after the current step and returns.
-  A second Ctrl-C stops at once (the last checkpoint is still there).
-
-  In a multi-process job all processes must stop after the same step (orbax saves together):
-  they compare flags every `every` steps, so a signal to any process stops all of them at the
-  next such step."""
-
-  def __init__(self):
-    self.signum = None
-    self._previous = {}
-
-  def _handle(self, signum, frame):
-    if self.signum is not None and signum == signal.SIGINT:
-      raise KeyboardInterrupt
-    self.signum = signum
-    logging.warning('Received %s: saving a checkpoint after this step (Ctrl-C again to quit '
-                    'at once)', signal.Signals(signum).name)
-
-  def agreed(self, step_now: int, every: int) -> bool:
-    """Whether to stop after step `step_now` (the same answer on every process)."""
-    if jax.process_count() == 1:
-      return self.signum is not None
-    return step_now % every == 0 and distributed.any_process(self.signum is not None)
-
-  def name(self) -> str:
-    return signal.Signals(self.signum or signal.SIGTERM).name
-
-  def __enter__(self):
-    for s in (signal.SIGTERM, signal.SIGINT):
-      self._previous[s] = signal.signal(s, self._handle)
-    return self
-
-  def __exit__(self, *exc):
-    for s, h in self._previous.items():
-      signal.signal(s, h)
 
 
 def _meta_check(meta, ds, config, directory):
@@ -87,25 +55,82 @@ def _load_rows(config, mesh):
   return ds
 
 
-def _format_seconds(s):
-  s = int(s)
-  return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
+def _log_line(epoch, config, split, values):
+  logging.info('epoch %d/%d %-5s %s', epoch, config.num_epochs, split,
+               ' '.join(f'{k} {v:.4f}' for k, v in values.items()))
+
+
+@dataclasses.dataclass
+class _Run:
+  """What the loop and the end of an epoch share."""
+  config: Any
+  ds: Any
+  exp: Any
+  feed: Any
+  ckpt: Any
+  log: Any
+  refresh: Any          # jitted refresh step of a method with a refresh pass, or None
+  epoch_stats: Any      # jitted method.epoch_stats, or None
+  table_rows: dict      # per-sample arrays laid out like the table's rows
+  suites: list          # [(suite, every_epochs)]; the test suite first
+
+  def meta(self, sums):
+    """The checkpoint's JSON record (`sums`: the epoch's sums so far, when stopped mid-epoch)."""
+    return {'num_train': self.ds.num_train, 'num_classes': self.ds.num_classes,
+            'dataset': self.ds.name, 'method': self.config.method,
+            'model': self.config.model.name,
+            'epoch_sums': None if sums is None else {k: float(v) for k, v in sums.items()}}
+
+
+def _end_of_epoch(r: _Run, state, sums, step_now, stop):
+  """Refresh pass, train record, evaluations and checkpoint after the epoch ending at
+  `step_now`; returns (state, last test metrics or None, name of the stop signal or None)."""
+  config, spe, total = r.config, r.exp.steps_per_epoch, r.exp.total_steps
+  epoch = step_now // spe
+  if r.refresh is not None:
+    for batch in r.feed.ordered_batches():
+      state = r.refresh(state, r.feed.train_data, batch)
+  host = jax.device_get(sums)
+  train = {'loss': host['loss_sum'] / host['count'], 'accuracy': host['correct'] / host['count'],
+           'confidence': host['confidence_sum'] / host['count'],
+           'learning_rate': float(r.exp.schedule(step_now))}
+  if 'correct_clean' in host:
+    train['accuracy_clean_labels'] = host['correct_clean'] / host['count']
+  if not math.isfinite(train['loss']):
+    raise FloatingPointError(f'training loss is {train["loss"]} in epoch {epoch}; the last '
+                             f'checkpoint is in {r.ckpt.directory}')
+  if r.epoch_stats is not None:
+    train.update({k: float(v) for k, v in r.epoch_stats(state.alpha, **r.table_rows).items()})
+  r.log.write(step_now, epoch, 'train', train)
+  _log_line(epoch, config, 'train', train)
+  last_test = None
+  for suite, every in r.suites:
+    if periodic.itstime(step_now, every * spe, total):
+      values = suite.scalars(suite.run(state, step_now))
+      r.log.write(step_now, epoch, suite.name, values)
+      _log_line(epoch, config, suite.name, values)
+      if suite.name == 'test':
+        last_test = values
+  stopped_by = stop.name() if step_now < total and stop.agreed(step_now, 1) else None
+  if stopped_by or periodic.itstime(step_now, config.checkpoint_every_epochs * spe, total):
+    r.ckpt.save(step_now, state, r.meta(None))
+  return state, last_test, stopped_by
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """Train, evaluate, checkpoint; returns the last test metrics (and 'stopped_by')."""
-  # 1. Everything that can be wrong is checked before anything is written.
+  # Checks: everything that can be wrong is checked before anything is written.
   num_devices = jax.device_count()
   check_config(config, num_devices)
   mesh = sharding.make_mesh()
   ds = _load_rows(config, mesh)
-  ds, clean_labels, new_noisy_labels = noisy_dataset.prepare(config, ds, workdir)
+  ds, clean_labels, new_noisy_labels = label_noise.prepare(config, ds, workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   latest = ckpt.latest_step()
   if latest is not None:
     _meta_check(ckpt.read_meta(latest), ds, config, ckpt.directory)
   exp = experiment.build(config, ds, mesh)
-  steps_per_epoch, total_steps = exp.steps_per_epoch, exp.total_steps
+  spe, total_steps = exp.steps_per_epoch, exp.total_steps
   log = MetricLog(workdir, enabled=distributed.is_main())
   if latest is not None and latest >= total_steps:
     logging.info('%s already holds the finished run (step %d of %d): nothing to do',
@@ -114,6 +139,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     tests = [r for r in log.read() if r['split'] == 'test']
     return dict(tests[-1]) if tests else {}
 
+  # Workdir: the config of the first start and the noisy labels, written by process 0.
   distributed.barrier('checked')  # every process has read the workdir before process 0 writes
   if distributed.is_main():
     os.makedirs(workdir, exist_ok=True)
@@ -122,140 +148,93 @@ def train_and_evaluate(config, workdir: str) -> dict:
       with open(config_path, 'w') as f:
         f.write(config.to_json(indent=2))
     if new_noisy_labels is not None:
-      noisy_dataset.save(config, workdir, clean_labels, new_noisy_labels)
+      label_noise.save(config, workdir, clean_labels, new_noisy_labels)
   logging.info('%s: %d train / %d test samples, %d classes, %d devices (%s), %d steps/epoch',
                ds.name, ds.num_train, ds.test_labels.shape[0], ds.num_classes, num_devices,
-               jax.devices()[0].platform, steps_per_epoch)
+               jax.devices()[0].platform, spe)
   if not ds.streamed:
     logging.info('This process read %d of %d train and %d of %d test images (the rows of its %d '
                  'devices)', ds.train_images.shape[0], ds.num_train, ds.test_images.shape[0],
                  ds.test_labels.shape[0], jax.local_device_count())
-  if config.method == 'bsd':
-    logging.info('BSD: %s', methods.bsd_hparams(config))
+  method = exp.method
+  if method.description:
+    logging.info('%s', method.description)
   table = exp.abstract_state.alpha
   logging.info('Per-sample table: %s %s, %.3g MiB in all, %.3g MiB per device', table.shape,
                table.dtype, table.size * table.dtype.itemsize / 2**20,
                sharding.bytes_per_device(table) / 2**20)
 
-  # 2. Data (device-resident or streamed); the state, created already sharded or restored.
+  # Data on the devices (or streamed); the state, created already sharded or restored.
   feed = feeds.make(config, ds, exp, clean_labels)
-  model, method, schedule = exp.model, exp.method, exp.schedule
-  mean, std, padded_labels = exp.mean, exp.std, exp.padded_labels
-  state_sh = exp.state_shardings
-  rng = jax.random.PRNGKey(config.seed)
   if latest is None:
-    state = jax.jit(exp.init_state, out_shardings=state_sh)(rng, padded_labels)
+    state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
+        jax.random.PRNGKey(config.seed), exp.padded_labels)
     epoch_sums = None
   else:
     state, saved_meta = ckpt.restore(latest, exp.abstract_state)
     epoch_sums = saved_meta.get('epoch_sums')
     log.rewind(latest)
-    logging.info('Resumed from %s at step %d (epoch %d)', ckpt.directory, latest,
-                 latest // steps_per_epoch)
+    logging.info('Resumed from %s at step %d (epoch %d)', ckpt.directory, latest, latest // spe)
 
-  # 3. Jitted steps; the state is donated and keeps its shardings.
-  refresh_at_epoch_end = config.method == 'bsd' and config.bsd.prediction_source == 'eval_pass'
-  train_step = experiment.jit_train_step(config, exp, update_table=not refresh_at_epoch_end)
+  # Steps, jitted; the state is donated and keeps its shardings.
+  train_step = experiment.jit_train_step(config, exp, update_table=not method.refresh_pass)
   refresh = None
-  if refresh_at_epoch_end:
-    refresh = jax.jit(step.make_refresh_step(model, method, mesh, mean, std,
-                                             steps_per_epoch=steps_per_epoch),
-                      out_shardings=state_sh, donate_argnums=(0,))
+  if method.refresh_pass:
+    refresh = jax.jit(step.make_refresh_step(exp.model, method, mesh, exp.mean, exp.std,
+                                             steps_per_epoch=spe),
+                      out_shardings=exp.state_shardings, donate_argnums=(0,))
   # Per-sample arrays laid out like the table's rows (padding rows: label 0, not valid).
-  valid_rows = sharding.put_rows(np.ones(ds.num_train, bool), None, ds.num_train, mesh)
-  labels_rows = sharding.put_rows(ds.train_labels, None, ds.num_train, mesh)
-  if clean_labels is not None:
-    clean_rows = sharding.put_rows(clean_labels, None, ds.num_train, mesh)
-  posterior_stats = jax.jit(targets.posterior_stats)
-  noisy_recovery = jax.jit(targets.noisy_label_recovery)
+  table_rows = {'labels': sharding.put_rows(ds.train_labels, None, ds.num_train, mesh),
+                'valid': sharding.put_rows(np.ones(ds.num_train, bool), None, ds.num_train, mesh),
+                'clean_labels': None if clean_labels is None else
+                sharding.put_rows(clean_labels, None, ds.num_train, mesh)}
+  run_ctx = eval_common.Run(config, ds, exp, getattr(feed, 'predictor', None), feed.test_probs)
+  suites = [(evaluation.SUITES['test'](run_ctx, {}), config.eval_every_epochs)]
+  suites += [(cls(run_ctx, options), every)
+             for cls, options, every in evaluation.scheduled(config)]
+  r = _Run(config, ds, exp, feed, ckpt, log, refresh,
+           None if method.epoch_stats is None else jax.jit(method.epoch_stats), table_rows,
+           suites)
 
-  def meta(sums):
-    return {'num_train': ds.num_train, 'num_classes': ds.num_classes, 'dataset': ds.name,
-            'method': config.method, 'model': config.model.name,
-            'epoch_sums': None if sums is None else {k: float(v) for k, v in sums.items()}}
-
-  # 4. The loop.
-  step_now = int(state.step)
-  last_test = {}
-  stopped_by = None
-  compile_start = time.perf_counter()
-  with StopRequest() as stop, feed:
-    while step_now < total_steps and stopped_by is None:
-      epoch = step_now // steps_per_epoch
-      # Sums over the epoch so far (restored when resuming mid-epoch), and at the last log line.
-      sums = None
-      logged = epoch_sums or {'loss_sum': 0.0, 'count': 0.0}
-      if epoch_sums is not None:
-        sums = {k: jnp.asarray(v, jnp.float32) for k, v in epoch_sums.items()}
-        epoch_sums = None
-      window_start, window_step = time.perf_counter(), step_now
-      for s in range(step_now % steps_per_epoch, steps_per_epoch):
-        state, step_sums = train_step(state, feed.train_data, feed.train_batch(step_now))
-        sums = step_sums if sums is None else jax.tree.map(jnp.add, sums, step_sums)
-        step_now += 1
-        if compile_start is not None:  # keep compilation out of the speed and ETA figures
-          jax.block_until_ready(sums)
-          logging.info('Compiled and ran the first train step in %.1f s',
-                       time.perf_counter() - compile_start)
-          compile_start, window_start, window_step = None, time.perf_counter(), step_now
-        if step_now % config.log_every_steps == 0:
-          host = jax.device_get(sums)
-          loss = (host['loss_sum'] - logged['loss_sum']) / max(host['count'] - logged['count'], 1)
-          if not math.isfinite(loss):
-            raise FloatingPointError(f'training loss is {loss} at step {step_now}; the last '
-                                     f'checkpoint is in {ckpt.directory}')
-          rate = (step_now - window_step) / max(time.perf_counter() - window_start, 1e-9)
-          logging.info('epoch %d/%d step %d/%d loss %.4f lr %.4g | %.2f steps/s %.0f img/s | '
-                       'ETA %s', epoch + 1, config.num_epochs, step_now, total_steps, loss,
-                       float(schedule(step_now)), rate, rate * config.batch_size,
-                       _format_seconds((total_steps - step_now) / max(rate, 1e-9)))
-          window_start, window_step, logged = time.perf_counter(), step_now, host
-        # A stop inside the epoch saves here; on its last step the epoch is finished first.
-        if s + 1 < steps_per_epoch and stop.agreed(step_now, config.log_every_steps):
-          stopped_by = stop.name()
-          ckpt.save(step_now, state, meta(jax.device_get(sums)))
-          break
+  # The loop: one step at a time; logs, epoch ends and stops decided on the step number.
+  first = int(state.step)
+  sums = None if epoch_sums is None else {k: jnp.asarray(v, jnp.float32)
+                                          for k, v in epoch_sums.items()}
+  logged = epoch_sums or {'loss_sum': 0.0, 'count': 0.0}  # sums at the last progress line
+  last_test, stopped_by = {}, None
+  progress = periodic.Progress(total_steps, config.batch_size)
+  with periodic.StopRequest() as stop, feed:
+    for step_now in range(first + 1, total_steps + 1):  # step_now: steps done after this one
+      state, step_sums = train_step(state, feed.train_data, feed.train_batch(step_now - 1))
+      sums = step_sums if sums is None else jax.tree.map(jnp.add, sums, step_sums)
+      if step_now == first + 1:  # keep compilation out of the speed and ETA figures
+        jax.block_until_ready(sums)
+        logging.info('Compiled and ran the first train step in %.1f s', progress.elapsed())
+        progress.reset(step_now)
+      if periodic.itstime(step_now, config.log_every_steps):
+        host = jax.device_get(sums)
+        loss = (host['loss_sum'] - logged['loss_sum']) / max(host['count'] - logged['count'], 1)
+        if not math.isfinite(loss):
+          raise FloatingPointError(f'training loss is {loss} at step {step_now}; the last '
+                                   f'checkpoint is in {ckpt.directory}')
+        logging.info('epoch %d/%d step %d/%d loss %.4f lr %.4g %s', (step_now - 1) // spe + 1,
+                     config.num_epochs, step_now, total_steps, loss,
+                     float(exp.schedule(step_now)), progress.line(step_now))
+        logged = host
+      if periodic.itstime(step_now, spe):
+        state, test, stopped_by = _end_of_epoch(r, state, sums, step_now, stop)
+        last_test = test or last_test
+        sums, logged = None, {'loss_sum': 0.0, 'count': 0.0}
+        progress.reset(step_now)
+      elif stop.agreed(step_now, config.log_every_steps):  # inside an epoch: save here
+        stopped_by = stop.name()
+        ckpt.save(step_now, state, r.meta(jax.device_get(sums)))
       if stopped_by is not None:
         break
-
-      # End of epoch: table refresh, train summary, test evaluation, checkpoint.
-      if refresh is not None:
-        for batch in feed.ordered_batches():
-          state = refresh(state, feed.train_data, batch)
-      host = jax.device_get(sums)
-      train_metrics = {'loss': host['loss_sum'] / host['count'],
-                       'accuracy': host['correct'] / host['count'],
-                       'confidence': host['confidence_sum'] / host['count'],
-                       'learning_rate': float(schedule(step_now))}
-      if 'correct_clean' in host:
-        train_metrics['accuracy_clean_labels'] = host['correct_clean'] / host['count']
-      if not math.isfinite(train_metrics['loss']):
-        raise FloatingPointError(f'training loss is {train_metrics["loss"]} in epoch {epoch + 1};'
-                                 f' the last checkpoint is in {ckpt.directory}')
-      if config.method == 'bsd':
-        train_metrics.update({k: float(v) for k, v in
-                              posterior_stats(state.alpha, labels_rows, valid_rows).items()})
-        if clean_labels is not None:
-          train_metrics.update({k: float(v) for k, v in noisy_recovery(
-              state.alpha, labels_rows, clean_rows, valid_rows).items()})
-      log.write(step_now, epoch + 1, 'train', train_metrics)
-      logging.info('epoch %d/%d train %s', epoch + 1, config.num_epochs,
-                   ' '.join(f'{k} {v:.4f}' for k, v in train_metrics.items()))
-      if (epoch + 1) % config.eval_every_epochs == 0 or step_now == total_steps:
-        probs = feed.test_probs(state)
-        last_test = metrics.full_metrics(probs, ds.test_labels)
-        log.write(step_now, epoch + 1, 'test', last_test)
-        logging.info('epoch %d/%d test  %s', epoch + 1, config.num_epochs,
-                     ' '.join(f'{k} {v:.4f}' for k, v in last_test.items()))
-      if step_now < total_steps and stop.agreed(step_now, 1):
-        stopped_by = stop.name()
-      if (stopped_by or (epoch + 1) % config.checkpoint_every_epochs == 0
-          or step_now == total_steps):
-        ckpt.save(step_now, state, meta(None))
   if stopped_by is not None:
     logging.warning('Stopped by %s at step %d; checkpoint saved in %s. Run the same command to '
                     'resume.', stopped_by, step_now, ckpt.directory)
   ckpt.close()
   if stopped_by is None:
-    logging.info('Done: %d steps. Test: %s', step_now, json.dumps(last_test))
+    logging.info('Done: %d steps. Test: %s', total_steps, json.dumps(last_test))
   return dict(last_test, stopped_by=stopped_by)

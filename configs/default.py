@@ -10,9 +10,9 @@ from ml_collections import config_dict
 def get_config():
   c = config_dict.ConfigDict()
   c.method = 'bsd'                  # bsd, ce, label_smoothing, pskd, cskd, tfkd_reg, dlb,
-                                    # temporal_ensembling (bsd_jax/methods.py)
+                                    # temporal_ensembling (bsd_jax/methods/)
   c.model = config_dict.ConfigDict()
-  c.model.name = 'resnet18'         # one of bsd_jax/models/__init__.py MODELS (README, Models)
+  c.model.name = 'resnet18'         # bsd_jax/models/__init__.py MODELS (docs/configuration.md)
   c.model.cnn_widths = (32, 64, 128)  # channels per stage of name='cnn'
   c.compute_dtype = 'float32'       # or 'bfloat16' (params, BN statistics, losses stay float32)
   c.table_dtype = 'float32'         # storage of the per-sample table (BSD alpha, PS-KD, TE):
@@ -35,6 +35,30 @@ def get_config():
   c.checkpoint_every_epochs = 1
   c.eval_every_epochs = 1           # test-set evaluation; the last epoch is always evaluated
   c.keep_checkpoints = 3
+
+  # Evaluation suites run during training (bsd_jax/evaluation/), each every `every_epochs`
+  # epochs and at the end (0 = off), its numbers in metrics.jsonl under split '<suite>'. The
+  # options are the evaluate command's flags (docs/evaluation.md); lists are comma-separated.
+  c.evals = config_dict.ConfigDict()
+  c.evals.ood = config_dict.ConfigDict()
+  c.evals.ood.every_epochs = 0
+  c.evals.ood.sets = ''             # --ood: e.g. 'mnist:PATH,folder:PATH,npy:PATH'
+  c.evals.ood.max_samples = 10_000  # --ood_max_samples
+  c.evals.adversarial = config_dict.ConfigDict()
+  c.evals.adversarial.every_epochs = 0
+  c.evals.adversarial.eps = '1,2,4,8'     # --adv_eps, L-inf radii in 1/255
+  c.evals.adversarial.steps = 10          # --adv_steps (PGD)
+  c.evals.adversarial.step_size = 0.25    # --adv_step_size, fraction of eps
+  c.evals.adversarial.random_start = True  # --adv_random_start
+  c.evals.adversarial.samples = 1000      # --adv_samples: the first N test images
+  c.evals.corruptions = config_dict.ConfigDict()
+  c.evals.corruptions.every_epochs = 0
+  c.evals.corruptions.source = config_dict.placeholder(str)  # --corruptions: tfds[:DIR] or npy:DIR
+  c.evals.corruptions.names = ('gaussian_noise,shot_noise,impulse_noise,defocus_blur,glass_blur,'
+                               'motion_blur,zoom_blur,snow,frost,fog,brightness,contrast,'
+                               'elastic_transform,pixelate,jpeg_compression')
+  c.evals.corruptions.severities = '1,2,3,4,5'
+  c.evals.corruptions.samples = 0   # --corruption_samples: per corruption and severity (0: all)
 
   c.bsd = config_dict.ConfigDict()
   c.bsd.label_weight_end = 0.5      # w: gamma = w ** (1 / num_epochs) unless bsd.gamma is set
@@ -63,7 +87,7 @@ def get_config():
   c.supcon.head_width = 128         # projection MLP: features -> width -> ReLU -> width
   c.supcon.positives = 'labels'     # or 'target_argmax' (BSD only): argmax of the BSD target
 
-  # Synthetic label noise on the training set (METHOD.md section 3; bsd_jax/noise.py).
+  # Synthetic label noise on the training set (METHOD.md section 3; bsd_jax/data/label_noise.py).
   c.label_noise = config_dict.ConfigDict()
   c.label_noise.kind = 'none'       # 'none', 'symmetric' or 'asymmetric'
   c.label_noise.rate = 0.0          # probability that a label is replaced
@@ -79,7 +103,7 @@ def get_config():
   c.data.name = 'cifar100'          # tfds dataset name
   c.data.tfds_data_dir = config_dict.placeholder(str)  # default: tfds's own (~/tensorflow_datasets)
   c.data.manual_dir = config_dict.placeholder(str)     # archives for tfds to prepare from
-                                    # ('tfds' only: 'tfds_stream' never prepares, README ImageNet)
+                                    # ('tfds' only: 'tfds_stream' never prepares; docs/data.md)
   c.data.download = True            # let tfds download when the dataset is not prepared
   c.data.train_split = 'train'
   c.data.test_split = 'test'
@@ -90,7 +114,7 @@ def get_config():
   c.data.subset_seed = 0
   c.data.augment = True             # random crop (pad 4) + horizontal flip; streamed: random-
                                     # resized crop + flip on the host (False: the eval view)
-  # Streamed source only (bsd_jax/stream.py): image sizes and grain's host workers.
+  # Streamed source only (bsd_jax/data/stream_batches.py): image sizes and grain's host workers.
   c.data.stream = config_dict.ConfigDict()
   c.data.stream.image_size = 224    # train crops and eval center crops are size x size
   c.data.stream.eval_resize = 256   # eval: shorter side resized to this, then the center crop

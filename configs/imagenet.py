@@ -1,6 +1,6 @@
 """BSD on ImageNet (tfds 'imagenet2012', streamed): ResNet-50, the standard 90-epoch recipe.
 
-The data is downloaded by hand and prepared once (README, "ImageNet"):
+The data is downloaded by hand and prepared once (docs/data.md, "ImageNet"):
   tfds build imagenet2012 --manual_dir=M --data_dir=D --file_format=array_record
 then --config.data.tfds_data_dir=D. The recipe is torchvision's reference ResNet-50 one:
 SGD with momentum 0.9 (not Nesterov), learning rate 0.1 x batch_size / 256 (change

@@ -9,7 +9,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from ml_collections import config_flags
 
-from bsd_jax import experiment, methods, models, optim, sharding, step
+from bsd_jax import data, experiment, sharding
 
 N, K = 8 * 37, 10  # 296 table rows: a shape that cannot be confused with another in the HLO
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,38 +42,31 @@ def run_cli(args, module='bsd_jax.main', **kwargs):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype=np.float32):
-  """Everything a train step needs, on a mesh over `devices` (`supcon`: config.supcon values;
-  the per-sample table stored in `table_dtype`)."""
+def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype='float32'):
+  """Everything a train step needs, built by experiment.build as training builds it, on a mesh
+  over `devices`: random 16x16 images of K classes, batch 16 (`supcon`: config.supcon values;
+  the per-sample table stored in `table_dtype`). Returns (state, jitted train step, device
+  data, host batch, device batch); the batch has two padding samples (mask 0)."""
   config = load_config("smoke.py")
-  config.method = method_name
+  config.method, config.batch_size, config.table_dtype = method_name, 16, table_dtype
   for key, value in (supcon or {}).items():
     config.supcon[key] = value
-  config.batch_size = 16
-  mesh = sharding.make_mesh(devices)
-  method = methods.get_method(config)
-  model = models.get_model(config, K)
-  tx, _ = optim.make_optimizer(config, steps_per_epoch=10)
+  config.data.augment = True
   rng = np.random.default_rng(1)
   labels = rng.integers(0, K, n).astype(np.int32)
-  table_labels = np.zeros(sharding.padded_rows(n, len(devices)), np.int32)
-  table_labels[:n] = labels
   images = rng.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8)
-  init = experiment.make_init_state(model, method, tx, (16, 16, 3), K, 16, table_dtype)
-  abstract = jax.eval_shape(init, jax.random.PRNGKey(0), table_labels)
-  state_sh = experiment.state_shardings(abstract, mesh)
-  state = jax.jit(init, out_shardings=state_sh)(jax.random.PRNGKey(0), table_labels)
-  train_step = jax.jit(
-      step.make_train_step(model, method, tx, mesh, np.float32(0.5), np.float32(0.25),
-                           steps_per_epoch=10, augment_images=True, update_table=True,
-                           supcon=config.supcon if supcon else None),
-      out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=(0,))
-  data = {'labels': jax.device_put(labels, sharding.replicated(mesh)),
-          'images': sharding.put_rows(images, None, n, mesh)}  # split by rows, as in training
+  ds = data.Dataset('helpers', images, labels, images[:16], labels[:16], K)
+  mesh = sharding.make_mesh(devices)
+  exp = experiment.build(config, ds, mesh)
+  state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(jax.random.PRNGKey(0),
+                                                                      exp.padded_labels)
+  train_step = experiment.jit_train_step(config, exp)
+  data_dev = {'labels': jax.device_put(labels, sharding.replicated(mesh)),
+              'images': sharding.put_rows(images, None, n, mesh)}  # split by rows, as in training
   batch = {'index': rng.choice(n, 16, replace=n < 16).astype(np.int32),
            'mask': np.array([1.0] * 14 + [0.0] * 2, np.float32)}
   batch_dev = jax.device_put(batch, sharding.batch_sharded(mesh))
-  return state, train_step, data, batch, batch_dev
+  return state, train_step, data_dev, batch, batch_dev
 
 
 def read_metrics(workdir, split=None):

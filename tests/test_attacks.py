@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bsd_jax import attacks, models
+from bsd_jax import models
+from bsd_jax.evaluation import attacks
 from tests import helpers
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bsd_jax import batches, data, train
+from bsd_jax import data, train
+from bsd_jax.data import order, tfds_source
 from bsd_jax.errors import UserError
 from tests import helpers
 
@@ -108,12 +109,12 @@ def test_synthetic_data_depends_on_its_seed_only():
 
 
 def test_epoch_batches_visit_every_sample_once_with_padding_masked():
-  index, mask = batches.epoch_batches(seed=0, epoch=3, num_train=50, batch_size=16)
+  index, mask = order.epoch_batches(seed=0, epoch=3, num_train=50, batch_size=16)
   assert index.shape == mask.shape == (4, 16)
   visited = index[mask > 0]
   np.testing.assert_array_equal(np.sort(visited), np.arange(50))
   assert mask.sum() == 50 and mask[-1, 2:].sum() == 0
-  other, _ = batches.epoch_batches(seed=0, epoch=4, num_train=50, batch_size=16)
+  other, _ = order.epoch_batches(seed=0, epoch=4, num_train=50, batch_size=16)
   assert not np.array_equal(index, other)
 
 
@@ -152,7 +153,8 @@ def test_unprepared_tfds_dataset_without_download_fails_fast(tmp_path):
   assert time.monotonic() - start < 30
 
 
-@pytest.mark.skipif(data._network_reachable(timeout=2.0), reason='tfds could really download')
+@pytest.mark.skipif(tfds_source._network_reachable(timeout=2.0),
+                    reason='tfds could really download')
 def test_unprepared_tfds_dataset_without_network_fails_fast(tmp_path):
   config = helpers.load_config('smoke.py')
   config.data.source, config.data.name = 'tfds', 'cifar10'

@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from bsd_jax import data, evaluate, ood_data, train
+from bsd_jax import data, evaluate, train
+from bsd_jax.evaluation import ood_sets
 from bsd_jax.errors import UserError
 from tests import helpers
 
@@ -27,7 +28,7 @@ def test_ood_against_itself_is_chance_and_noise_is_written(run, tmp_path):
   np.save(same, ds.test_images)  # the test set as its own "OOD" set: identical score lists
   grey = tmp_path / 'grey.npy'
   np.save(grey, np.random.default_rng(0).integers(0, 256, (300, 28, 28), dtype=np.uint8))
-  record = evaluate.evaluate_ood(workdir, [f'npy:{same}', f'npy:{grey}'])
+  record = evaluate.evaluate(workdir, 'ood', sets=[f'npy:{same}', f'npy:{grey}'])
   with open(os.path.join(workdir, 'eval', 'ood.json')) as f:
     saved = json.load(f)
   assert saved == json.loads(json.dumps(record))
@@ -41,7 +42,7 @@ def test_ood_against_itself_is_chance_and_noise_is_written(run, tmp_path):
 
 def test_adversarial_accuracy_falls_with_eps(run):
   workdir, _ = run
-  record = evaluate.evaluate_adversarial(workdir, [2.0, 16.0], steps=5, num_samples=256)
+  record = evaluate.evaluate(workdir, 'adversarial', eps=[2.0, 16.0], steps=5, samples=256)
   with open(os.path.join(workdir, 'eval', 'adversarial.json')) as f:
     saved = json.load(f)
   assert saved['num_samples'] == 256 and saved['attack']['pgd_steps'] == 5
@@ -55,7 +56,7 @@ def test_adversarial_accuracy_falls_with_eps(run):
 def test_mnist_reader_on_the_real_file():
   if not os.path.exists(MNIST):
     pytest.skip(f'{MNIST} is not there (the workspace shared data)')
-  images = ood_data.load(f'mnist:{MNIST}', (32, 32, 3), max_samples=50)
+  images = ood_sets.load(f'mnist:{MNIST}', (32, 32, 3), max_samples=50)
   assert images.shape == (50, 32, 32, 3) and images.dtype == np.uint8
   assert np.array_equal(images[..., 0], images[..., 2])  # grey repeated to RGB
   assert images.max() > 200 and np.median(images) < 50  # white digits on black
@@ -99,9 +100,9 @@ def test_corruptions_suite_on_npy_fixtures(run, tmp_path):
            for sigma in (0, 20, 40, 80, 400)]
   folder = _cifar_c_folder(tmp_path / 'c', labels,
                            {'gaussian_noise': noisy, 'unchanged': [images] * 5})
-  clean = evaluate.evaluate_workdir(workdir)['metrics']  # the test suite, on its own path
-  record = evaluate.evaluate_corruptions(workdir, f'npy:{folder}',
-                                         names=['gaussian_noise', 'unchanged'])
+  clean = evaluate.evaluate(workdir)['metrics']  # the test suite, on its own path
+  record = evaluate.evaluate(workdir, 'corruptions', source=f'npy:{folder}',
+                             names=['gaussian_noise', 'unchanged'])
   with open(os.path.join(workdir, 'eval', 'corruptions.json')) as f:
     assert json.load(f) == json.loads(json.dumps(record))
   r = record['results']
@@ -119,8 +120,8 @@ def test_corruptions_suite_on_npy_fixtures(run, tmp_path):
   assert record['mean_by_severity']['5']['accuracy'] == pytest.approx(
       (r['gaussian_noise']['5']['accuracy'] + r['unchanged']['5']['accuracy']) / 2, abs=1e-9)
 
-  part = evaluate.evaluate_corruptions(workdir, f'npy:{folder}', names=['gaussian_noise'],
-                                       severities=[5], max_samples=40)
+  part = evaluate.evaluate(workdir, 'corruptions', source=f'npy:{folder}',
+                           names=['gaussian_noise'], severities=[5], samples=40)
   assert part['num_samples_per_severity'] == 40 and list(part['results']['gaussian_noise']) == ['5']
 
 
@@ -145,8 +146,10 @@ def test_corruptions_suite_on_tfds_equals_npy(run, tmp_path):
       for severity in severities:
         tfds.builder(f'cifar10_corrupted/{config}_{severity}',
                      data_dir=data_dir).download_and_prepare()
-  from_npy = evaluate.evaluate_corruptions(workdir, f'npy:{folder}', names, severities)
-  from_tfds = evaluate.evaluate_corruptions(workdir, f'tfds:{data_dir}', names, severities)
+  from_npy = evaluate.evaluate(workdir, 'corruptions', source=f'npy:{folder}', names=names,
+                               severities=severities)
+  from_tfds = evaluate.evaluate(workdir, 'corruptions', source=f'tfds:{data_dir}', names=names,
+                                severities=severities)
   assert from_tfds['num_samples_per_severity'] == len(labels)
   for name in names:
     for severity in '15':
@@ -179,8 +182,8 @@ def test_bad_corruption_sets_are_named_before_anything_is_written(run, tmp_path,
   spec = 'npy:/no/such/dir' if case == 'no_folder' else f'npy:{folder}'
   before = _tree(workdir)
   with pytest.raises(UserError, match=match):
-    evaluate.evaluate_corruptions(workdir, spec, names=['fog'],
-                                  severities=[6] if case == 'severity' else [1, 2])
+    evaluate.evaluate(workdir, 'corruptions', source=spec, names=['fog'],
+                      severities=[6] if case == 'severity' else [1, 2])
   assert _tree(workdir) == before
 
 

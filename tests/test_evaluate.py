@@ -19,28 +19,23 @@ def run_dir(tmp_path_factory):
   return workdir
 
 
-def _last_test_record(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(l) for l in f if '"test"' in l][-1]
-
-
 def test_evaluate_writes_metrics_and_reliability_diagram(run_dir):
-  record = evaluate.evaluate_workdir(run_dir)
+  record = evaluate.evaluate(run_dir)
   with open(os.path.join(run_dir, 'eval', 'metrics.json')) as f:
     saved = json.load(f)
   assert saved == json.loads(json.dumps(record))
   assert saved['step'] == 32 and saved['num_samples'] == 512
   with open(os.path.join(run_dir, 'eval', 'reliability.png'), 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-  logged = _last_test_record(run_dir)
+  logged = helpers.read_metrics(run_dir, 'test')[-1]
   for key in ('accuracy', 'nll', 'ece', 'brier'):  # same checkpoint, same test set
     assert saved['metrics'][key] == pytest.approx(logged[key], rel=1e-5, abs=1e-6)
   assert {'adaptive_ece', 'classwise_ece', 'ece_10', 'aurc'} <= set(saved['metrics'])
 
 
 def test_evaluating_another_step_keeps_the_earlier_results(run_dir):
-  evaluate.evaluate_workdir(run_dir)
-  evaluate.evaluate_workdir(run_dir, step=16)
+  evaluate.evaluate(run_dir)
+  evaluate.evaluate(run_dir, step=16)
   names = sorted(os.listdir(os.path.join(run_dir, 'eval')))
   assert names == ['metrics.json', 'metrics.step32.json', 'reliability.png',
                    'reliability.step32.png']
@@ -50,12 +45,12 @@ def test_evaluating_another_step_keeps_the_earlier_results(run_dir):
 
 def test_missing_step_and_missing_run_are_one_line_errors(run_dir, tmp_path):
   with pytest.raises(UserError, match=r'--step 5: no such checkpoint .*have \[16, 32\]'):
-    evaluate.evaluate_workdir(run_dir, step=5)
+    evaluate.evaluate(run_dir, step=5)
   with pytest.raises(UserError, match='not a bsd_jax run directory'):
-    evaluate.evaluate_workdir(str(tmp_path))
+    evaluate.evaluate(str(tmp_path))
   shutil.copy(os.path.join(run_dir, 'config.json'), tmp_path / 'config.json')
   with pytest.raises(UserError, match='no checkpoint to evaluate'):
-    evaluate.evaluate_workdir(str(tmp_path))
+    evaluate.evaluate(str(tmp_path))
 
 
 def test_unreadable_checkpoint_is_a_one_line_error(run_dir, tmp_path):
@@ -68,7 +63,7 @@ def test_unreadable_checkpoint_is_a_one_line_error(run_dir, tmp_path):
         with open(os.path.join(root, name), 'wb') as f:
           f.write(b'garbage')
   with pytest.raises(UserError, match=r'checkpoints/32: cannot read the checkpoint') as info:
-    evaluate.evaluate_workdir(str(broken))
+    evaluate.evaluate(str(broken))
   assert '\n' not in str(info.value)
 
 
@@ -83,8 +78,8 @@ def test_a_run_written_before_model_became_a_group_still_evaluates(run_dir, tmp_
   config['model'], config['cnn_widths'] = model['name'], model['cnn_widths']
   with open(old / 'config.json', 'w') as f:
     json.dump(config, f)
-  record = evaluate.evaluate_workdir(str(old))
-  logged = _last_test_record(run_dir)
+  record = evaluate.evaluate(str(old))
+  logged = helpers.read_metrics(run_dir, 'test')[-1]
   assert record['step'] == 32
   assert record['metrics']['accuracy'] == pytest.approx(logged['accuracy'], abs=1e-6)
   assert record['metrics']['nll'] == pytest.approx(logged['nll'], rel=1e-5)

@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bsd_jax import batches, data, methods, sharding, stream, train
+from bsd_jax import data, periodic, sharding, train
+from bsd_jax.data import order, stream_batches
+from bsd_jax.methods import bsd
 from bsd_jax.errors import UserError
 from tests import helpers
 
@@ -84,12 +86,6 @@ def _config(data_dir, **overrides):
   return config
 
 
-def _records(workdir):
-  import json
-  with open(workdir / 'metrics.jsonl') as f:
-    return [json.loads(line) for line in f]
-
-
 @pytest.fixture(scope='module')
 def reference(imagenet_dir, tmp_path_factory):
   """An uninterrupted streamed run on 8 devices."""
@@ -101,7 +97,7 @@ def reference(imagenet_dir, tmp_path_factory):
 def test_streamed_run_trains_evaluates_and_logs(reference):
   workdir, result = reference
   assert jax.device_count() == 8 and result['stopped_by'] is None
-  records = _records(workdir)
+  records = helpers.read_metrics(workdir)
   assert [(r['split'], r['epoch'], r['step']) for r in records] == [
       ('train', 1, 3), ('test', 1, 3), ('train', 2, 6), ('test', 2, 6)]
   assert all(np.isfinite(r['loss']) for r in records if r['split'] == 'train')
@@ -144,23 +140,23 @@ def test_each_process_reads_exactly_its_rows_of_the_global_batch(imagenet_dir):
       seen.extend(rows.tolist())
       read = []
 
-      class Spy(stream.Records):
+      class Spy(stream_batches.Records):
         def __call__(self, ids):
           read.append(np.array(ids))
           return super().__call__(ids)
 
-      fn = stream.TrainImages(Spy(ds.train_source, ds.image_key), seed=0,
-                              num_train=ds.num_train, batch_size=batch, positions=rows, size=16,
-                              resize=18, augment=True)
+      fn = stream_batches.TrainImages(Spy(ds.train_source, ds.image_key), seed=0,
+                                      num_train=ds.num_train, batch_size=batch, positions=rows,
+                                      size=16, resize=18, augment=True)
       assembled[rows] = fn(step)['images']
-      global_index = batches.step_batch(0, step, ds.num_train, batch)['index']
+      global_index = order.step_batch(0, step, ds.num_train, batch)['index']
       np.testing.assert_array_equal(read[0], global_index[rows])
     assert sorted(seen) == list(range(batch))  # disjoint parts whose union is the batch
     if whole is None:
-      whole = stream.TrainImages(stream.Records(ds.train_source, ds.image_key), seed=0,
-                                 num_train=ds.num_train, batch_size=batch,
-                                 positions=np.arange(batch), size=16, resize=18,
-                                 augment=True)(step)['images']
+      whole = stream_batches.TrainImages(
+          stream_batches.Records(ds.train_source, ds.image_key), seed=0,
+          num_train=ds.num_train, batch_size=batch, positions=np.arange(batch), size=16,
+          resize=18, augment=True)(step)['images']
     np.testing.assert_array_equal(assembled, whole)  # augmentation keyed by sample, not process
 
 
@@ -170,21 +166,22 @@ def test_extra_views_read_their_records(imagenet_dir, kind):
   ds = data.load(_config(imagenet_dir))
   read = []
 
-  class Spy(stream.Records):
+  class Spy(stream_batches.Records):
     def __call__(self, ids):
       read.append(np.array(ids))
       return super().__call__(ids)
 
-  partners = batches.ClassPartners(ds.train_labels) if kind == 'class_pair' else None
-  fn = stream.TrainImages(Spy(ds.train_source, ds.image_key), seed=0, num_train=ds.num_train,
-                          batch_size=8, positions=np.arange(8), size=16, resize=18, augment=True,
-                          extra_view=kind, partners=partners)
+  partners = order.ClassPartners(ds.train_labels) if kind == 'class_pair' else None
+  fn = stream_batches.TrainImages(Spy(ds.train_source, ds.image_key), seed=0,
+                                  num_train=ds.num_train, batch_size=8, positions=np.arange(8),
+                                  size=16, resize=18, augment=True, extra_view=kind,
+                                  partners=partners)
   out = fn(4)
   assert out['extra_images'].shape == out['images'].shape == (8, 16, 16, 3)
-  expected = batches.step_batch(0, 4, ds.num_train, 8, kind, partners)['extra_index']
+  expected = order.step_batch(0, 4, ds.num_train, 8, kind, partners)['extra_index']
   np.testing.assert_array_equal(read[1], expected)
   if kind == 'previous_batch':
-    np.testing.assert_array_equal(read[1], batches.step_batch(0, 3, ds.num_train, 8)['index'])
+    np.testing.assert_array_equal(read[1], order.step_batch(0, 3, ds.num_train, 8)['index'])
   else:
     np.testing.assert_array_equal(ds.train_labels[read[1]], ds.train_labels[read[0]])
 
@@ -195,11 +192,11 @@ def test_label_noise_and_eval_pass_refresh_stream(imagenet_dir, tmp_path):
   config = _config(imagenet_dir, **{'num_epochs': 1, 'bsd.prediction_source': 'eval_pass',
                                     'label_noise.kind': 'symmetric', 'label_noise.rate': 0.5})
   train.train_and_evaluate(config, str(tmp_path))
-  record = _records(tmp_path)[0]
+  record = helpers.read_metrics(tmp_path)[0]
   assert record['split'] == 'train' and 'accuracy_clean_labels' in record
   assert (tmp_path / 'noisy_labels.npz').exists()
   # The ordered pass updated every row once: alpha = gamma alpha0 + p sums to this.
-  hp = methods.bsd_hparams(config)
+  hp = bsd.hparams(config)
   expected = hp['gamma'] * (hp['c'] + 999 * hp['eps']) + 1
   state, _ = helpers.read_checkpoint_state(str(tmp_path))
   np.testing.assert_allclose(state['alpha'][:len(SYNSETS) * PER_CLASS].sum(1), expected,
@@ -208,14 +205,14 @@ def test_label_noise_and_eval_pass_refresh_stream(imagenet_dir, tmp_path):
 
 def test_grain_worker_processes_give_the_same_batches(imagenet_dir):
   ds = data.load(_config(imagenet_dir))
-  fn = stream.TrainImages(stream.Records(ds.train_source, ds.image_key), seed=0,
-                          num_train=ds.num_train, batch_size=8, positions=np.arange(8), size=16,
-                          resize=18, augment=True)
+  fn = stream_batches.TrainImages(stream_batches.Records(ds.train_source, ds.image_key),
+                                  seed=0, num_train=ds.num_train, batch_size=8,
+                                  positions=np.arange(8), size=16, resize=18, augment=True)
   outs = {}
   for workers in (0, 2):
-    it = stream.iterate(fn, 1, 5, workers, 1)
+    it = stream_batches.iterate(fn, 1, 5, workers, 1)
     outs[workers] = [b['images'] for b in it]
-    stream.close_iterator(it)
+    stream_batches.close_iterator(it)
   assert len(outs[0]) == 4
   for a, b in zip(outs[0], outs[2]):
     np.testing.assert_array_equal(a, b)
@@ -225,13 +222,13 @@ def test_stopped_and_resumed_streamed_run_ends_bit_exact(imagenet_dir, reference
                                                          monkeypatch):
   """A stop after step 4 (inside epoch 2), then a restart: the stream resumes at step 4."""
 
-  class StopAfterStep4(train.StopRequest):
+  class StopAfterStep4(periodic.StopRequest):
     def agreed(self, step_now, every):
       if step_now == 4:
         self.signum = signal.SIGTERM
       return super().agreed(step_now, every)
 
-  monkeypatch.setattr(train, 'StopRequest', StopAfterStep4)
+  monkeypatch.setattr(periodic, 'StopRequest', StopAfterStep4)
   first = train.train_and_evaluate(_config(imagenet_dir), str(tmp_path))
   assert first['stopped_by'] == 'SIGTERM'
   assert helpers.read_checkpoint_state(str(tmp_path))[1] == 4
@@ -241,14 +238,14 @@ def test_stopped_and_resumed_streamed_run_ends_bit_exact(imagenet_dir, reference
   state_b, step_b = helpers.read_checkpoint_state(str(tmp_path))
   assert step_a == step_b == EPOCHS * STEPS_PER_EPOCH
   chex.assert_trees_all_equal(state_a, state_b)
-  assert _records(reference[0]) == _records(tmp_path)
+  assert helpers.read_metrics(reference[0]) == helpers.read_metrics(tmp_path)
 
 
 def test_evaluate_command_streams_the_test_split(reference):
   from bsd_jax import evaluate
   workdir, _ = reference
-  record = evaluate.evaluate_workdir(str(workdir))
-  last_test = [r for r in _records(workdir) if r['split'] == 'test'][-1]
+  record = evaluate.evaluate(str(workdir))
+  last_test = helpers.read_metrics(workdir, 'test')[-1]
   assert record['num_samples'] == NUM_VAL
   assert record['metrics']['nll'] == pytest.approx(last_test['nll'], rel=1e-5)
 

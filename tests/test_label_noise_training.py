@@ -7,16 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from bsd_jax import data, noisy_dataset, targets, train
+from bsd_jax import data, train
+from bsd_jax.data import label_noise
+from bsd_jax.methods import bsd
 from bsd_jax.errors import UserError
 from tests import helpers
 
 SHARED_PNG = os.path.join(helpers.REPO, '..', 'shared', 'data', 'cifar100-png')
-
-
-def _last_train_record(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(line) for line in f if '"train"' in line][-1]
 
 
 def _noisy_config(**noise):
@@ -49,9 +46,9 @@ def test_noisy_labels_are_written_and_used(noisy_run):
   assert abs(np.sum(noisy != clean) - 0.4 * n) <= 4 * np.sqrt(n * 0.4 * 0.6)
   # The logged recovery of the noisy samples, recomputed from the checkpoint's posterior table.
   state, _ = helpers.read_checkpoint_state(workdir)
-  t = np.asarray(targets.posterior_mean(state['alpha'][:n]))
+  t = np.asarray(bsd.posterior_mean(state['alpha'][:n]))
   wrong = noisy != clean
-  last = _last_train_record(workdir)
+  last = helpers.read_metrics(workdir, 'train')[-1]
   assert last['noisy_target_argmax_clean'] == pytest.approx(
       np.mean(t[wrong].argmax(-1) == clean[wrong]), abs=1e-6)
   assert last['noisy_target_clean_weight'] == pytest.approx(
@@ -60,7 +57,7 @@ def test_noisy_labels_are_written_and_used(noisy_run):
 
 def test_train_accuracy_against_clean_labels(noisy_run):
   _, workdir = noisy_run
-  last = _last_train_record(workdir)
+  last = helpers.read_metrics(workdir, 'train')[-1]
   # The synthetic classes are learnable templates: a model that learns them agrees with the
   # clean labels more often than with labels of which 40% were replaced.
   assert last['accuracy_clean_labels'] > last['accuracy'] + 0.05
@@ -87,7 +84,7 @@ def test_superclasses_from_the_shared_labels_csv():
   with open(os.path.join(SHARED_PNG, 'label_names.json')) as f:
     names = json.load(f)
   fine_names = names['fine_label_names']
-  coarse = noisy_dataset.superclasses_from_csv(os.path.join(SHARED_PNG, 'labels.csv.gz'),
+  coarse = label_noise.superclasses_from_csv(os.path.join(SHARED_PNG, 'labels.csv.gz'),
                                                tuple(sorted(fine_names)))
   assert np.bincount(coarse).tolist() == [5] * 20
   with gzip.open(os.path.join(SHARED_PNG, 'labels.csv.gz'), 'rt') as f:
@@ -100,4 +97,4 @@ def test_superclass_csv_missing_class(tmp_path):
   path = tmp_path / 'sc.csv'
   path.write_text('class,coarse_label\na,0\n')
   with pytest.raises(UserError, match=r"has no superclass for class folder\(s\) \['b'\]"):
-    noisy_dataset.superclasses_from_csv(str(path), ('a', 'b'))
+    label_noise.superclasses_from_csv(str(path), ('a', 'b'))

@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bsd_jax import batches, methods
+from bsd_jax import methods
+from bsd_jax.data import order
 from tests import helpers
 
 Z = np.array([[2.0, 0.5, -1.0]])        # logits of one sample, K = 3
@@ -142,7 +143,7 @@ def test_padding_samples_do_not_change_the_loss(name):
 
 def test_class_partners_share_the_label_and_differ_from_the_sample():
   labels = np.array([0, 1, 0, 2, 1, 0, 1, 1])
-  partners = batches.ClassPartners(labels)
+  partners = order.ClassPartners(labels)
   index = np.arange(8)
   for seed in range(5):
     p = partners(index, np.random.default_rng(seed))
@@ -154,12 +155,12 @@ def test_class_partners_share_the_label_and_differ_from_the_sample():
 
 def test_previous_batch_view_is_the_batch_of_the_step_before():
   n, b = 50, 16  # 4 steps per epoch
-  idx0, mask0 = batches.batch_for_step(0, 0, n, b)
-  extra, extra_mask = batches.extra_view('previous_batch', 0, 0, idx0, mask0, n, b)
+  idx0, mask0 = order.batch_for_step(0, 0, n, b)
+  extra, extra_mask = order.extra_view('previous_batch', 0, 0, idx0, mask0, n, b)
   assert extra_mask.sum() == 0
   for step in (1, 4, 5):  # inside an epoch and across the epoch boundary
-    idx, mask = batches.batch_for_step(0, step, n, b)
-    extra, extra_mask = batches.extra_view('previous_batch', 0, step, idx, mask, n, b)
-    prev_idx, prev_mask = batches.batch_for_step(0, step - 1, n, b)
+    idx, mask = order.batch_for_step(0, step, n, b)
+    extra, extra_mask = order.extra_view('previous_batch', 0, step, idx, mask, n, b)
+    prev_idx, prev_mask = order.batch_for_step(0, step - 1, n, b)
     np.testing.assert_array_equal(extra, prev_idx)
     np.testing.assert_array_equal(extra_mask, prev_mask)

@@ -29,11 +29,6 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _records(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(l) for l in f]
-
-
 def _launch(workdir, *extra, overrides=OVERRIDES):
   """launch/cpu_processes.sh 2 4 ...: (exit status, output of both processes)."""
   env = dict(os.environ, PORT=str(_free_port()))
@@ -77,10 +72,10 @@ def test_two_processes_end_like_one_process(one_process, two_processes):
   assert 'This process read 256 of 512 train and 256 of 512 test images' in out  # its rows only
   _assert_same_state(one_process, workdir)
   # Process 0 alone wrote the log: one train and one test record per epoch.
-  records = _records(workdir)
+  records = helpers.read_metrics(workdir)
   assert [(r['split'], r['epoch']) for r in records] == [
       ('train', 1), ('test', 1), ('train', 2), ('test', 2)]
-  reference = _records(one_process)
+  reference = helpers.read_metrics(one_process)
   for got, want in zip(records, reference):
     assert got.keys() == want.keys()
     for key, value in want.items():
@@ -95,7 +90,7 @@ def test_two_process_checkpoint_restores_in_one_process(two_processes):
   assert proc.returncode == 0, out
   with open(os.path.join(workdir, 'eval', 'metrics.json')) as f:
     evaluated = json.load(f)
-  last_test = [r for r in _records(workdir) if r['split'] == 'test'][-1]
+  last_test = helpers.read_metrics(workdir, 'test')[-1]
   assert evaluated['step'] == STEPS
   assert evaluated['metrics']['accuracy'] == pytest.approx(last_test['accuracy'], abs=1e-6)
   assert evaluated['metrics']['nll'] == pytest.approx(last_test['nll'], rel=1e-4)

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bsd_jax import methods, sharding
+from bsd_jax import sharding
+from bsd_jax.methods import bsd
 from tests import helpers
 
 N, K = helpers.N, helpers.K
@@ -80,13 +81,13 @@ def test_step_updates_exactly_the_visited_valid_rows():
   visited = np.sort(batch['index'][batch['mask'] > 0])
   np.testing.assert_array_equal(changed, visited)
   # The visited rows moved by the update rule: gamma * alpha + p, so their sum is gamma*S + 1.
-  gamma = methods.bsd_hparams(helpers.load_config('smoke.py'))['gamma']
+  gamma = bsd.hparams(helpers.load_config('smoke.py'))['gamma']
   np.testing.assert_allclose(after[visited].sum(1), gamma * before[visited].sum(1) + 1, rtol=1e-5)
 
 
 def test_bfloat16_table_is_split_over_the_devices_and_updated_like_float32():
   state, train_step, data, batch, batch_dev = helpers.step_setup(jax.devices(),
-                                                                 table_dtype=jnp.bfloat16)
+                                                                 table_dtype='bfloat16')
   assert state.alpha.dtype == jnp.bfloat16
   shards = state.alpha.addressable_shards
   assert len({s.device for s in shards}) == 8

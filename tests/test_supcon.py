@@ -79,7 +79,7 @@ def test_bsd_with_supcon_trains_and_evaluates(tmp_path):
   assert result['accuracy'] > 0.15  # chance is 0.1 (sd 0.013 on 512): the classifier learns
   state, _ = helpers.read_checkpoint_state(workdir)
   assert state['params']['head_out']['kernel'].shape[-1] == 128
-  record = evaluate.evaluate_workdir(workdir)  # the evaluate command sees logits only
+  record = evaluate.evaluate(workdir)  # the evaluate command sees logits only
   assert record['metrics']['accuracy'] == pytest.approx(result['accuracy'], abs=1e-6)
   with open(os.path.join(workdir, 'config.json')) as f:
     assert json.load(f)['supcon']['weight'] == 0.5

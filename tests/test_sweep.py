@@ -20,11 +20,6 @@ def _sweep(workdir, *extra):
   return proc.returncode, out
 
 
-def _records(run_dir):
-  with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
-    return [json.loads(line) for line in f]
-
-
 @pytest.fixture(scope='module')
 def sweep_dir(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('sweep'))
@@ -45,9 +40,9 @@ def test_grid_runs_every_variant_and_seed(sweep_dir):
       if weight is not None:
         assert config['bsd']['label_weight_end'] == weight
       # eval_every_epochs=2 of 3 epochs: the test set at epoch 2 and at the end.
-      assert [r['epoch'] for r in _records(run_dir) if r['split'] == 'test'] == [2, 3]
+      assert [r['epoch'] for r in helpers.read_metrics(run_dir) if r['split'] == 'test'] == [2, 3]
   # The label weight reaches the targets: BSD's posterior puts less mass on the label at w=0.3.
-  final = {label: [r for r in _records(os.path.join(sweep_dir, label, 'seed0'))
+  final = {label: [r for r in helpers.read_metrics(os.path.join(sweep_dir, label, 'seed0'))
                    if r['split'] == 'train'][-1] for label in ('bsd_w0.3', 'bsd_w0.8')}
   assert final['bsd_w0.3']['target_label_weight'] < final['bsd_w0.8']['target_label_weight']
 
@@ -57,7 +52,7 @@ def test_table_is_mean_and_sample_std_of_last_test_rows(sweep_dir):
     table = json.load(f)
   assert list(table['rows']) == ['ce', 'bsd_w0.3', 'bsd_w0.8'] and table['unfinished'] == []
   for label, row in table['rows'].items():
-    last = [[r for r in _records(os.path.join(sweep_dir, label, f'seed{s}'))
+    last = [[r for r in helpers.read_metrics(os.path.join(sweep_dir, label, f'seed{s}'))
              if r['split'] == 'test'][-1] for s in (0, 1)]
     for key, title in (('accuracy', 'top-1 %'), ('ece', 'ECE-15 %'),
                        ('adaptive_ece', 'adaptive ECE %'), ('nll', 'NLL')):
@@ -73,23 +68,23 @@ def test_unfinished_runs_are_listed_not_averaged(sweep_dir, tmp_path):
   copy = str(tmp_path / 'copy')
   shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns('checkpoints'))
   path = os.path.join(copy, 'ce', 'seed1', 'metrics.jsonl')
-  records = _records(os.path.dirname(path))
+  records = helpers.read_metrics(os.path.dirname(path))
   with open(path, 'w') as f:  # as if stopped during epoch 3
     f.writelines(json.dumps(r) + '\n' for r in records if r['epoch'] < 3)
   rows, unfinished = results_table.summarize(results_table.collect(copy))
   assert unfinished == ['ce seed 1 (epoch 2/3)']
   assert rows['ce']['n'] == 1 and rows['ce']['seeds'] == [0]
-  seed0 = [r for r in _records(os.path.join(copy, 'ce', 'seed0')) if r['split'] == 'test'][-1]
+  seed0 = helpers.read_metrics(os.path.join(copy, 'ce', 'seed0'), 'test')[-1]
   assert rows['ce']['top-1 %']['mean'] == seed0['accuracy']
 
 
 def test_rerun_keeps_finished_runs(sweep_dir):
   run_dirs = [os.path.join(sweep_dir, label, f'seed{s}') for label in ('ce', 'bsd_w0.8')
               for s in (0, 1)]
-  before = [_records(d) for d in run_dirs]
+  before = [helpers.read_metrics(d) for d in run_dirs]
   code, out = _sweep(sweep_dir)
   assert code == 0, out
-  assert [_records(d) for d in run_dirs] == before
+  assert [helpers.read_metrics(d) for d in run_dirs] == before
 
 
 @pytest.mark.parametrize('arg, names', [('--methods=ce,bogus', 'bogus'),

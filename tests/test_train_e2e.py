@@ -8,16 +8,12 @@ import jax
 import numpy as np
 import pytest
 
-from bsd_jax import methods, train
+from bsd_jax import train
+from bsd_jax.methods import bsd
 from tests import helpers
 
 SMOKE = ['--config', 'configs/smoke.py']
 EPOCHS, STEPS_PER_EPOCH = 5, 16  # configs/smoke.py: 1024 samples, batch 64
-
-
-def _records(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(l) for l in f]
 
 
 def _run_until(workdir, marker, sig, *extra):
@@ -53,7 +49,7 @@ def _assert_same_run(a, b):
   state_b, step_b = helpers.read_checkpoint_state(b)
   assert step_a == step_b == EPOCHS * STEPS_PER_EPOCH
   chex.assert_trees_all_equal(state_a, state_b)  # bit-exact: params, BN stats, opt, alpha, rng
-  assert _records(a) == _records(b)
+  assert helpers.read_metrics(a) == helpers.read_metrics(b)
 
 
 def test_smoke_run_in_process_on_8_devices_learns_and_logs(tmp_path):
@@ -61,7 +57,7 @@ def test_smoke_run_in_process_on_8_devices_learns_and_logs(tmp_path):
   result = train.train_and_evaluate(config, str(tmp_path))
   assert jax.device_count() == 8
   assert result['accuracy'] > 0.3  # 10 classes: chance is 0.1
-  records = _records(tmp_path)
+  records = helpers.read_metrics(tmp_path)
   for epoch in range(1, EPOCHS + 1):
     tr, te = [r for r in records if r['epoch'] == epoch]
     assert (tr['split'], te['split']) == ('train', 'test')
@@ -99,11 +95,11 @@ def test_kill_9_then_resume_ends_bit_exact(reference, tmp_path):
 
 def test_rerun_of_a_finished_workdir_changes_nothing(reference):
   before = sorted(os.listdir(os.path.join(reference, 'checkpoints')))
-  records = _records(reference)
+  records = helpers.read_metrics(reference)
   out = _run(reference)
   assert 'nothing to do' in out
   assert sorted(os.listdir(os.path.join(reference, 'checkpoints'))) == before
-  assert _records(reference) == records
+  assert helpers.read_metrics(reference) == records
 
 
 def test_command_line_overrides_reach_the_run(tmp_path):
@@ -112,7 +108,7 @@ def test_command_line_overrides_reach_the_run(tmp_path):
   with open(tmp_path / 'config.json') as f:
     saved = json.load(f)
   assert saved['num_epochs'] == 1 and saved['bsd']['gamma'] == 0.95
-  assert max(r['epoch'] for r in _records(tmp_path)) == 1
+  assert max(r['epoch'] for r in helpers.read_metrics(tmp_path)) == 1
 
 
 @pytest.mark.parametrize('source', ['train_pass', 'eval_pass'])
@@ -124,7 +120,7 @@ def test_every_row_is_updated_exactly_once_per_epoch(tmp_path, source):
   config.data.synthetic.num_train = 1000  # not a multiple of the batch: the last batch wraps
   train.train_and_evaluate(config, str(tmp_path))
   state, _ = helpers.read_checkpoint_state(str(tmp_path))
-  hp = methods.bsd_hparams(config)
+  hp = bsd.hparams(config)
   g, k = hp['gamma'], config.data.synthetic.num_classes
   expected = g ** 2 * (hp['c'] + (k - 1) * hp['eps']) + g + 1
   np.testing.assert_allclose(state['alpha'][:1000].sum(1), expected, rtol=1e-5)
@@ -145,4 +141,4 @@ def test_baselines_resume_bit_exact(tmp_path, method):
   state_b, step_b = helpers.read_checkpoint_state(stopped)
   assert step_a == step_b == 16
   chex.assert_trees_all_equal(state_a, state_b)
-  assert _records(reference) == _records(stopped)
+  assert helpers.read_metrics(reference) == helpers.read_metrics(stopped)

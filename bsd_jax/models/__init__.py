@@ -12,7 +12,6 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from bsd_jax.errors import UserError
 from bsd_jax.models import cnn, densenet, preact_resnet, resnet, vit, wide_resnet
 
 MODELS = {
@@ -51,13 +50,7 @@ class WithProjection(nn.Module):
 
 def get_model(config, num_classes: int):
   """The flax module named by config.model.name, computing in config.compute_dtype (with a
-  projection head when config.supcon.weight > 0)."""
-  if config.model.name not in MODELS:
-    raise UserError(f'config.model.name: unknown model {config.model.name!r}; choose one of '
-                    f'{sorted(MODELS)}')
-  if config.compute_dtype not in DTYPES:
-    raise UserError(f'config.compute_dtype: {config.compute_dtype!r} is not one of '
-                    f'{sorted(DTYPES)}')
+  projection head when config.supcon.weight > 0); names checked in bsd_jax/config_check.py."""
   model = MODELS[config.model.name](num_classes, DTYPES[config.compute_dtype], config.model)
   if config.supcon.weight > 0:
     model = WithProjection(model, config.supcon.head_width)

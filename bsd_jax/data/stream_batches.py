@@ -1,7 +1,7 @@
 """Streamed image batches (config.data.source = 'tfds_stream'): records -> host augmentation in
 grain -> this process's part of each global batch.
 
-The data order is the in-memory one, batches.step_batch(seed, step): every process computes a
+The data order is the in-memory one, order.step_batch(seed, step): every process computes a
 step's global batch of sample ids and reads, decodes and augments only the records of its own
 part of it, the rows its devices hold under the batch sharding (`sharding.process_positions`);
 jax.make_array_from_process_local_data joins the parts (bsd_jax/feeds.py). Each image's
@@ -12,7 +12,7 @@ grain sends them to its worker processes.
 """
 import numpy as np
 
-from bsd_jax import batches, host_augment
+from bsd_jax.data import host_augment, order
 
 
 class Records:
@@ -55,7 +55,7 @@ class TrainImages:
 
   def __call__(self, step):
     step = int(step)
-    batch = batches.step_batch(self.seed, step, self.num_train, self.batch_size,
+    batch = order.step_batch(self.seed, step, self.num_train, self.batch_size,
                                self.extra_view, self.partners)
     out = {'images': self._views(batch['index'][self.positions], step, 0)}
     if self.extra_view is not None:

@@ -6,8 +6,8 @@ a dataset that is not prepared, or not in array_record files (random access need
 one-line error saying how to prepare it, raised in about a second. Only the labels are held in
 memory: both splits' labels are read once (one pass over the records without decoding the
 images) and kept next to the prepared data as bsd_jax_labels.<split>.npy; the images stay on
-disk and are read per step (bsd_jax/stream.py). The sample id of a training record is its
-position in the split, dense 0..N-1, or its position in the class-balanced subset.
+disk and are read per step (bsd_jax/data/stream_batches.py). The sample id of a training record
+is its position in the split, dense 0..N-1, or its position in the class-balanced subset.
 """
 import dataclasses
 import logging
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from bsd_jax.data import tfds_common
 from bsd_jax.errors import UserError
 
 # torchvision's ImageNet statistics, on the [0, 1] scale: streamed data is never all in memory.
@@ -78,10 +79,7 @@ def load(d, image_size: int) -> StreamDataset:
   """The prepared dataset named by config.data (`d`), checked, with the labels of both splits."""
   import tensorflow_datasets as tfds
   from tensorflow_datasets.core import file_adapters
-  try:
-    builder = tfds.builder(d.name, data_dir=d.tfds_data_dir)
-  except tfds.core.registered.DatasetNotFoundError:
-    raise UserError(f'config.data.name: unknown tfds dataset {d.name!r}') from None
+  builder = tfds_common.open_builder(d.name, d.tfds_data_dir)
   if not builder.is_prepared():
     raise UserError(_how_to_prepare(builder, d))
   fmt = builder.info.file_format
@@ -90,17 +88,8 @@ def load(d, image_size: int) -> StreamDataset:
         f"config.data.source='tfds_stream' reads records by position, but {builder.data_dir} "
         f"holds {getattr(fmt, 'value', fmt)} files; convert them with `tfds convert_format "
         f"--dataset_version_dir={builder.data_dir} --out_file_format=array_record`")
-  for key in ('train_split', 'test_split'):
-    try:
-      builder.info.splits[d[key]].num_examples
-    except (KeyError, ValueError, AssertionError):
-      raise UserError(f'config.data.{key}: {d.name} has no split {d[key]!r} '
-                      f'(it has {sorted(builder.info.splits)})') from None
+  tfds_common.check_splits_and_features(builder, d)
   features = builder.info.features
-  for key in ('image_key', 'label_key'):
-    if d[key] not in features:
-      raise UserError(f'config.data.{key}: {d.name} has no feature {d[key]!r} '
-                      f'(it has {sorted(features.keys())})')
   if not hasattr(features[d.label_key], 'num_classes'):
     raise UserError(f'config.data.label_key: feature {d.label_key!r} of {d.name} is not a '
                     'class label')

@@ -48,8 +48,8 @@ def _tfds_config(name, severity):
 
 
 def _tfds_builder(name, severity, data_dir):
-  import tensorflow_datasets as tfds
-  return tfds.builder(_tfds_config(name, severity), data_dir=data_dir)
+  from bsd_jax.data import tfds_common
+  return tfds_common.open_builder(_tfds_config(name, severity), data_dir, what='--corruptions')
 
 
 def _unprepared(names, severities, data_dir):
@@ -129,14 +129,10 @@ def images(spec, name, severity, max_samples=None):
   """(uint8 images [n, H, W, C], int32 labels [n]) of one corruption at one severity."""
   kind, where = _parse(spec)
   if kind == 'tfds':
-    import tensorflow_datasets as tfds
-    builder = _tfds_builder(name, severity, where)
-    ds = builder.as_dataset(split='test', shuffle_files=False)
-    if max_samples:
-      ds = ds.take(max_samples)
-    parts = list(tfds.as_numpy(ds.batch(4096)))
-    return (np.concatenate([p['image'] for p in parts]).astype(np.uint8),
-            np.concatenate([p['label'] for p in parts]).astype(np.int32))
+    from bsd_jax.data import tfds_common
+    images, labels = tfds_common.read_columns(_tfds_builder(name, severity, where), 'test',
+                                              ['image', 'label'], take=max_samples)
+    return images.astype(np.uint8), labels.astype(np.int32)
   labels = np.load(os.path.join(where, 'labels.npy'), mmap_mode='r')
   per = labels.shape[0] // len(SEVERITIES)
   lo = (severity - 1) * per

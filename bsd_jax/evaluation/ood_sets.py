@@ -13,22 +13,18 @@ import os
 
 import numpy as np
 
+from bsd_jax.data import images as image_files
+from bsd_jax.data import tfds_common
 from bsd_jax.errors import UserError
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 
 
 def _folder(path, max_samples):
-  from PIL import Image
   files = sorted(os.path.join(d, n) for d, _, names in os.walk(path) for n in names
-                 if n.lower().endswith(IMAGE_EXTENSIONS))
+                 if image_files.is_image(n))
   if not files:
     raise UserError(f'--ood folder:{path}: no .png/.jpg images under it')
-  out = []
-  for f in files[:max_samples]:
-    with Image.open(f) as im:
-      out.append(np.asarray(im.convert('RGB')))
-  return np.stack(out)
+  return np.stack([image_files.decode_file(f, f'--ood folder:{path}')
+                   for f in files[:max_samples]])
 
 
 def _mnist(path, max_samples):
@@ -50,14 +46,13 @@ def _npy(path, max_samples):
 
 
 def _tfds(spec, max_samples):
-  import tensorflow_datasets as tfds
   name, _, split = spec.partition(':')
-  builder = tfds.builder(name)
+  builder = tfds_common.open_builder(name, None, what=f'--ood tfds:{spec}')
   if not builder.is_prepared():
     raise UserError(f'--ood tfds:{spec}: not prepared in {builder.data_dir_root}; build it '
                     f'where there is internet (tfds build {name}) or pass a folder: set')
-  ds = builder.as_dataset(split=split or 'test', shuffle_files=False).take(max_samples)
-  return np.stack([ex['image'] for ex in tfds.as_numpy(ds)])
+  images, = tfds_common.read_columns(builder, split or 'test', ['image'], take=max_samples)
+  return images
 
 
 def _conform(images, shape):

@@ -25,4 +25,9 @@ def crop_and_flip(images, key, pad: int = 4):
 
 def normalize(images, mean, std):
   """uint8 [.., C] -> float32 standardised with the train split's per-channel mean and std."""
-  return (images.astype(jnp.float32) / 255.0 - mean) / std
+  return standardize(images.astype(jnp.float32) / 255.0, mean, std)
+
+
+def standardize(x, mean, std):
+  """Float images on the [0, 1] scale (e.g. under attack) -> the model's input."""
+  return (x - mean) / std

@@ -1,12 +1,17 @@
-"""BSD posterior math: the per-sample Dirichlet over each sample's own label distribution.
+"""BSD (METHOD.md section 1): the posterior math, and the method built from it.
 
-Pure functions (METHOD.md section 1). Each sample i keeps alpha_i in R^K, all entries > 0:
-the prior puts `c` on the given label and `eps` elsewhere, the training target is the posterior
-mean alpha_i / sum_j alpha_ij, and every epoch alpha_i <- gamma * alpha_i + p_i with p_i the
-model's (stop-gradient) prediction for sample i.
+Each sample i keeps a Dirichlet posterior over its own label distribution, alpha_i in R^K, all
+entries > 0: the prior puts `c` on the given label and `eps` elsewhere, the training target is
+the posterior mean alpha_i / sum_j alpha_ij, and every epoch alpha_i <- gamma * alpha_i + p_i
+with p_i the model's (stop-gradient) prediction for sample i. The math is pure functions, tested
+alone (tests/test_bsd_posterior.py); `bsd(config)` makes the Method the trainer runs, and `hparams`
+the constants a config gives (checked in bsd_jax/config_check.py).
 """
 import jax
 import jax.numpy as jnp
+
+from bsd_jax import losses
+from bsd_jax.methods import Method, masked_mean
 
 
 def init_alpha(labels, num_classes: int, c: float, eps: float, dtype=jnp.float32):
@@ -73,3 +78,37 @@ def noisy_label_recovery(alpha, noisy_labels, clean_labels, valid):
       'noisy_target_argmax_clean': jnp.sum(w * (jnp.argmax(t, axis=-1) == clean_labels)) / n,
       'noisy_target_clean_weight': jnp.sum(w * clean_weight) / n,
   }
+
+
+def hparams(config) -> dict:
+  """The BSD constants of a run: gamma from the key or from the end label weight, c from gamma."""
+  b = config.bsd
+  gamma = b.gamma if b.gamma is not None else gamma_for_label_weight(b.label_weight_end,
+                                                                     config.num_epochs)
+  c = b.c if b.c is not None else prior_strength_for(gamma)
+  return {'gamma': float(gamma), 'c': float(c), 'eps': float(b.eps),
+          'temperature': float(b.temperature)}
+
+
+def epoch_stats(alpha, labels, valid, clean_labels=None):
+  """posterior_stats, and noisy_label_recovery when the labels were corrupted."""
+  stats = posterior_stats(alpha, labels, valid)
+  if clean_labels is not None:
+    stats.update(noisy_label_recovery(alpha, labels, clean_labels, valid))
+  return stats
+
+
+def bsd(config):
+  """BSD: soft-target CE on the posterior mean of the sample's Dirichlet, and
+  alpha_i <- gamma alpha_i + p_i at each visit (or from an eval pass at each epoch end)."""
+  hp = hparams(config)
+  return Method(
+      'bsd',
+      lambda inp: masked_mean(losses.soft_cross_entropy(
+          inp.logits, posterior_mean(inp.rows), hp['temperature']), inp.mask),
+      init_table=lambda labels, k: init_alpha(labels, k, hp['c'], hp['eps']),
+      update_rows=lambda rows, probs, epoch: update_alpha(rows, probs, hp['gamma']),
+      epoch_stats=epoch_stats,
+      refresh_pass=config.bsd.prediction_source == 'eval_pass',
+      row_targets=posterior_mean,
+      description=f'BSD: {hp}')

@@ -6,8 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from bsd_jax import noise
+from bsd_jax.config_check import check_config
+from bsd_jax.data import label_noise
 from bsd_jax.errors import UserError
+from tests import helpers
 
 LABELS_CSV = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data',
                           'cifar100-png', 'labels.csv.gz')
@@ -21,7 +23,7 @@ def _within_binomial(count, n, p, sigmas=4):
 def test_symmetric_rate_and_uniform_other_classes(rate):
   rng = np.random.default_rng(1)
   clean = rng.integers(0, 10, 50_000)
-  noisy = noise.corrupt_labels(clean, 10, 'symmetric', rate, seed=3)
+  noisy = label_noise.corrupt_labels(clean, 10, 'symmetric', rate, seed=3)
   changed = noisy != clean
   # Never "replaced" by the same class: the realised rate is the asked rate, not rate * 9/10.
   assert _within_binomial(changed.sum(), clean.size, rate)
@@ -34,7 +36,7 @@ def test_symmetric_rate_and_uniform_other_classes(rate):
 def test_asymmetric_cifar10_moves_only_along_the_map():
   rng = np.random.default_rng(2)
   clean = rng.integers(0, 10, 40_000)
-  noisy = noise.corrupt_labels(clean, 10, 'asymmetric', 0.4, seed=0)
+  noisy = label_noise.corrupt_labels(clean, 10, 'asymmetric', 0.4, seed=0)
   expected_map = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}  # truck->auto, bird->plane, deer->horse, cat<->dog
   for c in range(10):
     moved = noisy[clean == c] != c
@@ -52,7 +54,7 @@ def test_asymmetric_cifar100_stays_in_superclass_cyclically():
     rows = [r for r in csv.DictReader(f) if r['split'] == 'train']
   fine = np.array([int(r['fine_label']) for r in rows])
   coarse = np.array([int(r['coarse_label']) for r in rows])
-  mapping = noise.asymmetric_map(100, coarse, fine)
+  mapping = label_noise.asymmetric_map(100, coarse, fine)
   coarse_of = dict(zip(fine.tolist(), coarse.tolist()))
   for c in range(100):
     assert mapping[c] != c and coarse_of[mapping[c]] == coarse_of[c]
@@ -61,7 +63,7 @@ def test_asymmetric_cifar100_stays_in_superclass_cyclically():
       cycle.append(x)
       x = mapping[x]
     assert len(cycle) == 5  # each superclass of 5 fine classes is one cycle
-  noisy = noise.corrupt_labels(fine, 100, 'asymmetric', 0.4, seed=0, coarse_labels=coarse)
+  noisy = label_noise.corrupt_labels(fine, 100, 'asymmetric', 0.4, seed=0, coarse_labels=coarse)
   moved = noisy != fine
   assert np.array_equal(noisy[moved], mapping[fine[moved]])
   assert _within_binomial(moved.sum(), fine.size, 0.4)
@@ -69,17 +71,23 @@ def test_asymmetric_cifar100_stays_in_superclass_cyclically():
 
 def test_seeded_and_none():
   clean = np.arange(1000) % 10
-  a = noise.corrupt_labels(clean, 10, 'symmetric', 0.3, seed=5)
-  assert np.array_equal(a, noise.corrupt_labels(clean, 10, 'symmetric', 0.3, seed=5))
-  assert not np.array_equal(a, noise.corrupt_labels(clean, 10, 'symmetric', 0.3, seed=6))
-  assert np.array_equal(noise.corrupt_labels(clean, 10, 'none', 0.3, seed=5), clean)
+  a = label_noise.corrupt_labels(clean, 10, 'symmetric', 0.3, seed=5)
+  assert np.array_equal(a, label_noise.corrupt_labels(clean, 10, 'symmetric', 0.3, seed=5))
+  assert not np.array_equal(a, label_noise.corrupt_labels(clean, 10, 'symmetric', 0.3, seed=6))
+  assert np.array_equal(label_noise.corrupt_labels(clean, 10, 'none', 0.3, seed=5), clean)
 
 
-@pytest.mark.parametrize('args, match', [
-    ((10, 'pairflip', 0.2), r'config\.label_noise\.kind: unknown kind'),
-    ((10, 'symmetric', 1.5), r'config\.label_noise\.rate must be in \[0, 1\]'),
-    ((100, 'asymmetric', 0.4), r'needs superclasses for 100 classes'),
+def test_asymmetric_noise_beyond_cifar10_needs_superclasses():
+  with pytest.raises(UserError, match=r'needs superclasses for 100 classes .*superclass_csv'):
+    label_noise.corrupt_labels(np.zeros(10, int), 100, 'asymmetric', 0.4, seed=0)
+
+
+@pytest.mark.parametrize('kind, rate, match', [
+    ('pairflip', 0.2, r'config\.label_noise\.kind: unknown kind'),
+    ('symmetric', 1.5, r'config\.label_noise\.rate must be in \[0, 1\]'),
 ])
-def test_bad_noise_settings(args, match):
+def test_bad_noise_settings(kind, rate, match):
+  config = helpers.load_config('smoke.py')
+  config.label_noise.kind, config.label_noise.rate = kind, rate
   with pytest.raises(UserError, match=match):
-    noise.corrupt_labels(np.zeros(10, int), *args, seed=0)
+    check_config(config, 1)

@@ -1,0 +1,63 @@
+"""Data: `load(config)` gives the dataset that config.data names.
+
+Sources (config.data.source), one module each, each `load(config.data) -> Source`:
+  synthetic.py    random images around a template per class (no download)
+  folder.py       an image folder <root>/{train,test}/<class>/*.png|jpg
+  tfds_source.py  a tfds dataset read whole into memory (CIFAR-size); tfds_common.py is shared
+  stream_source.py  'tfds_stream': a prepared tfds dataset read record by record (ImageNet);
+                  its images reach the devices through stream_batches.py (grain)
+and around them: dataset.py (the Dataset record), order.py (which samples each step reads),
+augment.py (on-device crop and flip), host_augment.py (the streamed ImageNet recipe),
+label_noise.py (config.label_noise), images.py (image files).
+
+Adding a source: a module with `load(d) -> Source` (labels first, images by id on demand) and one
+entry in SOURCES. Every error is raised before training starts, as a `UserError` naming the
+config key or path at fault.
+"""
+import logging
+
+import numpy as np
+
+from bsd_jax.data import folder, stream_source, synthetic, tfds_source
+from bsd_jax.data.dataset import Dataset, Source
+from bsd_jax.errors import UserError
+
+__all__ = ['Dataset', 'Source', 'SOURCES', 'load', 'class_balanced_subset']
+
+SOURCES = {
+    'synthetic': synthetic.load,
+    'folder': folder.load,
+    'tfds': tfds_source.load,
+    'tfds_stream': lambda d: stream_source.load(d, d.stream.image_size),
+}
+
+
+def load(config, rows=None):
+  """The dataset named by config.data, with the optional class-balanced train subset applied.
+
+  Every label is read. `rows`: None reads every image; else rows(num) gives the sorted sample
+  ids of a split of num samples to read (sharding.process_rows: this process's rows). The
+  streamed source returns its records instead of images (stream_source.StreamDataset).
+  """
+  d = config.data
+  if d.source not in SOURCES:
+    raise UserError(f'config.data.source: unknown source {d.source!r}; '
+                    f'choose one of {sorted(SOURCES)}')
+  ds = SOURCES[d.source](d)
+  if d.train_subset_per_class:
+    ds = class_balanced_subset(ds, d.train_subset_per_class, d.subset_seed)
+  return ds if ds.streamed else ds.images(rows)
+
+
+def class_balanced_subset(ds, per_class, seed):
+  """The first `per_class` samples of each class in a seeded permutation, in original order."""
+  rng = np.random.default_rng(seed)
+  order = rng.permutation(ds.num_train)
+  keep = []
+  for k in range(ds.num_classes):
+    members = order[ds.train_labels[order] == k]
+    if len(members) < per_class:
+      logging.warning('class %d has only %d training samples (< %d)', k, len(members), per_class)
+    keep.append(members[:per_class])
+  keep = np.sort(np.concatenate(keep))
+  return ds.subset(keep, f'{ds.name}[{per_class}/class,seed={seed}]')

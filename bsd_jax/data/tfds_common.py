@@ -1,0 +1,44 @@
+"""What every tfds reader shares: opening a builder, checking the config's splits and features,
+and reading columns of a split in batches (in-memory source, streamed source, OOD and corruption
+sets). tensorflow_datasets is imported only when one of these runs."""
+import numpy as np
+
+from bsd_jax.errors import UserError
+
+
+def open_builder(name, data_dir, what='config.data.name'):
+  """tfds.builder(name, data_dir=data_dir); UserError naming `what` for an unknown name."""
+  import tensorflow_datasets as tfds
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise UserError(f'{what}: unknown tfds dataset {name!r}') from None
+
+
+def check_splits_and_features(builder, d):
+  """UserError naming config.data.{train_split,test_split,image_key,label_key} when the prepared
+  dataset lacks it (a split may be a tfds slice such as 'train[:90%]')."""
+  for key in ('train_split', 'test_split'):
+    try:
+      builder.info.splits[d[key]].num_examples
+    except (KeyError, ValueError, AssertionError):
+      raise UserError(f'config.data.{key}: {d.name} has no split {d[key]!r} '
+                      f'(it has {sorted(builder.info.splits)})') from None
+  features = builder.info.features
+  for key in ('image_key', 'label_key'):
+    if d[key] not in features:
+      raise UserError(f'config.data.{key}: {d.name} has no feature {d[key]!r} '
+                      f'(it has {sorted(features.keys())})')
+
+
+def read_columns(builder, split, keys, decoders=None, take=None):
+  """The features `keys` of `split` (a tfds split, sliced or not) in record order, as numpy
+  arrays; the first `take` records only, if given. Batched reads: as_dataset(batch_size=-1) is
+  slower and breaks on some builders."""
+  import tensorflow_datasets as tfds
+  ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
+  if take:
+    ds = ds.take(take)
+  ds = ds.map(lambda ex: tuple(ex[k] for k in keys))
+  parts = list(tfds.as_numpy(ds.batch(4096)))
+  return [np.concatenate([p[i] for p in parts]) for i in range(len(keys))]

@@ -1,0 +1,132 @@
+"""What every suite shares: a run's config and checkpoint, the run a suite evaluates, result files.
+
+Run directories written by earlier versions keep working: `load_run_config` fills in what their
+config.json lacks.
+"""
+import dataclasses
+import json
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from bsd_jax.errors import UserError
+
+
+@dataclasses.dataclass
+class Run:
+  """What a suite evaluates: built by the evaluate command from a checkpoint, or by the training
+  loop from its live state."""
+  config: Any
+  ds: Any                       # data.Dataset (or stream_source.StreamDataset)
+  exp: Any                      # experiment.Experiment
+  predict: Callable             # (state, uint8 images [n, H, W, C]) -> probabilities [n, K]
+  test_probs: Callable          # state -> probabilities of the whole test split [n_test, K]
+
+
+def load_run_config(workdir):
+  """The locked config of a run directory (its config.json), as the run was made."""
+  from ml_collections import config_dict
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise UserError(f'{path} is missing: {workdir} is not a bsd_jax run directory')
+  with open(path) as f:
+    saved = json.load(f)
+  if isinstance(saved.get('model'), str):  # written before config.model became a group
+    saved['model'] = {'name': saved.pop('model'),
+                      'cnn_widths': saved.pop('cnn_widths', [32, 64, 128])}
+  saved.setdefault('table_dtype', 'float32')  # the only storage before the key existed
+  config = config_dict.ConfigDict(saved)
+  config.lock()
+  return config
+
+
+def load_checkpoint(workdir, step=None):
+  """(config, dataset, experiment, state, step) of a run's checkpoint; UserError if unusable."""
+  from bsd_jax import checkpointing, data, experiment
+
+  config = load_run_config(workdir)
+  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
+  available = ckpt.all_steps()
+  if not available:
+    raise UserError(f'{ckpt.directory}: no checkpoint to evaluate')
+  if step is None:
+    step = available[-1]
+  elif step not in available:
+    raise UserError(f'--step {step}: no such checkpoint in {ckpt.directory} (have {available})')
+  ds = data.load(config)
+  exp = experiment.build(config, ds)
+  try:
+    state, _ = ckpt.restore(step, exp.abstract_state)
+  except Exception as e:  # orbax raises many types for damaged or foreign checkpoints
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise UserError(f'{ckpt.directory}/{step}: cannot read the checkpoint ({first})') from None
+  finally:
+    ckpt.close()
+  return config, ds, exp, state, int(step)
+
+
+def checkpoint_run(config, ds, exp) -> Run:
+  """The Run of a checkpoint loaded whole by the evaluate command (every row on this process)."""
+  from bsd_jax import experiment, feeds
+  predict = experiment.Predictor(exp, config.eval_batch_size)
+
+  def test_probs(state):
+    if ds.streamed:
+      with feeds.make(config, ds, exp) as feed:
+        return feed.test_probs(state)
+    return predict(state, ds.test_images)
+
+  return Run(config, ds, exp, predict, test_probs)
+
+
+def _keep_previous(eval_dir, step, record, names):
+  """Rename the results of another checkpoint (as told by `record`'s step) to names carrying it."""
+  path = os.path.join(eval_dir, record)
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old_step = json.load(f).get('step')
+  if old_step != step:
+    for name in names:
+      stem, ext = os.path.splitext(name)
+      if os.path.exists(os.path.join(eval_dir, name)):
+        os.replace(os.path.join(eval_dir, name),
+                   os.path.join(eval_dir, f'{stem}.step{old_step}{ext}'))
+
+
+def write_result(workdir, record, name, also=()):
+  """<workdir>/eval/<name> (JSON) for record['step']; the results of another checkpoint already
+  there (`name` and the files `also`) are kept under names carrying their step. Returns the
+  path."""
+  eval_dir = os.path.join(workdir, 'eval')
+  os.makedirs(eval_dir, exist_ok=True)
+  _keep_previous(eval_dir, record['step'], name, (name,) + tuple(also))
+  path = os.path.join(eval_dir, name)
+  with open(path, 'w') as f:
+    json.dump(record, f, indent=2)
+  return path
+
+
+def summary(probs, labels):
+  """Accuracy, NLL and ECE-15 (the per-set numbers of the robustness suites)."""
+  from bsd_jax import metrics
+  return {'accuracy': float(metrics.accuracy(probs, labels)),
+          'nll': float(metrics.nll(probs, labels)), 'ece': float(metrics.ece(probs, labels))}
+
+
+def mean_of(summaries):
+  """The key-wise mean of a list of summaries."""
+  return {k: float(sum(s[k] for s in summaries) / len(summaries)) for k in summaries[0]}
+
+
+def flatten(tree, prefix=''):
+  """{'a': {'b': 1.0}} -> {'a/b': 1.0}: nested results as metrics.jsonl keys."""
+  out = {}
+  for key, value in tree.items():
+    name = f'{prefix}{key}'
+    if isinstance(value, dict):
+      out.update(flatten(value, name + '/'))
+    elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+      out[name] = float(value)
+  return out

@@ -1,0 +1,83 @@
+"""Training methods: the `Method` record, what a step gives it (`StepInputs`), and the registry.
+
+A method turns the step's logits into a scalar loss. What it may use arrives in `StepInputs`:
+the batch's labels and mask, its rows of the method's per-sample table (BSD: the Dirichlet
+parameters alpha; PS-KD: last epoch's predictions; temporal ensembling: the prediction EMA),
+the epoch, the logits of an extra view that the input pipeline adds to the batch (CS-KD: a
+same-class partner of each sample; DLB: the previous batch, augmented again), and a carry from
+the previous step (DLB: that batch's logits). The train step gathers the rows, forwards the
+batch and its extra view together, scatters `update_rows(rows, probs, epoch)` back for the
+visited samples, and keeps `next_carry(inputs)`. Methods without a table keep a [N, 1] zero
+column and methods without a carry a scalar, so every method has the same TrainState layout.
+
+Everything else the loop does for a method is a field too (`epoch_stats`, `refresh_pass`,
+`row_targets`, `description`), so that train.py and step.py never name one. Adding a method:
+a factory `config -> Method` in baselines.py (or a module of its own), one entry in METHODS, its
+config section in configs/default.py and its checks in bsd_jax/config_check.py.
+"""
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class StepInputs(NamedTuple):
+  logits: jax.Array          # [B, K] train-mode logits of the batch
+  labels: jax.Array          # [B]
+  mask: jax.Array            # [B] 1 for real samples, 0 for the padding of an epoch's last batch
+  rows: jax.Array            # [B, W] the batch's rows of the per-sample table
+  epoch: jax.Array           # int32 scalar, 0-based
+  extra_logits: Any = None   # [B, K] logits of the extra view, when the method asks for one
+  extra_labels: Any = None
+  extra_mask: Any = None
+  carry: Any = None
+
+
+class Method(NamedTuple):
+  name: str
+  loss: Callable                      # StepInputs -> scalar
+  init_table: Callable = None         # (labels [N], K) -> [N, W]; None: a zero column
+  update_rows: Callable = None        # (rows, probs, epoch) -> rows; None: the table is fixed
+  extra_view: str = None              # None, 'class_pair' or 'previous_batch'
+  init_carry: Callable = None         # (batch_size, K) -> carry; None: no carry
+  next_carry: Callable = None         # StepInputs -> carry
+  # (table [N_pad, W], labels [N_pad], valid [N_pad] bool, clean labels [N_pad] or None) ->
+  # {name: scalar}: statistics of the whole table, logged with each epoch's train record.
+  epoch_stats: Callable = None
+  # True: update_rows runs on clean eval-mode predictions in one ordered pass over the training
+  # set at each epoch end, instead of on the train-pass predictions at each visit.
+  refresh_pass: bool = False
+  row_targets: Callable = None        # rows [B, W] -> [B, K] target distributions (SupCon's
+                                      # 'target_argmax' positives); None: not available
+  description: str = ''               # logged at the start of a run (e.g. derived constants)
+
+
+def masked_mean(values, mask):
+  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def kl_divergence(teacher_logits, student_logits, temperature):
+  """Per-sample KL(softmax(teacher/T) || softmax(student/T)); the teacher carries no gradient."""
+  t = jax.lax.stop_gradient(teacher_logits.astype(jnp.float32)) / temperature
+  s = student_logits.astype(jnp.float32) / temperature
+  p_t = jax.nn.softmax(t, -1)
+  return jnp.sum(p_t * (jax.nn.log_softmax(t, -1) - jax.nn.log_softmax(s, -1)), -1)
+
+
+# The registry: config.method -> factory. Imported here, after the names the modules use.
+from bsd_jax.methods import baselines, bsd  # noqa: E402
+
+METHODS = {f.__name__: f for f in (baselines.ce, baselines.label_smoothing, baselines.pskd,
+                                   baselines.cskd, baselines.tfkd_reg, baselines.dlb,
+                                   baselines.temporal_ensembling, bsd.bsd)}
+
+
+def get_method(config) -> Method:
+  """The method named by config.method (a valid name: bsd_jax/config_check.py checks it), with
+  the default table and carry filled in."""
+  method = METHODS[config.method](config)
+  if method.init_table is None:
+    method = method._replace(init_table=lambda labels, k: jnp.zeros((labels.shape[0], 1)))
+  if method.init_carry is None:
+    method = method._replace(init_carry=lambda b, k: jnp.zeros((), jnp.float32))
+  return method

@@ -1,0 +1,116 @@
+"""The seven baselines (METHOD.md section 2), one factory each: config -> Method.
+
+Each is registered by its function name in bsd_jax/methods/__init__.py (METHODS); its
+hyperparameters are the config section of the same name (configs/default.py), checked in
+bsd_jax/config_check.py.
+"""
+import jax
+import jax.numpy as jnp
+
+from bsd_jax import losses
+from bsd_jax.methods import Method, kl_divergence, masked_mean
+
+
+def _one_hot_like(inp):
+  return jax.nn.one_hot(inp.labels, inp.logits.shape[-1], dtype=jnp.float32)
+
+
+def ce(config):
+  """Hard-label cross-entropy."""
+  return Method('ce', lambda inp: masked_mean(losses.cross_entropy(inp.logits, inp.labels),
+                                                inp.mask))
+
+
+def label_smoothing(config):
+  """Target (1 - eps) one-hot + eps / K uniform: eps spread over all K classes (Szegedy et al.
+  2016), so the label gets 1 - eps + eps / K."""
+  eps = config.label_smoothing.eps
+
+  def loss(inp):
+    k = inp.logits.shape[-1]
+    t = (1 - eps) * _one_hot_like(inp) + eps / k
+    return masked_mean(losses.soft_cross_entropy(inp.logits, t), inp.mask)
+
+  return Method('label_smoothing', loss)
+
+
+def pskd(config):
+  """PS-KD (Kim et al. 2021): target (1 - a_t) one-hot + a_t p_prev, a_t = a_T (epoch+1)/epochs;
+  p_prev is the sample's train-pass softmax from the previous epoch (one-hot in epoch 0)."""
+  alpha_t, epochs = config.pskd.alpha_T, config.num_epochs
+
+  def loss(inp):
+    a = alpha_t * (inp.epoch + 1).astype(jnp.float32) / epochs
+    t = (1 - a) * _one_hot_like(inp) + a * inp.rows
+    return masked_mean(losses.soft_cross_entropy(inp.logits, t), inp.mask)
+
+  return Method('pskd', loss,
+                init_table=lambda labels, k: jax.nn.one_hot(labels, k, dtype=jnp.float32),
+                update_rows=lambda rows, probs, epoch: probs)
+
+
+def cskd(config):
+  """CS-KD (Yun et al. 2020): CE(x, y) + lambda T^2 KL(softmax(z_x'/T) || softmax(z_x/T)), x' a
+  different sample of the same class (the pipeline pairs them), z_x' without gradient."""
+  temp, weight = config.cskd.temperature, config.cskd.weight
+
+  def loss(inp):
+    per = (losses.cross_entropy(inp.logits, inp.labels)
+           + weight * temp ** 2 * kl_divergence(inp.extra_logits, inp.logits, temp))
+    return masked_mean(per, inp.mask)
+
+  return Method('cskd', loss, extra_view='class_pair')
+
+
+def tfkd_reg(config):
+  """Teacher-free KD, regularisation form (Yuan et al. 2020): a virtual teacher with
+  `correct_prob` on the label and the rest uniform, softened as softmax(q / T); loss
+  (1 - a) CE + a * multiplier * KL(teacher || softmax(z / T)). The KL is summed over classes
+  per sample (their code averages it over batch x classes and multiplies to compensate)."""
+  c = config.tfkd
+
+  def loss(inp):
+    k = inp.logits.shape[-1]
+    q = jnp.where(_one_hot_like(inp) > 0, c.correct_prob, (1 - c.correct_prob) / (k - 1))
+    per = ((1 - c.alpha) * losses.cross_entropy(inp.logits, inp.labels)
+           + c.alpha * c.multiplier * kl_divergence(q, inp.logits, c.temperature))
+    return masked_mean(per, inp.mask)
+
+  return Method('tfkd_reg', loss)
+
+
+def dlb(config):
+  """DLB (Shen et al. 2022): each batch also carries the previous batch, augmented again; CE on
+  both, plus alpha T^2 KL(softmax(z_prev/T) || softmax(z_now/T)) on the repeated samples, where
+  z_prev are their logits from the previous step (the carry)."""
+  temp, weight = config.dlb.temperature, config.dlb.weight
+
+  def loss(inp):
+    ce_all = (jnp.sum(losses.cross_entropy(inp.logits, inp.labels) * inp.mask)
+              + jnp.sum(losses.cross_entropy(inp.extra_logits, inp.extra_labels) * inp.extra_mask))
+    kl = jnp.sum(kl_divergence(inp.carry, inp.extra_logits, temp) * inp.extra_mask)
+    return (ce_all + weight * temp ** 2 * kl) / jnp.maximum(jnp.sum(inp.mask + inp.extra_mask), 1)
+
+  return Method('dlb', loss, extra_view='previous_batch',
+                init_carry=lambda b, k: jnp.zeros((b, k), jnp.float32),
+                next_carry=lambda inp: jax.lax.stop_gradient(inp.logits.astype(jnp.float32)))
+
+
+def temporal_ensembling(config):
+  """Temporal ensembling (Laine & Aila 2017), supervised: Z_i <- a Z_i + (1 - a) p_i once per
+  epoch; loss CE + w(epoch) * mean_j (p_j - Z_j / (1 - a^epoch))^2, w ramped up as
+  w_max exp(-5 (1 - epoch/rampup)^2) (0 in epoch 0, where no ensemble exists yet)."""
+  c = config.temporal_ensembling
+
+  def loss(inp):
+    t = inp.epoch.astype(jnp.float32)
+    target = inp.rows / jnp.maximum(1 - c.alpha ** t, 1e-12)
+    ramp = jnp.minimum(t / c.rampup_epochs, 1.0)
+    w = jnp.where(inp.epoch > 0, c.max_weight * jnp.exp(-5 * (1 - ramp) ** 2), 0.0)
+    probs = jax.nn.softmax(inp.logits.astype(jnp.float32), -1)
+    consistency = jnp.mean((probs - jax.lax.stop_gradient(target)) ** 2, -1)
+    return masked_mean(losses.cross_entropy(inp.logits, inp.labels) + w * consistency, inp.mask)
+
+  return Method('temporal_ensembling', loss,
+                init_table=lambda labels, k: jnp.zeros((labels.shape[0], k), jnp.float32),
+                update_rows=lambda rows, probs, epoch: c.alpha * rows + (1 - c.alpha) * probs)
