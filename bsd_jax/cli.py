@@ -15,6 +15,8 @@ HELP_FLAGS = ('-h', '--help', '-?', '--helpshort', '--helpfull', '--helpxml')
 def define_config_flags():
   """Define --config (a config file, locked: an unknown key is an error) and --workdir."""
   global CONFIG, WORKDIR
+  if CONFIG is not None:  # main and sweep both define them; one process may import both
+    return
   CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file '
                                            '(configs/*.py).', lock_config=True)
   WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.jsonl.')

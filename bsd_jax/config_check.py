@@ -27,8 +27,8 @@ def _in(value, low, high, key, low_open=False, high_open=False):
 
 def check_config(config, num_devices: int, num_processes: int = 1):
   """Raise UserError naming the first bad key."""
-  _check_training(config, num_devices)
   _check_method(config)
+  _check_training(config, num_devices)
   _check_label_noise(config)
   _check_data(config)
   _check_supcon(config)
@@ -65,11 +65,20 @@ def _check_method(config):
   _require(config.method in methods.METHODS,
            f'config.method: unknown method {config.method!r}; choose one of '
            f'{sorted(methods.METHODS)}')
-  b = config.bsd  # checked for every method: a sweep switches methods on one config
+  # The selected method's section only (a sweep checks each of its methods' configs).
+  {'bsd': _check_bsd, 'label_smoothing': _check_label_smoothing, 'pskd': _check_pskd,
+   'cskd': _check_cskd, 'tfkd_reg': _check_tfkd, 'dlb': _check_dlb,
+   'temporal_ensembling': _check_temporal_ensembling}.get(config.method, lambda c: None)(config)
+
+
+def _check_bsd(config):
+  from bsd_jax.methods import bsd
+  b = config.bsd
   if b.gamma is None:
     _require(0 < b.label_weight_end < 1,
              f'config.bsd.label_weight_end must be in (0, 1), got {b.label_weight_end}')
-    gamma = b.label_weight_end ** (1.0 / config.num_epochs)
+    _require(config.num_epochs >= 1, f'config.num_epochs must be >= 1, got {config.num_epochs}')
+    gamma = bsd.gamma_for_label_weight(b.label_weight_end, config.num_epochs)
   else:
     gamma = b.gamma
   _require(0.0 < gamma <= 1.0, f'config.bsd.gamma must be in (0, 1], got {gamma}')
@@ -81,21 +90,44 @@ def _check_method(config):
   _require(b.prediction_source in ('train_pass', 'eval_pass'),
            "config.bsd.prediction_source must be 'train_pass' or 'eval_pass', got "
            f'{b.prediction_source!r}')
+
+
+def _positive(config, key, strict=True):
+  section, leaf = key.split('.')
+  value = config[section][leaf]
+  _require(value > 0 if strict else value >= 0,
+           f'config.{key} must be {">" if strict else ">="} 0, got {value}')
+
+
+def _check_label_smoothing(config):
   _in(config.label_smoothing.eps, 0, 1, 'label_smoothing.eps')
+
+
+def _check_pskd(config):
   _in(config.pskd.alpha_T, 0, 1, 'pskd.alpha_T')
-  for key in ('cskd.temperature', 'tfkd.temperature', 'dlb.temperature'):
-    section, leaf = key.split('.')
-    _require(config[section][leaf] > 0, f'config.{key} must be > 0, got {config[section][leaf]}')
-  for key in ('cskd.weight', 'tfkd.multiplier', 'dlb.weight', 'temporal_ensembling.max_weight'):
-    section, leaf = key.split('.')
-    _require(config[section][leaf] >= 0,
-             f'config.{key} must be >= 0, got {config[section][leaf]}')
+
+
+def _check_cskd(config):
+  _positive(config, 'cskd.temperature')
+  _positive(config, 'cskd.weight', strict=False)
+
+
+def _check_tfkd(config):
   _in(config.tfkd.alpha, 0, 1, 'tfkd.alpha')
   _in(config.tfkd.correct_prob, 0, 1, 'tfkd.correct_prob', low_open=True, high_open=True)
+  _positive(config, 'tfkd.temperature')
+  _positive(config, 'tfkd.multiplier', strict=False)
+
+
+def _check_dlb(config):
+  _positive(config, 'dlb.temperature')
+  _positive(config, 'dlb.weight', strict=False)
+
+
+def _check_temporal_ensembling(config):
   _in(config.temporal_ensembling.alpha, 0, 1, 'temporal_ensembling.alpha', high_open=True)
-  _require(config.temporal_ensembling.rampup_epochs > 0,
-           'config.temporal_ensembling.rampup_epochs must be > 0, got '
-           f'{config.temporal_ensembling.rampup_epochs}')
+  _positive(config, 'temporal_ensembling.max_weight', strict=False)
+  _positive(config, 'temporal_ensembling.rampup_epochs')
 
 
 def _check_label_noise(config):

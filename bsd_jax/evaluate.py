@@ -41,11 +41,11 @@ def evaluate(workdir, suite_name='test', step=None, **options) -> dict:
   if unknown:
     raise TypeError(f'suite {suite_name!r} has no option(s) {unknown}')
   options = {k: options.get(k, spec[2]) for k, spec in suite_cls.FLAGS.items()}
-  suite_cls.check_options(options)
   if (suite_cls is not SUITES['test']
       and common.load_run_config(workdir).data.source == 'tfds_stream'):
     raise UserError(f'--suite {suite_name} needs a test split held in memory; this run streams '
                     "its data (config.data.source = 'tfds_stream'): use --suite test")
+  suite_cls.check_options(options)
   config, ds, exp, state, step = common.load_checkpoint(workdir, step)
   suite = suite_cls(common.checkpoint_run(config, ds, exp), options)
   record = suite.run(state, step)

@@ -12,6 +12,8 @@ def learning_rate_schedule(config, steps_per_epoch: int):
     if warmup == 0:
       return optax.cosine_decay_schedule(config.learning_rate, total)
     return optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, warmup, total)
+  if config.lr_schedule != 'multistep':
+    raise ValueError(f'unknown lr_schedule {config.lr_schedule!r} (config_check.py refuses it)')
   boundaries = {int(m * steps_per_epoch): config.lr_decay_factor for m in config.lr_milestones}
   main = optax.piecewise_constant_schedule(config.learning_rate, boundaries)
   if warmup == 0:

@@ -41,18 +41,23 @@ def _meta_check(meta, ds, config, directory):
                     'class count): resuming', meta.get('dataset'), ds.name)
 
 
-def _load_rows(config, mesh):
-  """The dataset with this process's rows of images; a data error on any process stops every
-  process with a one-line error (the others would wait for it in the first collective)."""
-  error = None
+def _agreed(what, fn):
+  """fn(); a UserError on any process stops every process with a one-line error (the others
+  would wait for it in the next collective)."""
+  error, result = None, None
   try:
-    ds = data.load(config, rows=lambda num: sharding.process_rows(num, mesh))
+    result = fn()
   except UserError as e:
     error = e
   if distributed.any_process(error is not None):
-    raise error or UserError('another process of this job could not read its part of the data '
-                             '(its error says why)')
-  return ds
+    raise error or UserError(f'another process of this job could not {what} (its error says '
+                             'why)')
+  return result
+
+
+def _no_predict(state, images):
+  raise UserError("config.evals: suites need a test split in memory; config.data.source = "
+                  "'tfds_stream' streams it")
 
 
 def _log_line(epoch, config, split, values):
@@ -82,11 +87,24 @@ class _Run:
             'epoch_sums': None if sums is None else {k: float(v) for k, v in sums.items()}}
 
 
+def _run_suite(r: _Run, suite, state, step_now):
+  """Run one evaluation suite on the live state; its numbers go to metrics.jsonl and the log."""
+  epoch = step_now // r.exp.steps_per_epoch
+  values = suite.scalars(suite.run(state, step_now))
+  r.log.write(step_now, epoch, suite.name, values)
+  _log_line(epoch, r.config, suite.name, values)
+  return values
+
+
 def _end_of_epoch(r: _Run, state, sums, step_now, stop):
   """Refresh pass, train record, evaluations and checkpoint after the epoch ending at
   `step_now`; returns (state, last test metrics or None, name of the stop signal or None)."""
   config, spe, total = r.config, r.exp.steps_per_epoch, r.exp.total_steps
   epoch = step_now // spe
+
+  def due(every_epochs):
+    return periodic.itstime(step_now, every_epochs * spe, total)
+
   if r.refresh is not None:
     for batch in r.feed.ordered_batches():
       state = r.refresh(state, r.feed.train_data, batch)
@@ -100,19 +118,19 @@ def _end_of_epoch(r: _Run, state, sums, step_now, stop):
     raise FloatingPointError(f'training loss is {train["loss"]} in epoch {epoch}; the last '
                              f'checkpoint is in {r.ckpt.directory}')
   if r.epoch_stats is not None:
-    train.update({k: float(v) for k, v in r.epoch_stats(state.alpha, **r.table_rows).items()})
+    for stats in r.epoch_stats(state.alpha, **r.table_rows):  # in order (jit sorts each dict)
+      train.update({k: float(v) for k, v in stats.items()})
   r.log.write(step_now, epoch, 'train', train)
   _log_line(epoch, config, 'train', train)
-  last_test = None
-  for suite, every in r.suites:
-    if periodic.itstime(step_now, every * spe, total):
-      values = suite.scalars(suite.run(state, step_now))
-      r.log.write(step_now, epoch, suite.name, values)
-      _log_line(epoch, config, suite.name, values)
-      if suite.name == 'test':
-        last_test = values
+  (test, test_every), *others = r.suites
+  last_test = _run_suite(r, test, state, step_now) if due(test_every) else None
   stopped_by = stop.name() if step_now < total and stop.agreed(step_now, 1) else None
-  if stopped_by or periodic.itstime(step_now, config.checkpoint_every_epochs * spe, total):
+  for suite, every in others:
+    if due(every) and stopped_by:  # checkpoint first: a stop has a grace period
+      logging.warning('Stopping: suite %s of epoch %d is not run', suite.name, epoch)
+    elif due(every):
+      _run_suite(r, suite, state, step_now)
+  if stopped_by or due(config.checkpoint_every_epochs):
     r.ckpt.save(step_now, state, r.meta(None))
   return state, last_test, stopped_by
 
@@ -121,9 +139,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Train, evaluate, checkpoint; returns the last test metrics (and 'stopped_by')."""
   # Checks: everything that can be wrong is checked before anything is written.
   num_devices = jax.device_count()
-  check_config(config, num_devices)
+  check_config(config, num_devices, jax.process_count())
   mesh = sharding.make_mesh()
-  ds = _load_rows(config, mesh)
+  ds = _agreed('read its part of the data',
+               lambda: data.load(config, rows=lambda num: sharding.process_rows(num, mesh)))
   ds, clean_labels, new_noisy_labels = label_noise.prepare(config, ds, workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   latest = ckpt.latest_step()
@@ -131,6 +150,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
     _meta_check(ckpt.read_meta(latest), ds, config, ckpt.directory)
   exp = experiment.build(config, ds, mesh)
   spe, total_steps = exp.steps_per_epoch, exp.total_steps
+  # The suites of config.evals read their sets now (the feed fills in the predictions later).
+  run_ctx = eval_common.Run(config, ds, exp, None, None)
+  suites = _agreed('read its evaluation sets', lambda: [
+      (cls(run_ctx, options), every) for cls, options, every in evaluation.scheduled(config)])
+  suites.insert(0, (evaluation.SUITES['test'](run_ctx, {}), config.eval_every_epochs))
   log = MetricLog(workdir, enabled=distributed.is_main())
   if latest is not None and latest >= total_steps:
     logging.info('%s already holds the finished run (step %d of %d): nothing to do',
@@ -188,10 +212,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 'valid': sharding.put_rows(np.ones(ds.num_train, bool), None, ds.num_train, mesh),
                 'clean_labels': None if clean_labels is None else
                 sharding.put_rows(clean_labels, None, ds.num_train, mesh)}
-  run_ctx = eval_common.Run(config, ds, exp, getattr(feed, 'predictor', None), feed.test_probs)
-  suites = [(evaluation.SUITES['test'](run_ctx, {}), config.eval_every_epochs)]
-  suites += [(cls(run_ctx, options), every)
-             for cls, options, every in evaluation.scheduled(config)]
+  run_ctx.predict = getattr(feed, 'predictor', _no_predict)
+  run_ctx.test_probs = feed.test_probs
   r = _Run(config, ds, exp, feed, ckpt, log, refresh,
            None if method.epoch_stats is None else jax.jit(method.epoch_stats), table_rows,
            suites)

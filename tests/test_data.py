@@ -1,5 +1,6 @@
 """Data sources: image folder, class-balanced subsets, synthetic data, tfds (real, prepared)."""
 import os
+import re
 import time
 
 import numpy as np
@@ -141,6 +142,18 @@ def test_tfds_source_trains_on_a_prepared_dataset(dummy_mnist_dir, tmp_path):
   result = train.train_and_evaluate(config, str(tmp_path))
   assert 0.0 <= result['accuracy'] <= 1.0
   assert (tmp_path / 'metrics.jsonl').exists()
+
+
+@pytest.mark.parametrize('key, value', [('train_split', 'train[:50%]'), ('test_split', 'val')])
+def test_tfds_source_names_a_split_it_cannot_read(dummy_mnist_dir, key, value):
+  """The in-memory source reads its own slices of whole splits: a sliced split is refused."""
+  config = helpers.load_config('smoke.py')
+  config.data.source, config.data.name = 'tfds', 'dummy_mnist'
+  config.data.tfds_data_dir = dummy_mnist_dir
+  config.data[key] = value
+  with pytest.raises(UserError, match=rf"config\.data\.{key}: dummy_mnist has no split "
+                     rf"'{re.escape(value)}' \(it has \['test', 'train'\]\)"):
+    data.load(config)
 
 
 def test_unprepared_tfds_dataset_without_download_fails_fast(tmp_path):

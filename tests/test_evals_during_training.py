@@ -78,7 +78,7 @@ def test_a_new_method_with_its_own_statistics_needs_no_change_to_the_loop(tmp_pa
   """A baseline registered with an epoch_stats hook: its numbers reach the train records."""
   def counting_ce(config):
     def stats(table, labels, valid, clean_labels=None):
-      return {'visited_rows': (table[:, 0] * valid).sum()}
+      return ({'visited_rows': (table[:, 0] * valid).sum()},)
     return methods.Method(
         'counting_ce', methods.METHODS['ce'](config).loss,
         init_table=lambda labels, k: np.zeros((labels.shape[0], 1), np.float32),
@@ -90,3 +90,27 @@ def test_a_new_method_with_its_own_statistics_needs_no_change_to_the_loop(tmp_pa
   train.train_and_evaluate(config, str(tmp_path))
   counts = [r['visited_rows'] for r in helpers.read_metrics(str(tmp_path), 'train')]
   assert counts == [1024.0, 2048.0]  # every one of the 1024 samples visited once per epoch
+
+
+def test_an_unreadable_evaluation_set_stops_before_anything_is_written(tmp_path):
+  bad = tmp_path / 'floats.npy'
+  np.save(bad, np.zeros((4, 32, 32, 3), np.float32))  # exists (the option check passes) ...
+  config = helpers.load_config('smoke.py')
+  config.evals.ood.every_epochs, config.evals.ood.sets = 1, f'npy:{bad}'
+  with pytest.raises(UserError, match=r'--ood npy:.*floats\.npy: expected uint8'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))  # ... reading it does not
+  assert not (tmp_path / 'run').exists()
+
+
+def test_suites_that_read_test_images_are_refused_in_multi_process_jobs():
+  from bsd_jax.config_check import check_config
+  config = helpers.load_config('smoke.py')
+  config.evals.adversarial.every_epochs = 1
+  check_config(config, 8, num_processes=1)
+  with pytest.raises(UserError, match=r'config\.evals\.adversarial: reads the test images'):
+    check_config(config, 8, num_processes=2)
+  config.evals.adversarial.every_epochs, config.evals.ood.every_epochs = 0, 1
+  config.evals.ood.sets = 'mnist:/no/such/file'
+  with pytest.raises(UserError, match=r'config\.evals\.ood: --ood mnist:/no/such/file: '
+                     r'/no/such/file does not exist'):
+    check_config(config, 8, num_processes=2)  # ood predicts: allowed, its options checked

@@ -1,6 +1,8 @@
 """The house rules the layout promises: the loop and the step name no method, every command
 answers --help with its usage, and config.evals holds the same options as the evaluate flags."""
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -42,3 +44,10 @@ def test_config_evals_holds_the_evaluate_flags_with_their_defaults():
         assert evaluation.as_list(value) == evaluation.as_list(default), (name, option)
       else:
         assert value == default, (name, option)
+
+
+def test_the_commands_can_be_imported_together():
+  """main and sweep share the --config/--workdir flags: defined once in one process."""
+  proc = subprocess.run([sys.executable, '-c', 'import bsd_jax.main, bsd_jax.sweep'],
+                        cwd=helpers.REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr

@@ -1,10 +1,10 @@
 """Decoding and augmentation of streamed images on the host (the standard ImageNet recipe).
 
 Streamed images come in every size, so they are cropped to one size before they reach the
-devices; the work runs in grain's workers (bsd_jax/stream.py). Training: random-resized crop
-(area 8%-100% of the image, aspect ratio 3/4-4/3, torchvision's RandomResizedCrop with its
-10 tries and central fallback), bilinear resize to `size`, horizontal flip with probability
-1/2. Evaluation: resize the shorter side to `resize` (bilinear), then the central `size` x
+devices; the work runs in grain's workers (bsd_jax/data/stream_batches.py). Training:
+random-resized crop (area 8%-100% of the image, aspect ratio 3/4-4/3, torchvision's
+RandomResizedCrop with its 10 tries and central fallback), bilinear resize to `size`,
+horizontal flip with probability 1/2. Evaluation: resize the shorter side to `resize` (bilinear), then the central `size` x
 `size` crop. All randomness comes from the numpy Generator passed in.
 """
 import io

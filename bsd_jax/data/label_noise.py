@@ -64,6 +64,8 @@ def corrupt_labels(labels, num_classes, kind, rate, seed, coarse_labels=None):
   """Noisy copy of `labels` ([n] int). `coarse_labels` ([n], aligned with labels) gives the
   superclasses for asymmetric noise beyond CIFAR-10."""
   labels = np.asarray(labels)
+  if kind not in KINDS or not 0.0 <= rate <= 1.0:
+    raise ValueError(f'label noise {kind!r} at rate {rate} (config_check.py refuses it)')
   if kind == 'none' or rate == 0.0:
     return labels.copy()
   rng = np.random.default_rng(seed)

@@ -88,7 +88,7 @@ def load(d, image_size: int) -> StreamDataset:
         f"config.data.source='tfds_stream' reads records by position, but {builder.data_dir} "
         f"holds {getattr(fmt, 'value', fmt)} files; convert them with `tfds convert_format "
         f"--dataset_version_dir={builder.data_dir} --out_file_format=array_record`")
-  tfds_common.check_splits_and_features(builder, d)
+  tfds_common.check_splits_and_features(builder, d, slices=True)
   features = builder.info.features
   if not hasattr(features[d.label_key], 'num_classes'):
     raise UserError(f'config.data.label_key: feature {d.label_key!r} of {d.name} is not a '

@@ -15,11 +15,14 @@ def open_builder(name, data_dir, what='config.data.name'):
     raise UserError(f'{what}: unknown tfds dataset {name!r}') from None
 
 
-def check_splits_and_features(builder, d):
+def check_splits_and_features(builder, d, slices: bool):
   """UserError naming config.data.{train_split,test_split,image_key,label_key} when the prepared
-  dataset lacks it (a split may be a tfds slice such as 'train[:90%]')."""
+  dataset lacks it. `slices`: whether a split may be a tfds slice such as 'train[:90%]' (the
+  streamed source; the in-memory source reads its own slices of a whole split)."""
   for key in ('train_split', 'test_split'):
     try:
+      if not slices and d[key] not in builder.info.splits:
+        raise KeyError(d[key])
       builder.info.splits[d[key]].num_examples
     except (KeyError, ValueError, AssertionError):
       raise UserError(f'config.data.{key}: {d.name} has no split {d[key]!r} '

@@ -55,7 +55,11 @@ def load_checkpoint(workdir, step=None):
   elif step not in available:
     raise UserError(f'--step {step}: no such checkpoint in {ckpt.directory} (have {available})')
   ds = data.load(config)
-  exp = experiment.build(config, ds)
+  try:
+    exp = experiment.build(config, ds)
+  except KeyError as e:  # a name or key this version does not know (a config.json edited by hand)
+    raise UserError(f'{os.path.join(workdir, "config.json")}: {e} is unknown to this version of '
+                    'bsd_jax') from None
   try:
     state, _ = ckpt.restore(step, exp.abstract_state)
   except Exception as e:  # orbax raises many types for damaged or foreign checkpoints

@@ -1,5 +1,7 @@
 """The `corruptions` suite: accuracy, NLL and ECE-15 per corruption and severity (CIFAR-10-C,
 CIFAR-100-C; sets read by corruption_sets.py), their means, and the clean test split's."""
+import logging
+
 from bsd_jax import metrics
 from bsd_jax.errors import UserError
 from bsd_jax.evaluation import Suite, as_list, common, corruption_sets, numbers
@@ -49,6 +51,8 @@ class CorruptionsSuite(Suite):
         images, labels = corruption_sets.images(self.spec, name, severity, self.max_samples)
         num = int(labels.shape[0])
         results[name][str(severity)] = common.summary(r.predict(state, images), labels)
+      logging.info('corruption %s severity %d: accuracy %.4f', name, severity,
+                   results[name][str(severity)]['accuracy'])
     by_severity = {str(s): common.mean_of([results[n][str(s)] for n in self.names])
                    for s in self.severities}
     by_corruption = {n: common.mean_of(list(results[n].values())) for n in self.names}

@@ -42,7 +42,8 @@ class Method(NamedTuple):
   init_carry: Callable = None         # (batch_size, K) -> carry; None: no carry
   next_carry: Callable = None         # StepInputs -> carry
   # (table [N_pad, W], labels [N_pad], valid [N_pad] bool, clean labels [N_pad] or None) ->
-  # {name: scalar}: statistics of the whole table, logged with each epoch's train record.
+  # a tuple of {name: scalar}: statistics of the whole table, logged with each epoch's train
+  # record in that order (the loop jits it, and jit returns each dict's keys sorted).
   epoch_stats: Callable = None
   # True: update_rows runs on clean eval-mode predictions in one ordered pass over the training
   # set at each epoch end, instead of on the train-pass predictions at each visit.

@@ -91,11 +91,11 @@ def hparams(config) -> dict:
 
 
 def epoch_stats(alpha, labels, valid, clean_labels=None):
-  """posterior_stats, and noisy_label_recovery when the labels were corrupted."""
-  stats = posterior_stats(alpha, labels, valid)
-  if clean_labels is not None:
-    stats.update(noisy_label_recovery(alpha, labels, clean_labels, valid))
-  return stats
+  """(posterior_stats, and noisy_label_recovery when the labels were corrupted)."""
+  if clean_labels is None:
+    return (posterior_stats(alpha, labels, valid),)
+  return (posterior_stats(alpha, labels, valid),
+          noisy_label_recovery(alpha, labels, clean_labels, valid))
 
 
 def bsd(config):
