@@ -1,13 +1,26 @@
-"""Bad user input: the one exception type, and the one way a command reports it.
+"""Expected failures: the exception types, and the one way a command reports them.
 
 Every expected failure is a `UserError` whose message names the config key, flag or path at
-fault and fits on one line; the commands print it with `fail` (exit status 2, no traceback).
+fault and fits on one line; the commands print it with `fail`, no traceback, and exit with
+its `exit_status`. Exit statuses of main, evaluate and sweep (docs/training.md):
+  0    done
+  1    sweep: some of its runs failed (their log.txt says why); any command: a bug (traceback)
+  2    bad input or a refusal: flags, config, data, workdir (in use, a file, not writable,
+       written for another run), no checkpoint that can be read, a save that failed
+  3    training diverged: a loss that is NaN or infinite
+  128 + N  stopped by signal N (SIGTERM 143, SIGINT 130) after saving a checkpoint
 """
 import sys
 
 
 class UserError(Exception):
   """A problem with the config, the data or the workdir that the user must fix."""
+  exit_status = 2
+
+
+class Diverged(UserError):
+  """The training loss is NaN or infinite."""
+  exit_status = 3
 
 
 def fail(prog: str, message: str, status: int = 2):

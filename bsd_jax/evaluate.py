@@ -62,7 +62,7 @@ def main(argv):
     evaluate(_WORKDIR.value, _SUITE.value, _STEP.value,
              **options_from_flags(SUITES[_SUITE.value]))
   except UserError as e:
-    fail('bsd_jax.evaluate', str(e))
+    fail('bsd_jax.evaluate', str(e), e.exit_status)
 
 
 if __name__ == '__main__':

@@ -37,7 +37,7 @@ def main(argv):
     logging.logging.info('bsd_jax: %s', joined)
     result = train.train_and_evaluate(cli.CONFIG.value, cli.WORKDIR.value)
   except UserError as e:
-    fail('bsd_jax', str(e))
+    fail('bsd_jax', str(e), e.exit_status)
   if result.get('stopped_by'):
     sys.exit(128 + signal.Signals[result['stopped_by']].value)
 

@@ -1,7 +1,31 @@
-"""<workdir>/metrics.jsonl: one JSON object per line with step, epoch, split and metric values."""
+"""<workdir>/metrics.jsonl: one JSON object per line with step, epoch, split and metric values.
+
+Each record is appended as one line and flushed to disk before the run goes on. A run killed
+while appending can leave a partial last line: it is dropped with a warning at the next start
+(and ignored by readers), so complete records are never lost and a torn one never stops a run.
+"""
 import json
+import logging
 import math
 import os
+
+from bsd_jax.errors import UserError
+
+
+def _parse(path, lines):
+  """Records of `lines`; a last line without its newline that does not parse is torn (None)."""
+  records = []
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      records.append(json.loads(line))
+    except ValueError:
+      if number == len(lines) and not line.endswith('\n'):
+        return records, line
+      raise UserError(f'{path}: line {number} is not a JSON record (this file is written by '
+                      'bsd_jax only; restore it or use another --workdir)') from None
+  return records, None
 
 
 class MetricLog:
@@ -11,18 +35,33 @@ class MetricLog:
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self.enabled = enabled
 
-  def rewind(self, step: int):
-    """Drop records after `step` (a resumed run replays those steps and writes them again)."""
-    if not self.enabled or not os.path.exists(self.path):
-      return
+  def _lines(self):
+    if not os.path.exists(self.path):
+      return []
     with open(self.path) as f:
-      lines = [l for l in f if l.strip()]
-    keep = [l for l in lines if json.loads(l)['step'] <= step]
-    if len(keep) != len(lines):
-      tmp = self.path + '.tmp'
-      with open(tmp, 'w') as f:
-        f.writelines(keep)
-      os.replace(tmp, self.path)
+      return f.readlines()
+
+  def _rewrite(self, records):
+    tmp = self.path + '.tmp'
+    with open(tmp, 'w') as f:
+      f.writelines(json.dumps(r) + '\n' for r in records)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, self.path)
+
+  def rewind(self, step: int):
+    """Keep the records up to `step` (a resumed run replays later steps and writes them again;
+    step 0: a fresh start keeps none), dropping a torn last line with a warning."""
+    if not self.enabled:
+      return
+    lines = self._lines()
+    records, torn = _parse(self.path, lines)
+    if torn is not None:
+      logging.warning('%s: dropping a partial last record (the run was stopped while writing '
+                      'it): %r', self.path, torn[:80])
+    keep = [r for r in records if r['step'] <= step]
+    if torn is not None or len(keep) != len(records):
+      self._rewrite(keep)
 
   def write(self, step: int, epoch: int, split: str, values: dict):
     if not self.enabled:
@@ -30,11 +69,15 @@ class MetricLog:
     record = {'step': int(step), 'epoch': int(epoch), 'split': split}
     record.update({k: (float(v) if math.isfinite(float(v)) else str(float(v)))
                    for k, v in values.items()})
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
+    try:
+      with open(self.path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as e:
+      raise UserError(f'{self.path}: cannot append a record ({e.strerror}); the checkpoints '
+                      'are intact, the run resumes once this is fixed') from None
 
   def read(self):
-    if not os.path.exists(self.path):
-      return []
-    with open(self.path) as f:
-      return [json.loads(l) for l in f if l.strip()]
+    """Every complete record (a torn last line is left out)."""
+    return _parse(self.path, self._lines())[0]

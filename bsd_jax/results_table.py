@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from bsd_jax.errors import fail
+from bsd_jax.metric_log import MetricLog
 
 # (split, metric key, column title, scale); scale 100 shows a percentage.
 COLUMNS = (
@@ -34,13 +35,8 @@ def read_run(run_dir):
   with open(os.path.join(run_dir, 'config.json')) as f:
     num_epochs = json.load(f)['num_epochs']
   last = {}
-  path = os.path.join(run_dir, 'metrics.jsonl')
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        if line.strip():
-          record = json.loads(line)
-          last[record['split']] = record
+  for record in MetricLog(run_dir, enabled=False).read():  # a torn last line is left out
+    last[record['split']] = record
   return {'epoch': last.get('test', {}).get('epoch', 0), 'num_epochs': num_epochs,
           'train': last.get('train', {}), 'test': last.get('test', {})}
 

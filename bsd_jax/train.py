@@ -24,8 +24,9 @@ import numpy as np
 from bsd_jax import (checkpointing, data, distributed, evaluation, experiment, feeds, periodic,
                      sharding, step)
 from bsd_jax.config_check import check_config
+from bsd_jax import workdir as workdir_lib
 from bsd_jax.data import label_noise
-from bsd_jax.errors import UserError
+from bsd_jax.errors import Diverged, UserError
 from bsd_jax.evaluation import common as eval_common
 from bsd_jax.metric_log import MetricLog
 
@@ -53,6 +54,14 @@ def _agreed(what, fn):
     raise error or UserError(f'another process of this job could not {what} (its error says '
                              'why)')
   return result
+
+
+def _diverged(ckpt, loss, when):
+  newest = ckpt.latest_step()
+  where = ('no checkpoint has been written' if newest is None else
+           f'the newest checkpoint is {ckpt.directory}/{newest}')
+  raise Diverged(f'training loss is {loss} {when}; {where} (a lower learning rate, or another '
+                 'config, in another --workdir)')
 
 
 def _no_predict(state, images):
@@ -115,8 +124,7 @@ def _end_of_epoch(r: _Run, state, sums, step_now, stop):
   if 'correct_clean' in host:
     train['accuracy_clean_labels'] = host['correct_clean'] / host['count']
   if not math.isfinite(train['loss']):
-    raise FloatingPointError(f'training loss is {train["loss"]} in epoch {epoch}; the last '
-                             f'checkpoint is in {r.ckpt.directory}')
+    _diverged(r.ckpt, train['loss'], f'in epoch {epoch}')
   if r.epoch_stats is not None:
     for stats in r.epoch_stats(state.alpha, **r.table_rows):  # in order (jit sorts each dict)
       train.update({k: float(v) for k, v in stats.items()})
@@ -136,19 +144,32 @@ def _end_of_epoch(r: _Run, state, sums, step_now, stop):
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-  """Train, evaluate, checkpoint; returns the last test metrics (and 'stopped_by')."""
+  """Train, evaluate, checkpoint; returns the last test metrics (and 'stopped_by'). The job
+  holds the workdir's lock (process 0 for all) from its checks to its end."""
+  _agreed('use the workdir', lambda: workdir_lib.check_path(workdir))
+  check_config(config, jax.device_count(), jax.process_count())
+  lock = workdir_lib.WorkdirLock(workdir)
+  try:
+    if os.path.isdir(workdir):
+      _agreed('take the workdir lock', lock.acquire if distributed.is_main() else lambda: None)
+    return _train(config, workdir, lock)
+  finally:
+    lock.release()
+
+
+def _train(config, workdir, lock):
   # Checks: everything that can be wrong is checked before anything is written.
+  _agreed('read the workdir', lambda: workdir_lib.check_config(workdir, config))
   num_devices = jax.device_count()
-  check_config(config, num_devices, jax.process_count())
   mesh = sharding.make_mesh()
   ds = _agreed('read its part of the data',
                lambda: data.load(config, rows=lambda num: sharding.process_rows(num, mesh)))
   ds, clean_labels, new_noisy_labels = label_noise.prepare(config, ds, workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    _meta_check(ckpt.read_meta(latest), ds, config, ckpt.directory)
   exp = experiment.build(config, ds, mesh)
+  # The newest checkpoint that restores (damaged ones are moved aside), or a fresh start.
+  state, saved_meta, latest = ckpt.restore_newest(
+      exp.abstract_state, lambda meta: _meta_check(meta, ds, config, ckpt.directory))
   spe, total_steps = exp.steps_per_epoch, exp.total_steps
   # The suites of config.evals read their sets now (the feed fills in the predictions later).
   run_ctx = eval_common.Run(config, ds, exp, None, None)
@@ -163,14 +184,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
     tests = [r for r in log.read() if r['split'] == 'test']
     return dict(tests[-1]) if tests else {}
 
-  # Workdir: the config of the first start and the noisy labels, written by process 0.
+  # Workdir: the lock, the config of the first start, the noisy labels; written by process 0.
   distributed.barrier('checked')  # every process has read the workdir before process 0 writes
   if distributed.is_main():
     os.makedirs(workdir, exist_ok=True)
-    config_path = os.path.join(workdir, 'config.json')
-    if not os.path.exists(config_path):
-      with open(config_path, 'w') as f:
-        f.write(config.to_json(indent=2))
+  _agreed('take the workdir lock', lambda: None if lock.held or not distributed.is_main()
+          else lock.acquire())
+  if distributed.is_main():
+    workdir_lib.write_config(workdir, config)
     if new_noisy_labels is not None:
       label_noise.save(config, workdir, clean_labels, new_noisy_labels)
   logging.info('%s: %d train / %d test samples, %d classes, %d devices (%s), %d steps/epoch',
@@ -190,14 +211,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # Data on the devices (or streamed); the state, created already sharded or restored.
   feed = feeds.make(config, ds, exp, clean_labels)
+  log.rewind(latest or 0)  # records past the state's step are replayed; a torn line is dropped
   if latest is None:
     state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
         jax.random.PRNGKey(config.seed), exp.padded_labels)
     epoch_sums = None
   else:
-    state, saved_meta = ckpt.restore(latest, exp.abstract_state)
     epoch_sums = saved_meta.get('epoch_sums')
-    log.rewind(latest)
     logging.info('Resumed from %s at step %d (epoch %d)', ckpt.directory, latest, latest // spe)
 
   # Steps, jitted; the state is donated and keeps its shardings.
@@ -237,8 +257,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         host = jax.device_get(sums)
         loss = (host['loss_sum'] - logged['loss_sum']) / max(host['count'] - logged['count'], 1)
         if not math.isfinite(loss):
-          raise FloatingPointError(f'training loss is {loss} at step {step_now}; the last '
-                                   f'checkpoint is in {ckpt.directory}')
+          _diverged(ckpt, loss, f'at step {step_now}')
         logging.info('epoch %d/%d step %d/%d loss %.4f lr %.4g %s', (step_now - 1) // spe + 1,
                      config.num_epochs, step_now, total_steps, loss,
                      float(exp.schedule(step_now)), progress.line(step_now))

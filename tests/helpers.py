@@ -74,3 +74,28 @@ def read_metrics(workdir, split=None):
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     records = [json.loads(line) for line in f if line.strip()]
   return [r for r in records if split is None or r['split'] == split]
+
+
+SMOKE = ['--config', 'configs/smoke.py']
+
+
+def run_smoke(workdir, *extra, expect=0):
+  """The smoke config through the CLI to its end; asserts the exit status, returns the output."""
+  proc = run_cli(SMOKE + ['--workdir', str(workdir)] + list(extra))
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == expect, out
+  return out
+
+
+def run_smoke_until(workdir, marker, sig, *extra):
+  """Start the smoke config through the CLI, send `sig` when a line contains `marker`; return
+  (exit status, output)."""
+  proc = run_cli(SMOKE + ['--workdir', str(workdir)] + list(extra))
+  seen = []
+  for line in proc.stdout:
+    seen.append(line)
+    if marker in line:
+      proc.send_signal(sig)
+      break
+  out, _ = proc.communicate(timeout=300)
+  return proc.returncode, ''.join(seen) + out

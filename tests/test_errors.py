@@ -81,8 +81,9 @@ def test_bad_image_folders(tmp_path, layout, match):
 
 
 @pytest.mark.parametrize('key, value, match', [
-    ('num_train', 512, r'made for num_train = 1024, this config gives 512'),
-    ('num_classes', 5, r'made for num_classes = 10, this config gives 5'),
+    ('num_train', 512, r'config\.json was written for another run \(data\.synthetic\.num_train: '
+     r'saved 1024, now 512; num_epochs: saved 1, now 2\)'),
+    ('num_classes', 5, r'\(data\.synthetic\.num_classes: saved 10, now 5; num_epochs: '),
 ])
 def test_workdir_made_for_other_data_is_refused_and_left_alone(tmp_path, key, value, match):
   config = helpers.load_config('smoke.py')

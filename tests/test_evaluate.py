@@ -53,7 +53,7 @@ def test_missing_step_and_missing_run_are_one_line_errors(run_dir, tmp_path):
     evaluate.evaluate(str(tmp_path))
 
 
-def test_unreadable_checkpoint_is_a_one_line_error(run_dir, tmp_path):
+def test_unreadable_checkpoint_falls_back_or_is_a_one_line_error(run_dir, tmp_path):
   broken = tmp_path / 'broken'
   shutil.copytree(run_dir, broken)
   state_dir = broken / 'checkpoints' / '32' / 'state'
@@ -62,9 +62,17 @@ def test_unreadable_checkpoint_is_a_one_line_error(run_dir, tmp_path):
       if not name.startswith('_'):
         with open(os.path.join(root, name), 'wb') as f:
           f.write(b'garbage')
-  with pytest.raises(UserError, match=r'checkpoints/32: cannot read the checkpoint') as info:
-    evaluate.evaluate(str(broken))
+  with pytest.raises(UserError, match=r'cannot read the checkpoint .*checkpoints/32') as info:
+    evaluate.evaluate(str(broken), step=32)
   assert '\n' not in str(info.value)
+  # Without --step: the newest checkpoint that can be read, named in the record; nothing moved.
+  record = evaluate.evaluate(str(broken))
+  assert record['step'] == 16
+  assert sorted(os.listdir(broken / 'checkpoints')) == ['16', '32']
+  for name in os.listdir(broken / 'checkpoints' / '16'):  # both broken: a one-line error
+    shutil.rmtree(broken / 'checkpoints' / '16' / name, ignore_errors=True)
+  with pytest.raises(UserError, match=r'no checkpoint can be read \(have \[16, 32\]\)'):
+    evaluate.evaluate(str(broken))
 
 
 def test_a_run_written_before_model_became_a_group_still_evaluates(run_dir, tmp_path):

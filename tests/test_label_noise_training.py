@@ -3,6 +3,7 @@ import csv
 import gzip
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -63,11 +64,14 @@ def test_train_accuracy_against_clean_labels(noisy_run):
   assert last['accuracy_clean_labels'] > last['accuracy'] + 0.05
 
 
-@pytest.mark.parametrize('change, match', [
-    ({'seed': 1}, r"noisy_labels\.npz was made with label noise .*'seed': 0"),
-    ({'kind': 'none'}, r'noisy_labels\.npz exists: this workdir was trained with label noise'),
+@pytest.mark.parametrize('change, match, npz_match', [
+    ({'seed': 1}, r'label_noise\.seed: saved 0, now 1',
+     r"noisy_labels\.npz was made with label noise .*'seed': 0"),
+    ({'kind': 'none'}, r'label_noise\.kind: saved "symmetric", now "none"',
+     r'noisy_labels\.npz exists: this workdir was trained with label noise'),
 ])
-def test_resume_with_other_noise_is_refused(noisy_run, change, match):
+def test_resume_with_other_noise_is_refused(noisy_run, tmp_path, change, match, npz_match):
+  """config.json names the change; without it (a copy), noisy_labels.npz still refuses."""
   _, workdir = noisy_run
   path = os.path.join(workdir, 'noisy_labels.npz')
   with open(path, 'rb') as f:
@@ -76,6 +80,11 @@ def test_resume_with_other_noise_is_refused(noisy_run, change, match):
     train.train_and_evaluate(_noisy_config(**change), workdir)
   with open(path, 'rb') as f:
     assert f.read() == before
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(workdir, copy)
+  os.remove(os.path.join(copy, 'config.json'))
+  with pytest.raises(UserError, match=npz_match):
+    train.train_and_evaluate(_noisy_config(**change), copy)
 
 
 def test_superclasses_from_the_shared_labels_csv():

@@ -12,28 +12,8 @@ from bsd_jax import train
 from bsd_jax.methods import bsd
 from tests import helpers
 
-SMOKE = ['--config', 'configs/smoke.py']
 EPOCHS, STEPS_PER_EPOCH = 5, 16  # configs/smoke.py: 1024 samples, batch 64
-
-
-def _run_until(workdir, marker, sig, *extra):
-  """Start the CLI, wait for a line containing `marker`, send `sig`; return (rc, output)."""
-  proc = helpers.run_cli(SMOKE + ['--workdir', workdir] + list(extra))
-  seen = []
-  for line in proc.stdout:
-    seen.append(line)
-    if marker in line:
-      proc.send_signal(sig)
-      break
-  out, _ = proc.communicate(timeout=300)
-  return proc.returncode, ''.join(seen) + out
-
-
-def _run(workdir, *extra):
-  proc = helpers.run_cli(SMOKE + ['--workdir', workdir] + list(extra))
-  out, _ = proc.communicate(timeout=300)
-  assert proc.returncode == 0, out
-  return out
+_run, _run_until = helpers.run_smoke, helpers.run_smoke_until
 
 
 @pytest.fixture(scope='module')

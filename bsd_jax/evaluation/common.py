@@ -5,6 +5,7 @@ config.json lacks.
 """
 import dataclasses
 import json
+import logging
 import os
 from typing import Any, Callable
 
@@ -50,9 +51,7 @@ def load_checkpoint(workdir, step=None):
   available = ckpt.all_steps()
   if not available:
     raise UserError(f'{ckpt.directory}: no checkpoint to evaluate')
-  if step is None:
-    step = available[-1]
-  elif step not in available:
+  if step is not None and step not in available:
     raise UserError(f'--step {step}: no such checkpoint in {ckpt.directory} (have {available})')
   ds = data.load(config)
   try:
@@ -60,14 +59,19 @@ def load_checkpoint(workdir, step=None):
   except KeyError as e:  # a name or key this version does not know (a config.json edited by hand)
     raise UserError(f'{os.path.join(workdir, "config.json")}: {e} is unknown to this version of '
                     'bsd_jax') from None
+  # The asked-for checkpoint, or the newest that can be read (a reading command moves nothing).
   try:
-    state, _ = ckpt.restore(step, exp.abstract_state)
-  except Exception as e:  # orbax raises many types for damaged or foreign checkpoints
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise UserError(f'{ckpt.directory}/{step}: cannot read the checkpoint ({first})') from None
+    for candidate in ([step] if step is not None else reversed(available)):
+      try:
+        state, _ = ckpt.restore(candidate, exp.abstract_state)
+        return config, ds, exp, state, int(candidate)
+      except checkpointing.Damaged as e:
+        if step is not None:
+          raise UserError(f'cannot read the checkpoint ({e})') from None
+        logging.warning('Checkpoint %d cannot be read (%s); trying an older one', candidate, e)
+    raise UserError(f'{ckpt.directory}: no checkpoint can be read (have {available})')
   finally:
     ckpt.close()
-  return config, ds, exp, state, int(step)
 
 
 def checkpoint_run(config, ds, exp) -> Run:

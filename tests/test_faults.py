@@ -1,0 +1,271 @@
+"""Fault injection: a run directory survives every fault a long job meets, or the run refuses in
+one line with nothing in the workdir changed (docs/training.md, What survives which fault).
+
+Each fault is applied to a real run of the smoke config through the command line (one CPU
+device) and the resumed run is compared, bit for bit, with an uninterrupted one.
+"""
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import chex
+import numpy as np
+import pytest
+
+from bsd_jax import checkpointing, data, experiment
+from bsd_jax.errors import UserError
+from tests import helpers
+
+EPOCHS, STEPS_PER_EPOCH = 5, 16  # configs/smoke.py: 1024 samples, batch 64
+_run = helpers.run_smoke
+
+
+def _start(workdir, *extra):
+  return helpers.run_cli(helpers.SMOKE + ['--workdir', str(workdir)] + list(extra))
+
+
+def _run_until(workdir, marker):
+  """The smoke run killed (-9) when a line contains `marker`."""
+  return helpers.run_smoke_until(workdir, marker, signal.SIGKILL)[1]
+
+
+def _one_error_line(out, prog='bsd_jax'):
+  errors = [line for line in out.splitlines() if line.startswith(f'{prog}: error: ')]
+  assert len(errors) == 1 and 'Traceback' not in out, out
+  return errors[0]
+
+
+def _snapshot(workdir):
+  """{relative path: sha1} of every file under `workdir`."""
+  out = {}
+  for root, _, files in os.walk(workdir):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, workdir)] = hashlib.sha1(f.read()).hexdigest()
+  return out
+
+
+def _assert_same_run(reference, workdir):
+  state_a, step_a = helpers.read_checkpoint_state(reference)
+  state_b, step_b = helpers.read_checkpoint_state(workdir)
+  assert step_a == step_b == EPOCHS * STEPS_PER_EPOCH
+  chex.assert_trees_all_equal(state_a, state_b)
+  assert helpers.read_metrics(reference) == helpers.read_metrics(workdir)  # none lost, none twice
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('reference')
+  _run(workdir)
+  return str(workdir)
+
+
+def _damage(step_dir):
+  """Truncate every data file of a checkpoint's state (as a full disk or a crash would)."""
+  for root, _, files in os.walk(os.path.join(step_dir, 'state')):
+    for name in files:
+      if not name.startswith(('_', 'commit')) and 'manifest' not in name:
+        path = os.path.join(root, name)
+        with open(path, 'r+b') as f:
+          f.truncate(os.path.getsize(path) // 3)
+
+
+# 1. Resuming with another config.
+
+def test_resume_with_another_model_and_seed_is_refused_naming_each_key(reference, tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference, workdir)
+  before = _snapshot(workdir)
+  out = _run(workdir, "--config.model.cnn_widths=(8,8)", '--config.seed=3',
+             '--config.learning_rate=0.2', expect=2)
+  line = _one_error_line(out)
+  assert 'model.cnn_widths: saved [16, 32], now [8, 8]' in line
+  assert 'seed: saved 0, now 3' in line and 'learning_rate: saved 0.05, now 0.2' in line
+  assert _snapshot(workdir) == before
+
+
+def test_keys_that_may_change_on_resume_are_accepted(reference, tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference, workdir)
+  out = _run(workdir, '--config.log_every_steps=4', '--config.eval_batch_size=128')
+  assert 'nothing to do' in out
+
+
+def test_restore_is_strict_about_every_shape_but_the_table_rows(reference):
+  config = helpers.load_config('smoke.py')
+  config.model.cnn_widths = (8, 8)
+  exp = experiment.build(config, data.load(config))
+  ckpt = checkpointing.Checkpointer(reference, 3)
+  with pytest.raises(UserError, match=r'checkpoints/80: array batch_stats/BatchNorm_0/mean was '
+                     r'saved with shape \(16,\), this config makes \(8,\)') as info:
+    ckpt.restore(EPOCHS * STEPS_PER_EPOCH, exp.abstract_state)
+  assert '\n' not in str(info.value)
+  ckpt.close()
+
+
+# 2. A torn record.
+
+def test_a_torn_last_record_is_dropped_and_the_run_ends_bit_exact(reference, tmp_path):
+  workdir = str(tmp_path / 'run')
+  _run_until(workdir, f'step {int(2.5 * STEPS_PER_EPOCH)}/')  # killed in epoch 3
+  with open(os.path.join(workdir, 'metrics.jsonl'), 'a') as f:
+    f.write('{"step": 48, "epoch": 3, "split": "tra')  # kill -9 during an append
+  out = _run(workdir)
+  assert 'dropping a partial last record' in out
+  _assert_same_run(reference, workdir)
+
+
+# 3. Damaged checkpoints.
+
+def test_a_damaged_newest_checkpoint_is_moved_aside_and_the_run_ends_bit_exact(reference,
+                                                                               tmp_path):
+  workdir = str(tmp_path / 'run')
+  _run_until(workdir, f'step {int(3.5 * STEPS_PER_EPOCH)}/')  # checkpoints 16, 32, 48
+  _damage(os.path.join(workdir, 'checkpoints', '48'))
+  out = _run(workdir)
+  assert 'Checkpoint 48 cannot be restored' in out and 'Resumed from' in out
+  assert 'at step 32' in out
+  moved = os.listdir(os.path.join(workdir, 'damaged_checkpoints'))
+  assert len(moved) == 1 and moved[0].startswith('48-')  # kept, not deleted
+  _assert_same_run(reference, workdir)
+
+
+def test_when_no_checkpoint_restores_the_run_refuses_in_one_line(reference, tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference, workdir)
+  steps = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))
+  for step in steps:
+    _damage(os.path.join(workdir, 'checkpoints', step))
+  line = _one_error_line(_run(workdir, expect=2))
+  assert 'no checkpoint can be restored' in line
+  assert sorted(n.split('-')[0] for n in os.listdir(os.path.join(workdir, 'damaged_checkpoints'))
+                ) == steps
+
+
+# 4. One job per workdir.
+
+def test_a_second_job_on_a_running_workdir_is_refused(tmp_path):
+  workdir = str(tmp_path / 'run')
+  first = _start(workdir, '--config.data.synthetic.num_train=4096')  # a longer run
+  try:
+    for line in first.stdout:  # the first job is training: it holds the lock
+      if 'epoch 1/5 test' in line:
+        break
+    out = _run(workdir, '--config.data.synthetic.num_train=4096', expect=2)
+    line = _one_error_line(out)
+    assert f'in use by process {first.pid} on this host' in line
+  finally:
+    first.kill()
+    first.communicate(timeout=60)
+  records = helpers.read_metrics(workdir)
+  assert len(records) == len({(r['step'], r['split']) for r in records})  # written once
+
+
+def _lock(workdir, **holder):
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, 'lock.json'), 'w') as f:
+    json.dump(dict({'host': socket.gethostname(), 'started': 'then'}, **holder), f)
+
+
+def test_a_lock_of_a_process_that_is_gone_is_taken_over(tmp_path):
+  gone = subprocess.Popen([sys.executable, '-c', 'pass'])
+  gone.wait()
+  workdir = str(tmp_path / 'run')
+  _lock(workdir, pid=gone.pid)
+  out = _run(workdir, '--config.num_epochs=1')
+  assert f'taking over the lock of process {gone.pid}' in out
+  assert not os.path.exists(os.path.join(workdir, 'lock.json'))  # released at the end
+
+
+def test_a_lock_from_another_host_is_refused_with_what_to_do(tmp_path):
+  workdir = str(tmp_path / 'run')
+  _lock(workdir, host='node-17', pid=4242)
+  line = _one_error_line(_run(workdir, expect=2))
+  assert 'in use by process 4242 on host node-17' in line and 'remove the file' in line
+  assert os.listdir(workdir) == ['lock.json']
+
+
+# 5. Clear failures.
+
+def test_a_nan_loss_is_one_line_with_exit_status_3(tmp_path):
+  line = _one_error_line(_run(tmp_path / 'run', '--config.learning_rate=1e30', expect=3))
+  assert 'training loss is nan at step 8; no checkpoint has been written' in line
+
+
+def test_a_workdir_that_is_a_file_is_refused(tmp_path):
+  path = tmp_path / 'file'
+  path.write_text('mine')
+  line = _one_error_line(_run(path, expect=2))
+  assert f'--workdir {path} is a file, not a directory' in line
+  assert path.read_text() == 'mine'
+
+
+def _size(path):
+  return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(path) for n in names)
+
+
+@pytest.fixture
+def small_disk(reference, tmp_path):
+  """A tmpfs (root only) with room for the run's files and 2.5 checkpoints."""
+  checkpoint = max(_size(os.path.join(reference, 'checkpoints', s))
+                   for s in os.listdir(os.path.join(reference, 'checkpoints')))
+  mount = tmp_path / 'disk'
+  mount.mkdir()
+  size = int(2.5 * checkpoint + _size(reference) - _size(os.path.join(reference, 'checkpoints')))
+  proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(mount)],
+                        capture_output=True, text=True)
+  if proc.returncode != 0:
+    pytest.skip(f'cannot mount a small tmpfs here: {proc.stderr.strip()}')
+  yield mount
+  subprocess.run(['umount', '-l', str(mount)], check=False)
+
+
+def test_a_disk_that_fills_up_during_a_save_keeps_the_last_checkpoint(reference, small_disk):
+  workdir = str(small_disk / 'run')
+  out = _run(workdir, '--config.keep_checkpoints=10', expect=2)
+  line = _one_error_line(out)
+  assert 'saving the checkpoint failed' in line and 'is intact' in line, line
+  kept = helpers.read_checkpoint_state(workdir)[1]
+  assert kept >= STEPS_PER_EPOCH
+  subprocess.run(['mount', '-o', 'remount,size=20m', str(small_disk)], check=True)
+  _run(workdir, '--config.keep_checkpoints=10')  # room again: resumes from the intact one
+  _assert_same_run(reference, workdir)
+
+
+# 6. kill -9 at random moments, several times in a row.
+
+def _kill_at_random_moments(workdir, kills, seed):
+  rng = random.Random(seed)
+  for _ in range(kills):
+    proc = _start(workdir)
+    for line in proc.stdout:  # once it trains (compilation takes most of the start)
+      if 'Compiled and ran the first train step' in line or 'nothing to do' in line:
+        break
+    time.sleep(rng.uniform(0.0, 2.0))
+    proc.kill()
+    proc.communicate(timeout=60)
+  _run(workdir)
+
+
+def test_kill_9_at_random_moments_then_resume_ends_bit_exact(reference, tmp_path):
+  workdir = str(tmp_path / 'run')
+  _kill_at_random_moments(workdir, kills=3, seed=0)
+  _assert_same_run(reference, workdir)
+
+
+@pytest.mark.slow
+def test_kill_9_many_times_at_random_moments_ends_bit_exact(reference, tmp_path):
+  workdir = str(tmp_path / 'run')
+  _kill_at_random_moments(workdir, kills=12, seed=1)
+  _assert_same_run(reference, workdir)
+  assert not os.path.exists(os.path.join(workdir, 'lock.json'))
+  np.testing.assert_equal(sorted(os.listdir(os.path.join(workdir, 'checkpoints'))),
+                          sorted(os.listdir(os.path.join(reference, 'checkpoints'))))
