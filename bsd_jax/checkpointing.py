@@ -52,15 +52,19 @@ def _pending_io_quiet():
       failed = True
       raise
     finally:
-      if failed:
-        time.sleep(0.5)  # the reads in flight report now, while stderr is still captured
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
+      try:
+        if failed:
+          time.sleep(0.5)  # the operations in flight report now, while stderr is captured
+        sys.stderr.flush()
+      finally:
+        os.dup2(saved, 2)
+        os.close(saved)
       tmp.seek(0)
-      kept = [line for line in tmp.read().decode(errors='replace').splitlines(keepends=True)
-              if line.strip() and not any(n in line for n in _NOISE)]
-      sys.stderr.write(''.join(kept))
+      text = tmp.read().decode(errors='replace')
+      if 'Event loop is closed' in text:
+        text = ''.join(line for line in text.splitlines(keepends=True)
+                       if line.strip() and not any(n in line for n in _NOISE))
+      sys.stderr.write(text)
 
 
 def leaf_name(path) -> str:
@@ -77,16 +81,23 @@ class Checkpointer:
   """Find, read and restore checkpoints; save (also on a stop request); keep the last `keep`.
   Whether to restore or to start fresh is the caller's decision (train.py)."""
 
-  def __init__(self, workdir: str, keep: int):
+  def __init__(self, workdir: str, keep: int, read_only: bool = False):
+    """`read_only`: for reading commands (evaluate), which must not touch a directory a job may
+    be writing to (no temporary directories cleaned, nothing created)."""
     self.workdir = workdir
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
     self._keep = keep
+    self._read_only = read_only
     self._manager = None
 
   def _mngr(self):
     if self._manager is None:
-      options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
-                                             cleanup_tmp_directories=True)
+      if self._read_only:
+        options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                               cleanup_tmp_directories=False)
+      else:
+        options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
+                                               cleanup_tmp_directories=True)
       self._manager = ocp.CheckpointManager(
           self.directory, options=options,
           item_handlers={'state': ocp.PyTreeCheckpointHandler(),
@@ -153,13 +164,14 @@ class Checkpointer:
     return out['state'], out['meta']
 
   def restore_newest(self, abstract_state, check_meta):
-    """(state, meta, step) of the newest checkpoint that restores, or (None, None, None) when
-    there is none. `check_meta(meta)` may refuse a checkpoint made for another run (UserError).
-    A damaged checkpoint is reported in one line and moved aside (process 0; every process
-    agrees); when checkpoints exist but none restores, UserError."""
+    """(state, meta, step, damaged steps) of the newest checkpoint that restores, or
+    (None, None, None, []) when there is none. `check_meta(meta)` may refuse a checkpoint made
+    for another run (UserError). The newer checkpoints that cannot be read are reported in one
+    line each and returned, for the caller to move aside once every check has passed; when
+    checkpoints exist but none restores, UserError, nothing moved. Every process agrees."""
     from bsd_jax import distributed
     steps = self.all_steps()
-    reasons = []
+    damaged, reasons = [], []
     for step in reversed(steps):
       error, out = None, None
       try:
@@ -168,29 +180,30 @@ class Checkpointer:
       except Damaged as e:
         error = e
       if not distributed.any_process(error is not None):
-        return out[0], out[1], step
+        return out[0], out[1], step, damaged
+      damaged.append(step)
       reasons.append(str(error or f'{self.directory}/{step}: unreadable on another process'))
-      distributed.barrier(f'damaged {step}')
-      if distributed.is_main():
-        moved = self.move_aside(step)
-        logging.warning('Checkpoint %d cannot be restored (%s); moved to %s', step,
-                        reasons[-1], moved)
-      self.close()
-      distributed.barrier(f'moved {step}')
+      logging.warning('Checkpoint %d cannot be restored (%s)', step, reasons[-1])
     if steps:
-      raise UserError(f'{self.directory}: no checkpoint can be restored (moved to '
-                      f'{os.path.join(self.workdir, "damaged_checkpoints")}; newest: '
-                      f'{reasons[0]}); run again to start from step 0, or use another --workdir')
-    return None, None, None
+      raise UserError(f'{self.directory}: no checkpoint can be restored (newest: {reasons[0]}); '
+                      'nothing was moved: restore the files, or move the checkpoints away to '
+                      'start again from step 0, or use another --workdir')
+    return None, None, None, []
 
-  def move_aside(self, step) -> str:
-    """Move checkpoint `step` to <workdir>/damaged_checkpoints/<step>-<time> (never deleted)."""
+  def move_aside(self, steps):
+    """Move checkpoints `steps` to <workdir>/damaged_checkpoints/<step>-<time> (never deleted;
+    process 0, every process waits for it)."""
+    from bsd_jax import distributed
     self.close()
-    target_dir = os.path.join(self.workdir, 'damaged_checkpoints')
-    os.makedirs(target_dir, exist_ok=True)
-    target = os.path.join(target_dir, f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
-    os.replace(os.path.join(self.directory, str(step)), target)
-    return target
+    distributed.barrier('moving damaged checkpoints')
+    if distributed.is_main():
+      target_dir = os.path.join(self.workdir, 'damaged_checkpoints')
+      os.makedirs(target_dir, exist_ok=True)
+      for step in steps:
+        target = os.path.join(target_dir, f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
+        os.replace(os.path.join(self.directory, str(step)), target)
+        logging.warning('Moved the damaged checkpoint %d to %s', step, target)
+    distributed.barrier('moved damaged checkpoints')
 
   def save(self, step: int, state, meta: dict):
     """Write a checkpoint and wait until it is complete on disk; a failure (a full disk) is a

@@ -38,6 +38,8 @@ def main(argv):
     result = train.train_and_evaluate(cli.CONFIG.value, cli.WORKDIR.value)
   except UserError as e:
     fail('bsd_jax', str(e), e.exit_status)
+  except KeyboardInterrupt:  # Ctrl-C outside the step loop (which saves and exits 130 itself)
+    fail('bsd_jax', 'interrupted before training started or after it ended', 130)
   if result.get('stopped_by'):
     sys.exit(128 + signal.Signals[result['stopped_by']].value)
 

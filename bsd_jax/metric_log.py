@@ -13,19 +13,30 @@ from bsd_jax.errors import UserError
 
 
 def _parse(path, lines):
-  """Records of `lines`; a last line without its newline that does not parse is torn (None)."""
-  records = []
+  """(records of `lines`, the torn text or None). A last line without its newline that does not
+  parse is torn. A line inside the file that does not parse is a torn record to which earlier
+  versions appended the next one: that record is kept, the fragment dropped."""
+  records, torn = [], None
   for number, line in enumerate(lines, 1):
     if not line.strip():
       continue
     try:
       records.append(json.loads(line))
+      continue
     except ValueError:
-      if number == len(lines) and not line.endswith('\n'):
-        return records, line
+      pass
+    if number == len(lines) and not line.endswith('\n'):
+      return records, line
+    start = line.rfind('{"step"')
+    try:
+      records.append(json.loads(line[start:]) if start > 0 else None)
+      torn = line[:start]
+    except ValueError:
+      records.append(None)
+    if records[-1] is None:
       raise UserError(f'{path}: line {number} is not a JSON record (this file is written by '
-                      'bsd_jax only; restore it or use another --workdir)') from None
-  return records, None
+                      'bsd_jax only; restore it or use another --workdir)')
+  return records, torn
 
 
 class MetricLog:
@@ -57,8 +68,8 @@ class MetricLog:
     lines = self._lines()
     records, torn = _parse(self.path, lines)
     if torn is not None:
-      logging.warning('%s: dropping a partial last record (the run was stopped while writing '
-                      'it): %r', self.path, torn[:80])
+      logging.warning('%s: dropping a partial record (the run was stopped while writing it): '
+                      '%r', self.path, torn[:80])
     keep = [r for r in records if r['step'] <= step]
     if torn is not None or len(keep) != len(records):
       self._rewrite(keep)

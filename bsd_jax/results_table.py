@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from bsd_jax.errors import fail
+from bsd_jax.errors import UserError, fail
 from bsd_jax.metric_log import MetricLog
 
 # (split, metric key, column title, scale); scale 100 shows a percentage.
@@ -141,7 +141,10 @@ def main(argv):
   if len(argv) != 2 or not os.path.isdir(argv[1]):
     fail('bsd_jax.results_table', 'give one sweep directory (the --workdir of bsd_jax.sweep); '
          f'got {argv[1:]}')
-  print(write_table(argv[1]))
+  try:
+    print(write_table(argv[1]))
+  except UserError as e:
+    fail('bsd_jax.results_table', str(e))
 
 
 if __name__ == '__main__':

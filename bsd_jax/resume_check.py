@@ -46,6 +46,8 @@ def flatten(tree, prefix=''):
 def _acts(key, c):
   """Whether `key` acts in the run described by the flat config `c`."""
   section = key.split('.')[0]
+  if key == 'bsd.label_weight_end':
+    return c.get('method') == 'bsd' and c.get('bsd.gamma') is None
   if section in _METHOD_SECTIONS.values():
     return _METHOD_SECTIONS.get(c.get('method')) == section
   if key.startswith('supcon.') and key != 'supcon.weight':
@@ -63,6 +65,8 @@ def _acts(key, c):
     return c.get('model.name') == 'cnn'
   if key == 'data.subset_seed':
     return bool(c.get('data.train_subset_per_class'))
+  if key in ('lr_milestones', 'lr_decay_factor'):
+    return c.get('lr_schedule') == 'multistep'
   return True
 
 

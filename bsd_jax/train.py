@@ -15,6 +15,8 @@ import json
 import logging
 import math
 import os
+import signal
+import sys
 from typing import Any
 
 import jax
@@ -149,12 +151,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
   _agreed('use the workdir', lambda: workdir_lib.check_path(workdir))
   check_config(config, jax.device_count(), jax.process_count())
   lock = workdir_lib.WorkdirLock(workdir)
+  # SIGTERM before or after the step loop (whose StopRequest saves a checkpoint) ends the job
+  # like SIGINT does: through the `finally` that releases the lock.
+  previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
   try:
-    if os.path.isdir(workdir):
-      _agreed('take the workdir lock', lock.acquire if distributed.is_main() else lambda: None)
+    _agreed('take the workdir lock', lambda: lock.acquire()
+            if distributed.is_main() and os.path.isdir(workdir) else None)
     return _train(config, workdir, lock)
   finally:
     lock.release()
+    signal.signal(signal.SIGTERM, previous)
 
 
 def _train(config, workdir, lock):
@@ -167,15 +173,15 @@ def _train(config, workdir, lock):
   ds, clean_labels, new_noisy_labels = label_noise.prepare(config, ds, workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   exp = experiment.build(config, ds, mesh)
-  # The newest checkpoint that restores (damaged ones are moved aside), or a fresh start.
-  state, saved_meta, latest = ckpt.restore_newest(
-      exp.abstract_state, lambda meta: _meta_check(meta, ds, config, ckpt.directory))
   spe, total_steps = exp.steps_per_epoch, exp.total_steps
   # The suites of config.evals read their sets now (the feed fills in the predictions later).
   run_ctx = eval_common.Run(config, ds, exp, None, None)
   suites = _agreed('read its evaluation sets', lambda: [
       (cls(run_ctx, options), every) for cls, options, every in evaluation.scheduled(config)])
   suites.insert(0, (evaluation.SUITES['test'](run_ctx, {}), config.eval_every_epochs))
+  # The newest checkpoint that restores (newer damaged ones are moved aside below), or none.
+  state, saved_meta, latest, damaged = ckpt.restore_newest(
+      exp.abstract_state, lambda meta: _meta_check(meta, ds, config, ckpt.directory))
   log = MetricLog(workdir, enabled=distributed.is_main())
   if latest is not None and latest >= total_steps:
     logging.info('%s already holds the finished run (step %d of %d): nothing to do',
@@ -190,6 +196,8 @@ def _train(config, workdir, lock):
     os.makedirs(workdir, exist_ok=True)
   _agreed('take the workdir lock', lambda: None if lock.held or not distributed.is_main()
           else lock.acquire())
+  if damaged:
+    ckpt.move_aside(damaged)
   if distributed.is_main():
     workdir_lib.write_config(workdir, config)
     if new_noisy_labels is not None:

@@ -76,34 +76,58 @@ class WorkdirLock:
     except (OSError, ValueError):
       return None  # being written, or torn: treated as held by an unknown job
 
+  def _create(self, me) -> bool:
+    """Create the lock with its content in one step (a hard link of a complete temporary file:
+    a crash never leaves an empty lock); False when it exists."""
+    tmp = f'{self.path}.{me["host"]}.{me["pid"]}.tmp'
+    with open(tmp, 'w') as f:
+      json.dump(me, f)
+    try:
+      os.link(tmp, self.path)
+      return True
+    except FileExistsError:
+      return False
+    finally:
+      os.remove(tmp)
+
   def acquire(self):
     """Create the lock or raise UserError naming its holder (the workdir must exist)."""
     me = {'host': socket.gethostname(), 'pid': os.getpid(),
           'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')}
-    for _ in range(2):
-      try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-      except FileExistsError:
-        holder = self._holder()
-        if holder is None:
-          raise UserError(f'{self.path}: another job is starting in this workdir (its lock '
-                          'cannot be read); if no job runs there, remove the file') from None
-        if holder.get('host') == me['host'] and not _alive(int(holder.get('pid', -1))):
-          logging.warning('%s: taking over the lock of process %s (started %s), which is gone',
-                          self.path, holder.get('pid'), holder.get('started'))
-          os.remove(self.path)
+    for _ in range(3):
+      if self._create(me):
+        self.held = True
+        return
+      holder = self._holder()
+      if holder is None:
+        raise UserError(f'{self.path}: cannot read this lock of another job; if no job runs in '
+                        'this workdir, remove the file')
+      same_host = holder.get('host') == me['host']
+      if same_host and not _alive(int(holder.get('pid', -1))):
+        # Take it over by renaming it away: of two jobs doing so at once, one rename succeeds.
+        stale = f'{self.path}.stale.{me["pid"]}'
+        try:
+          os.rename(self.path, stale)
+        except FileNotFoundError:
+          continue  # another job took it over first; try again
+        with open(stale) as f:
+          taken = json.load(f)
+        if taken != holder:  # the new lock of a job that took it over first: put it back
+          try:
+            os.link(stale, self.path)
+          except FileExistsError:
+            pass
+          os.remove(stale)
           continue
-        where = (f'process {holder.get("pid")} on this host' if holder.get('host') == me['host']
-                 else f'process {holder.get("pid")} on host {holder.get("host")}')
-        hint = ('' if holder.get('host') == me['host'] else
-                '; if that job is dead, remove the file')
-        raise UserError(f'{self.path}: this workdir is in use by {where}, started '
-                        f'{holder.get("started")}{hint}') from None
-      with os.fdopen(fd, 'w') as f:
-        json.dump(me, f)
-      self.held = True
-      return
-    raise UserError(f'{self.path}: could not take the lock (another job took it first)')
+        os.remove(stale)
+        logging.warning('%s: taking over the lock of process %s (started %s), which is gone',
+                        self.path, holder.get('pid'), holder.get('started'))
+        continue
+      where = (f'process {holder.get("pid")} on this host' if same_host
+               else f'process {holder.get("pid")} on host {holder.get("host")}')
+      raise UserError(f'{self.path}: this workdir is in use by {where}, started '
+                      f'{holder.get("started")}; if that job is dead, remove the file')
+    raise UserError(f'{self.path}: could not take the lock (other jobs are starting here)')
 
   def release(self):
     if self.held:

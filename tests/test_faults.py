@@ -119,7 +119,7 @@ def test_a_torn_last_record_is_dropped_and_the_run_ends_bit_exact(reference, tmp
   with open(os.path.join(workdir, 'metrics.jsonl'), 'a') as f:
     f.write('{"step": 48, "epoch": 3, "split": "tra')  # kill -9 during an append
   out = _run(workdir)
-  assert 'dropping a partial last record' in out
+  assert 'dropping a partial record' in out
   _assert_same_run(reference, workdir)
 
 
@@ -133,6 +133,7 @@ def test_a_damaged_newest_checkpoint_is_moved_aside_and_the_run_ends_bit_exact(r
   out = _run(workdir)
   assert 'Checkpoint 48 cannot be restored' in out and 'Resumed from' in out
   assert 'at step 32' in out
+  assert 'Moved the damaged checkpoint 48' in out
   moved = os.listdir(os.path.join(workdir, 'damaged_checkpoints'))
   assert len(moved) == 1 and moved[0].startswith('48-')  # kept, not deleted
   _assert_same_run(reference, workdir)
@@ -144,10 +145,37 @@ def test_when_no_checkpoint_restores_the_run_refuses_in_one_line(reference, tmp_
   steps = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))
   for step in steps:
     _damage(os.path.join(workdir, 'checkpoints', step))
+  before = _snapshot(workdir)
   line = _one_error_line(_run(workdir, expect=2))
-  assert 'no checkpoint can be restored' in line
-  assert sorted(n.split('-')[0] for n in os.listdir(os.path.join(workdir, 'damaged_checkpoints'))
-                ) == steps
+  assert 'no checkpoint can be restored' in line and 'nothing was moved' in line
+  assert _snapshot(workdir) == before and len(steps) == 3
+
+
+def test_evaluate_reads_checkpoints_without_touching_a_save_in_progress(reference, tmp_path):
+  from bsd_jax import evaluate
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference, workdir)
+  in_progress = os.path.join(workdir, 'checkpoints', '96.orbax-checkpoint-tmp-123')
+  os.makedirs(os.path.join(in_progress, 'state'))  # a training job writing checkpoint 96
+  assert evaluate.evaluate(workdir)['step'] == EPOCHS * STEPS_PER_EPOCH
+  assert os.path.isdir(in_progress)
+
+
+def test_a_torn_record_inside_the_log_keeps_the_record_appended_to_it(tmp_path):
+  """Earlier versions appended after a torn line: the complete record on it is kept."""
+  from bsd_jax.metric_log import MetricLog
+  with open(tmp_path / 'metrics.jsonl', 'w') as f:
+    f.write('{"step": 16, "epoch": 1, "split": "train", "loss": 1.0}\n'
+            '{"step": 16, "epoch": 1, "spl{"step": 16, "epoch": 1, "split": "test", "nll": 2.0}\n'
+            '{"step": 32, "epoch": 2, "split": "train", "loss": 0.5}\n')
+  log = MetricLog(str(tmp_path))
+  log.rewind(32)
+  assert [(r['split'], r['step']) for r in log.read()] == [
+      ('train', 16), ('test', 16), ('train', 32)]
+  with open(tmp_path / 'metrics.jsonl', 'a') as f:
+    f.write('not json\n{"step": 48}\n')
+  with pytest.raises(UserError, match=r'metrics\.jsonl: line 4 is not a JSON record'):
+    log.read()
 
 
 # 4. One job per workdir.
@@ -269,3 +297,18 @@ def test_kill_9_many_times_at_random_moments_ends_bit_exact(reference, tmp_path)
   assert not os.path.exists(os.path.join(workdir, 'lock.json'))
   np.testing.assert_equal(sorted(os.listdir(os.path.join(workdir, 'checkpoints'))),
                           sorted(os.listdir(os.path.join(reference, 'checkpoints'))))
+
+
+def test_only_keys_that_act_in_the_run_are_compared():
+  from bsd_jax import resume_check
+  saved = {'method': 'bsd', 'lr_schedule': 'cosine', 'lr_milestones': [100, 150],
+           'bsd': {'gamma': 0.99, 'label_weight_end': 0.5, 'eps': 0.001},
+           'pskd': {'alpha_T': 0.8}, 'log_every_steps': 100}
+  new = json.loads(json.dumps(saved))
+  new['lr_milestones'], new['bsd']['label_weight_end'] = [50], 0.3  # inactive: cosine, gamma set
+  new['pskd']['alpha_T'], new['log_every_steps'] = 0.5, 10  # another method; may change
+  assert resume_check.differences(saved, new) == []
+  new['bsd']['eps'], new['lr_schedule'] = 0.01, 'multistep'
+  assert resume_check.differences(saved, new) == [
+      ('bsd.eps', 0.001, 0.01), ('lr_milestones', [100, 150], [50]),
+      ('lr_schedule', 'cosine', 'multistep')]

@@ -31,8 +31,11 @@ def load_run_config(workdir):
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     raise UserError(f'{path} is missing: {workdir} is not a bsd_jax run directory')
-  with open(path) as f:
-    saved = json.load(f)
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except ValueError as e:
+    raise UserError(f'{path} cannot be read ({e}): restore it, or use another --workdir') from None
   if isinstance(saved.get('model'), str):  # written before config.model became a group
     saved['model'] = {'name': saved.pop('model'),
                       'cnn_widths': saved.pop('cnn_widths', [32, 64, 128])}
@@ -47,7 +50,7 @@ def load_checkpoint(workdir, step=None):
   from bsd_jax import checkpointing, data, experiment
 
   config = load_run_config(workdir)
-  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
+  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints, read_only=True)
   available = ckpt.all_steps()
   if not available:
     raise UserError(f'{ckpt.directory}: no checkpoint to evaluate')
