@@ -50,3 +50,18 @@ def test_read_share_reads_process_0s_share_of_a_folder(tmp_path):
   assert proc.returncode == 0, proc.stdout
   # 10 train rows padded to 12 over 4 processes: 3 each; 6 test rows padded to 8: 2 each.
   assert 'process 0 read 3 of 10 train and 2 of 6 test images' in proc.stdout, proc.stdout
+
+
+def test_loop_overhead_reports_the_ratio_of_its_own_measurements():
+  proc = subprocess.run(
+      [sys.executable, 'bench/loop_overhead.py', '--num_train', '256', '--epochs', '3',
+       '--steps', '16', '--rounds', '1'],
+      cwd=helpers.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert proc.returncode == 0, proc.stdout
+  lines = proc.stdout.strip().splitlines()
+  loop = float(re.search(r'^loop: ([\d.]+) steps/s', lines[-3]).group(1))
+  step = float(re.search(r'^bare step: ([\d.]+) steps/s', lines[-2]).group(1))
+  match = re.fullmatch(r'loop/step time ratio: (\d+\.\d{3})', lines[-1])
+  assert match, lines[-1]
+  assert float(match.group(1)) == pytest.approx(step / loop, abs=2e-3)  # printed to 0.1 step/s

@@ -1,0 +1,125 @@
+"""How much the training loop adds to the bare jitted step, on a dispatch-bound tiny model.
+
+    python bench/loop_overhead.py            # smoke CNN, 8x8 images, batch 16, 4096 samples
+
+In one invocation: the real loop (bsd_jax.train.train_and_evaluate, evaluation and checkpoints
+at the end only, synthetic data in device memory) and the bare step that loop runs
+(experiment.jit_train_step) on the same model, batch and devices, with the batches already on
+the devices. The loop's speed is the one its own progress line reports for each epoch after the
+first (the window starts after the previous epoch's end and excludes compilation); the step's is
+--steps steps after warm-up, timed to the last result. Both take the median over --rounds. The
+last line is `loop/step time ratio: X.XXX` (loop time per step / bare step time).
+"""
+import argparse
+import logging
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  p.add_argument('--config', default='configs/smoke.py', help='base config file')
+  p.add_argument('--batch_size', type=int, default=16)
+  p.add_argument('--num_train', type=int, default=4096, help='samples (steps/epoch = this / batch)')
+  p.add_argument('--image_size', type=int, default=8)
+  p.add_argument('--method', default='bsd')
+  p.add_argument('--epochs', type=int, default=4, help='loop epochs per round (>= 2)')
+  p.add_argument('--steps', type=int, default=512, help='bare steps per round')
+  p.add_argument('--rounds', type=int, default=3)
+  return p.parse_args(argv)
+
+
+def _config(args):
+  from ml_collections import config_flags
+  config = config_flags.config_flags._ConfigFileParser('config').parse(args.config)
+  config.method = args.method
+  config.batch_size = args.batch_size
+  config.data.source = 'synthetic'
+  config.data.augment = False
+  config.data.synthetic.num_train = args.num_train
+  config.data.synthetic.num_test = args.batch_size
+  config.data.synthetic.image_size = args.image_size
+  config.num_epochs = args.epochs
+  config.eval_every_epochs = config.checkpoint_every_epochs = args.epochs  # at the end only
+  config.eval_batch_size = args.batch_size
+  config.log_every_steps = -(-args.num_train // args.batch_size)  # one progress line an epoch
+  return config
+
+
+class _Rates(logging.Handler):
+  """Collects the steps/s of the loop's progress lines."""
+
+  def __init__(self):
+    super().__init__()
+    self.rates = []
+
+  def emit(self, record):
+    match = re.search(r'\| ([\d.]+) steps/s', record.getMessage())
+    if match:
+      self.rates.append(float(match.group(1)))
+
+
+def loop_rate(config):
+  """Median steps/s of the loop over the epochs after the first."""
+  from bsd_jax import train
+  handler = _Rates()
+  logging.getLogger().addHandler(handler)
+  try:
+    with tempfile.TemporaryDirectory() as workdir:
+      train.train_and_evaluate(config, os.path.join(workdir, 'run'))
+  finally:
+    logging.getLogger().removeHandler(handler)
+  return statistics.median(handler.rates[1:])
+
+
+def step_rate(config, steps):
+  """Steps/s of the bare jitted step on device-resident batches."""
+  import jax
+
+  from bsd_jax import data, experiment, feeds
+  ds = data.load(config)
+  exp = experiment.build(config, ds)
+  state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
+      jax.random.PRNGKey(0), exp.padded_labels)
+  train_step = experiment.jit_train_step(config, exp)
+  with feeds.make(config, ds, exp) as feed:
+    batches = [feed.train_batch(s) for s in range(exp.steps_per_epoch)]
+    for batch in batches[:8]:  # compilation and warm-up
+      state, sums = train_step(state, feed.train_data, batch)
+    jax.block_until_ready(sums)
+    start = time.perf_counter()
+    for s in range(steps):
+      state, sums = train_step(state, feed.train_data, batches[s % len(batches)])
+    jax.block_until_ready(sums)
+    return steps / (time.perf_counter() - start)
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  if args.epochs < 2:
+    sys.exit('loop_overhead.py: error: --epochs must be >= 2 (the first epoch compiles)')
+  import jax
+  logging.getLogger().setLevel(logging.INFO)
+  logging.getLogger('absl').setLevel(logging.WARNING)
+  config = _config(args)
+  loops, steps = [], []
+  for r in range(args.rounds):  # interleaved, so that drift in the machine's speed hits both
+    loops.append(loop_rate(config))
+    steps.append(step_rate(config, args.steps))
+    print(f'round {r + 1}: loop {loops[-1]:.1f} steps/s, bare step {steps[-1]:.1f} steps/s',
+          flush=True)
+  loop, step = statistics.median(loops), statistics.median(steps)
+  print(f'{jax.device_count()} {jax.devices()[0].platform} device(s), {config.model.name} '
+        f'{tuple(config.model.cnn_widths)}, {args.image_size}x{args.image_size} images, batch '
+        f'{args.batch_size}, method {args.method}')
+  print(f'loop: {loop:.1f} steps/s ({1e3 / loop:.3f} ms/step)')
+  print(f'bare step: {step:.1f} steps/s ({1e3 / step:.3f} ms/step)')
+  print(f'loop/step time ratio: {step / loop:.3f}')
+
+
+if __name__ == '__main__':
+  main()
