@@ -54,11 +54,14 @@ class MetricLog:
 
   def _rewrite(self, records):
     tmp = self.path + '.tmp'
-    with open(tmp, 'w') as f:
-      f.writelines(json.dumps(r) + '\n' for r in records)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, self.path)
+    try:
+      with open(tmp, 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in records)
+        f.flush()
+        os.fsync(f.fileno())
+      os.replace(tmp, self.path)
+    except OSError as e:
+      raise UserError(f'{self.path}: cannot be rewritten ({e.strerror}); it is unchanged') from None
 
   def rewind(self, step: int):
     """Keep the records up to `step` (a resumed run replays later steps and writes them again;

@@ -147,7 +147,10 @@ def main(argv):
     json.dump(manifest, f, indent=2)
   print(f'{len(runs)} runs, {_PARALLEL.value} at a time, in {workdir}', flush=True)
   failed = run_grid(config_path, workdir, overrides, runs, _PARALLEL.value, _env(_PARALLEL.value))
-  table = results_table.write_table(workdir)
+  try:
+    table = results_table.write_table(workdir)
+  except UserError as e:  # a run's metrics.jsonl that cannot be read
+    _fail(str(e))
   print(table)
   if failed:
     print(f'{len(failed)} run(s) failed: {failed}; their log.txt says why', file=sys.stderr)

@@ -43,11 +43,14 @@ def write_config(workdir: str, config):
   path = os.path.join(workdir, CONFIG)
   if not os.path.exists(path):
     tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-      f.write(config.to_json(indent=2))
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+      with open(tmp, 'w') as f:
+        f.write(config.to_json(indent=2))
+        f.flush()
+        os.fsync(f.fileno())
+      os.replace(tmp, path)
+    except OSError as e:
+      raise UserError(f'{path}: cannot be written ({e.strerror})') from None
 
 NAME = 'lock.json'
 
