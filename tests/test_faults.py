@@ -182,12 +182,13 @@ def test_a_torn_record_inside_the_log_keeps_the_record_appended_to_it(tmp_path):
 
 def test_a_second_job_on_a_running_workdir_is_refused(tmp_path):
   workdir = str(tmp_path / 'run')
-  first = _start(workdir, '--config.data.synthetic.num_train=4096')  # a longer run
+  longer = ('--config.data.synthetic.num_train=4096', '--config.num_epochs=20')  # about 40 s
+  first = _start(workdir, *longer)
   try:
     for line in first.stdout:  # the first job is training: it holds the lock
-      if 'epoch 1/5 test' in line:
+      if 'epoch 1/20 test' in line:
         break
-    out = _run(workdir, '--config.data.synthetic.num_train=4096', expect=2)
+    out = _run(workdir, *longer, expect=2)
     line = _one_error_line(out)
     assert f'in use by process {first.pid} on this host' in line
   finally:
