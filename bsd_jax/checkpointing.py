@@ -55,6 +55,9 @@ def _pending_io_quiet():
       try:
         if failed:
           time.sleep(0.5)  # the operations in flight report now, while stderr is captured
+          # Their asyncio tasks report again when collected (at the latest when the run exits
+          # on this failure): the caller's one line says it all.
+          logging.getLogger('asyncio').setLevel(logging.CRITICAL)
         sys.stderr.flush()
       finally:
         os.dup2(saved, 2)
@@ -217,10 +220,9 @@ class Checkpointer:
             state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         self._mngr().wait_until_finished()
     except Exception as e:  # OSError, or orbax's wrapping of it
-      # The run stops on this error: orbax's other failed writes, reported later by its threads
-      # and by asyncio when their tasks are collected, stay quiet; this one line says it all.
-      logging.getLogger('asyncio').setLevel(logging.CRITICAL)
-      level = logging.CRITICAL  # the absl logger stays quiet too (finally)
+      # The run stops on this error: orbax's other failed writes, reported later by its threads,
+      # stay quiet (asyncio's reports too: _pending_io_quiet); this one line says it all.
+      level = logging.CRITICAL  # the absl logger stays quiet (finally)
       older = [s for s in self.all_steps() if s < step]
       kept = f'checkpoint {older[-1]} is intact' if older else 'no earlier checkpoint exists'
       raise UserError(f'{self.directory}/{step}: saving the checkpoint failed '
