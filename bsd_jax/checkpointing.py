@@ -150,7 +150,7 @@ class Checkpointer:
                         'belongs to another model or method; use another --workdir')
 
   def restore(self, step, abstract_state):
-    """(state, meta) saved at `step`, laid out like `abstract_state` (shapes and shardings).
+    """The state saved at `step`, laid out like `abstract_state` (shapes and shardings).
     UserError for another state's shapes; Damaged when the files cannot be read."""
     self.check_shapes(step, abstract_state)
     restore_args = jax.tree_util.tree_map_with_path(
@@ -160,11 +160,10 @@ class Checkpointer:
     try:
       with _pending_io_quiet():
         out = self._mngr().restore(step, args=ocp.args.Composite(
-            state=ocp.args.PyTreeRestore(abstract_state, restore_args=restore_args),
-            meta=ocp.args.JsonRestore()))
+            state=ocp.args.PyTreeRestore(abstract_state, restore_args=restore_args)))
     except Exception as e:  # orbax and TensorStore raise many types for damaged files
       raise Damaged(f'{self.directory}/{step}: {_first_line(e)}') from None
-    return out['state'], out['meta']
+    return out['state']
 
   def restore_newest(self, abstract_state, check_meta):
     """(state, meta, step, damaged steps) of the newest checkpoint that restores, or
@@ -176,14 +175,15 @@ class Checkpointer:
     steps = self.all_steps()
     damaged, reasons = [], []
     for step in reversed(steps):
-      error, out = None, None
+      error, meta, state = None, None, None
       try:
-        check_meta(self.read_meta(step))
-        out = self.restore(step, abstract_state)
+        meta = self.read_meta(step)
+        check_meta(meta)
+        state = self.restore(step, abstract_state)
       except Damaged as e:
         error = e
       if not distributed.any_process(error is not None):
-        return out[0], out[1], step, damaged
+        return state, meta, step, damaged
       damaged.append(step)
       reasons.append(str(error or f'{self.directory}/{step}: unreadable on another process'))
       logging.warning('Checkpoint %d cannot be restored (%s)', step, reasons[-1])

@@ -15,6 +15,7 @@ uninterrupted run would end where such a resumed one does. Train longer in a new
 import json
 
 from bsd_jax.errors import UserError
+from bsd_jax.evaluation.common import flatten
 
 # Keys (or sections, ending in '.') that may change on resume: logging, evaluation and
 # checkpoint cadence, the evaluation batch, evaluation suites, host-side reading, and where the
@@ -31,16 +32,6 @@ ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none', 'table_dtype':
 _METHOD_SECTIONS = {'bsd': 'bsd', 'label_smoothing': 'label_smoothing', 'pskd': 'pskd',
                     'cskd': 'cskd', 'tfkd_reg': 'tfkd', 'dlb': 'dlb',
                     'temporal_ensembling': 'temporal_ensembling'}
-
-
-def flatten(tree, prefix=''):
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out.update(flatten(value, f'{prefix}{key}.'))
-    else:
-      out[f'{prefix}{key}'] = value
-  return out
 
 
 def _acts(key, c):
@@ -77,7 +68,7 @@ def _may_change(key):
 def differences(saved: dict, new: dict):
   """[(key, saved value, new value)] of the keys that act in either run and differ; both
   configs as plain dicts (config.json and the new config's JSON)."""
-  s, n = flatten(saved), flatten(new)
+  s, n = flatten(saved, sep='.'), flatten(new, sep='.')
   missing = object()
   out = []
   for key in sorted(set(s) | set(n)):

@@ -9,7 +9,6 @@ import logging
 import os
 from typing import Any, Callable
 
-import numpy as np
 
 from bsd_jax.errors import UserError
 
@@ -66,7 +65,7 @@ def load_checkpoint(workdir, step=None):
   try:
     for candidate in ([step] if step is not None else reversed(available)):
       try:
-        state, _ = ckpt.restore(candidate, exp.abstract_state)
+        state = ckpt.restore(candidate, exp.abstract_state)
         return config, ds, exp, state, int(candidate)
       except checkpointing.Damaged as e:
         if step is not None:
@@ -131,13 +130,13 @@ def mean_of(summaries):
   return {k: float(sum(s[k] for s in summaries) / len(summaries)) for k in summaries[0]}
 
 
-def flatten(tree, prefix=''):
-  """{'a': {'b': 1.0}} -> {'a/b': 1.0}: nested results as metrics.jsonl keys."""
+def flatten(tree, sep='/', prefix=''):
+  """{'a': {'b': 1.0}} -> {'a/b': 1.0}: nested results as metrics.jsonl keys (and, with
+  sep='.', a config as dotted keys)."""
   out = {}
   for key, value in tree.items():
-    name = f'{prefix}{key}'
     if isinstance(value, dict):
-      out.update(flatten(value, name + '/'))
-    elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
-      out[name] = float(value)
+      out.update(flatten(value, sep, f'{prefix}{key}{sep}'))
+    else:
+      out[f'{prefix}{key}'] = value
   return out
