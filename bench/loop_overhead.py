@@ -1,6 +1,7 @@
 """How much the training loop adds to the bare jitted step, on a dispatch-bound tiny model.
 
     python bench/loop_overhead.py            # smoke CNN, 8x8 images, batch 16, 4096 samples
+    python bench/loop_overhead.py --steps_per_call 1   # one step per jitted call
 
 In one invocation: the real loop (bsd_jax.train.train_and_evaluate, evaluation and checkpoints
 at the end only, synthetic data in device memory) and the bare step that loop runs
@@ -30,6 +31,8 @@ def parse_args(argv=None):
   p.add_argument('--epochs', type=int, default=4, help='loop epochs per round (>= 2)')
   p.add_argument('--steps', type=int, default=512, help='bare steps per round')
   p.add_argument('--rounds', type=int, default=3)
+  p.add_argument('--steps_per_call', type=int, default=None,
+                 help="the loop's config.steps_per_call (default: the config's)")
   return p.parse_args(argv)
 
 
@@ -47,6 +50,8 @@ def _config(args):
   config.eval_every_epochs = config.checkpoint_every_epochs = args.epochs  # at the end only
   config.eval_batch_size = args.batch_size
   config.log_every_steps = -(-args.num_train // args.batch_size)  # one progress line an epoch
+  if args.steps_per_call is not None:
+    config.steps_per_call = args.steps_per_call
   return config
 
 
@@ -102,6 +107,8 @@ def main(argv=None):
   args = parse_args(argv)
   if args.epochs < 2:
     sys.exit('loop_overhead.py: error: --epochs must be >= 2 (the first epoch compiles)')
+  if args.steps_per_call is not None and args.steps_per_call < 1:
+    sys.exit('loop_overhead.py: error: --steps_per_call must be >= 1')
   import jax
   logging.getLogger().setLevel(logging.INFO)
   logging.getLogger('absl').setLevel(logging.WARNING)
@@ -115,7 +122,7 @@ def main(argv=None):
   loop, step = statistics.median(loops), statistics.median(steps)
   print(f'{jax.device_count()} {jax.devices()[0].platform} device(s), {config.model.name} '
         f'{tuple(config.model.cnn_widths)}, {args.image_size}x{args.image_size} images, batch '
-        f'{args.batch_size}, method {args.method}')
+        f'{args.batch_size}, method {args.method}, steps per call: {config.steps_per_call}')
   print(f'loop: {loop:.1f} steps/s ({1e3 / loop:.3f} ms/step)')
   print(f'bare step: {step:.1f} steps/s ({1e3 / step:.3f} ms/step)')
   print(f'loop/step time ratio: {step / loop:.3f}')

@@ -55,8 +55,8 @@ def _check_training(config, num_devices):
            "'multistep'")
   _require(0 <= config.warmup_epochs <= config.num_epochs,
            'config.warmup_epochs must be in [0, num_epochs]')
-  for key in ('log_every_steps', 'checkpoint_every_epochs', 'eval_every_epochs',
-              'keep_checkpoints'):
+  for key in ('log_every_steps', 'steps_per_call', 'checkpoint_every_epochs',
+              'eval_every_epochs', 'keep_checkpoints'):
     _require(config[key] >= 1, f'config.{key} must be >= 1, got {config[key]}')
 
 

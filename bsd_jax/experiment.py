@@ -75,15 +75,57 @@ def build(config, ds, mesh=None) -> Experiment:
                     abstract, augment_on_device=config.data.augment and not ds.streamed)
 
 
-def jit_train_step(config, exp: Experiment, update_table: bool = True):
-  """The jitted train step of the trainer: (state, data, batch) -> (state, sums); the state is
-  donated and keeps its shardings."""
-  train_step = step.make_train_step(
+def _train_step(config, exp: Experiment, update_table: bool):
+  return step.make_train_step(
       exp.model, exp.method, exp.tx, exp.mesh, exp.mean, exp.std,
       steps_per_epoch=exp.steps_per_epoch, augment_images=exp.augment_on_device,
       update_table=update_table, supcon=config.supcon if config.supcon.weight > 0 else None)
-  return jax.jit(train_step, out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
+
+
+def jit_train_step(config, exp: Experiment, update_table: bool = True):
+  """One jitted train step: (state, data, batch) -> (state, sums); the state is donated and
+  keeps its shardings."""
+  return jax.jit(_train_step(config, exp, update_table),
+                 out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
                  donate_argnums=(0,))
+
+
+def jit_train_calls(config, exp: Experiment, update_table: bool = True):
+  """The trainer's jitted call of several steps (step.make_train_calls): (state, data, plan,
+  carried, start, n, sums) -> (state, sums); state and sums are donated."""
+  return jax.jit(step.make_train_calls(_train_step(config, exp, update_table)),
+                 out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
+                 donate_argnums=(0, 6))
+
+
+class TrainSteps:
+  """The loop's train steps, run by `feed`: one jitted step per call (config.steps_per_call =
+  1), or calls of up to K steps (step.make_train_calls) that add their sums to the epoch's on the
+  devices. `advance(state, sums, step_now, n)` runs steps step_now .. step_now + n - 1 (n = 1
+  when K = 1) and returns the state and the epoch's sums so far (`sums`: None at an epoch's
+  start).
+
+  K = 1 is the single-step program; K > 1 is one loop program for every call length, so any two
+  K > 1 give the same bits, and equal K = 1 to float rounding: XLA fuses the step differently
+  inside a loop (docs/training.md, "Steps per call")."""
+
+  def __init__(self, config, exp: Experiment, feed, update_table: bool = True):
+    self.k, self.feed, self.spe = config.steps_per_call, feed, exp.steps_per_epoch
+    self._repl = sharding.replicated(exp.mesh)
+    if self.k == 1:
+      self._step = jit_train_step(config, exp, update_table)
+    else:
+      self._calls = jit_train_calls(config, exp, update_table)
+
+  def advance(self, state, sums, step_now: int, n: int):
+    feed = self.feed
+    if self.k == 1:
+      state, step_sums = self._step(state, feed.train_data, feed.train_batch(step_now))
+      return state, step_sums if sums is None else jax.tree.map(jnp.add, sums, step_sums)
+    if sums is None:  # fresh zeros: the call donates its sums
+      sums = jax.device_put(step.zero_sums(feed.train_data), self._repl)
+    return self._calls(state, feed.train_data, feed.epoch_plan(step_now // self.spe),
+                       feed.carried(step_now, n), step_now % self.spe, n, sums)
 
 
 class Predictor:

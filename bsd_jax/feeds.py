@@ -8,6 +8,11 @@ live on the devices; each process streams its part of every batch's images throu
 (bsd_jax/data/stream_batches.py) and the parts are joined into global arrays carried by the
 batch. Both follow data.order.step_batch, so the data order, the table rows a step touches and
 resuming are the same; the source decides which feed, not the step.
+
+With config.steps_per_call = 1 the loop runs one step per call on `train_batch(step)`; with
+K > 1 several (step.make_train_calls): `epoch_plan` is the epoch's batches of sample indices,
+sent to the devices once per epoch, and `carried` what a call's steps carry besides (a streamed
+source's images, K steps at a time).
 """
 import jax
 import numpy as np
@@ -36,10 +41,26 @@ class _Feed:
     self.train_data = jax.device_put(labels, self.repl)
     if train_images is not None:
       self.train_data['images'] = train_images
+    self._plan_epoch, self._plan = None, None
 
   def host_batch(self, step_now):
     return order.step_batch(self.config.seed, step_now, self.ds.num_train,
                               self.config.batch_size, self.extra_view, self.partners)
+
+  def epoch_plan(self, epoch):
+    """Every batch of `epoch` on the devices: [steps_per_epoch, B] arrays, split on the batch
+    axis (kept until the next epoch's plan is asked for)."""
+    if self._plan_epoch != epoch:
+      spe = self.exp.steps_per_epoch
+      steps = [self.host_batch(s) for s in range(epoch * spe, (epoch + 1) * spe)]
+      self._plan = jax.device_put({k: np.stack([b[k] for b in steps]) for k in steps[0]},
+                                  sharding.steps_batch_sharded(self.exp.mesh))
+      self._plan_epoch = epoch
+    return self._plan
+
+  def carried(self, step_now, n):
+    """What the n steps from `step_now` carry besides their plan ({}: nothing)."""
+    return {}
 
   def _ordered_host_batches(self):
     """Every training sample once, in order (the last batch wraps around at mask 0)."""
@@ -71,6 +92,7 @@ class InMemoryFeed(_Feed):
     self.predictor = experiment.Predictor(exp, config.eval_batch_size)
 
   def train_batch(self, step_now):
+    """The batch of one step on the devices (config.steps_per_call = 1)."""
     return jax.device_put(self.host_batch(step_now), self.batch_sh)
 
   def ordered_batches(self):
@@ -107,17 +129,32 @@ class StreamFeed(_Feed):
                                                       (batch_size,) + v.shape[1:])
             for k, v in local.items()}
 
-  def train_batch(self, step_now):
+  def _local_images(self, step_now, n):
+    """This process's rows of the images of the n steps from `step_now`, one dict a step."""
     if self._next_step != step_now:  # first call, or a jump: restart the stream at this step
       self.close()
       self._iter = stream_batches.iterate(self._train_images, step_now, self.exp.total_steps,
-                                  self._workers, self._threads)
+                                          self._workers, self._threads,
+                                          ahead=self.config.steps_per_call)
       self._next_step = step_now
-    local = next(self._iter)
-    self._next_step += 1
+    steps = [next(self._iter) for _ in range(n)]
+    self._next_step += n
+    return steps
+
+  def train_batch(self, step_now):
     batch = jax.device_put(self.host_batch(step_now), self.batch_sh)
-    batch.update(self._global(local, self.config.batch_size))
+    batch.update(self._global(self._local_images(step_now, 1)[0], self.config.batch_size))
     return batch
+
+  def carried(self, step_now, n):
+    """The images of the n steps from `step_now`: [K, B, ...] global arrays (K =
+    config.steps_per_call; rows past n repeat the last step's and are not used)."""
+    steps = self._local_images(step_now, n)
+    steps += steps[-1:] * (self.config.steps_per_call - n)
+    k, b = len(steps), self.config.batch_size
+    return {key: jax.make_array_from_process_local_data(
+        sharding.steps_batch_sharded(self.exp.mesh), np.stack([s[key] for s in steps]),
+        (k, b) + steps[0][key].shape[1:]) for key in steps[0]}
 
   def _ordered(self, records, num, batch_size, rows):
     fn = stream_batches.OrderedImages(records, num=num, batch_size=batch_size, positions=rows,

@@ -1,5 +1,6 @@
-"""What the training loop does now and then: when (`itstime`), the progress line with its speed
-and ETA (`Progress`), and stopping on a signal (`StopRequest`)."""
+"""What the training loop does now and then: when (`itstime`, and where a call of several steps
+ends: `call_length`), the progress line with its speed and ETA (`Progress`), and stopping on a
+signal (`StopRequest`)."""
 import logging
 import signal
 import time
@@ -13,6 +14,17 @@ def itstime(step: int, every: int, total: int = None) -> bool:
   """Whether periodic work of period `every` (steps; 0 = never) is due after `step` steps, the
   last step `total` always included when given."""
   return (every > 0 and step % every == 0) or (total is not None and step == total)
+
+
+def call_length(step: int, steps_per_call: int, periods, total: int) -> int:
+  """Steps of the next call after `step` steps: at most `steps_per_call`, ending where work of
+  any of `periods` (steps; 0 = none) is due and at `total`, so that a call never runs past a
+  log step, an epoch's end or the last step."""
+  n = min(steps_per_call, total - step)
+  for every in periods:
+    if every > 0:
+      n = min(n, every - step % every)
+  return n
 
 
 def format_seconds(s) -> str:

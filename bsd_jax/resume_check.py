@@ -17,14 +17,14 @@ import json
 from bsd_jax.errors import UserError
 from bsd_jax.evaluation.common import flatten
 
-# Keys (or sections, ending in '.') that may change on resume: logging, evaluation and
-# checkpoint cadence, the evaluation batch, evaluation suites, host-side reading, and where the
-# same data lives (its identity and size are checked against the checkpoint; the noisy labels
-# are read back from noisy_labels.npz).
-MAY_CHANGE = ('log_every_steps', 'eval_every_epochs', 'checkpoint_every_epochs',
-              'keep_checkpoints', 'eval_batch_size', 'evals.', 'data.stream.worker_count',
-              'data.stream.worker_threads', 'data.tfds_data_dir', 'data.manual_dir',
-              'data.download', 'data.root', 'label_noise.superclass_csv')
+# Keys (or sections, ending in '.') that may change on resume: logging, steps per call,
+# evaluation and checkpoint cadence, the evaluation batch, evaluation suites, host-side reading,
+# and where the same data lives (its identity and size are checked against the checkpoint; the
+# noisy labels are read back from noisy_labels.npz).
+MAY_CHANGE = ('log_every_steps', 'steps_per_call', 'eval_every_epochs',
+              'checkpoint_every_epochs', 'keep_checkpoints', 'eval_batch_size', 'evals.',
+              'data.stream.worker_count', 'data.stream.worker_threads', 'data.tfds_data_dir',
+              'data.manual_dir', 'data.download', 'data.root', 'label_noise.superclass_csv')
 
 # What a key meant before it existed (run directories of earlier versions).
 ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none', 'table_dtype': 'float32'}

@@ -30,6 +30,11 @@ def batch_sharded(mesh):
   return NamedSharding(mesh, P(AXIS))
 
 
+def steps_batch_sharded(mesh):
+  """[steps, batch, ...] arrays (several steps' batches) split on the batch axis."""
+  return NamedSharding(mesh, P(None, AXIS))
+
+
 def rows_sharded(mesh):
   """Rows of an [N, K] table split over the devices, columns whole."""
   return NamedSharding(mesh, P(AXIS, None))

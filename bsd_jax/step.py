@@ -13,6 +13,7 @@ when the step is traced.
 """
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bsd_jax import losses, methods, sharding
 from bsd_jax.data import augment
@@ -94,7 +95,7 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
                                     mask > 0, mesh)
     carry = state.carry if method.next_carry is None else method.next_carry(inputs)
     count = jnp.sum(mask)
-    sums = {
+    sums = {  # the names of step.zero_sums
         'loss_sum': loss * count,
         'count': count,
         'correct': jnp.sum(mask * (jnp.argmax(probs, -1) == labels)),
@@ -108,6 +109,39 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     return new_state, sums
 
   return train_step
+
+
+def zero_sums(data):
+  """Zeros named like a train step's sums (an epoch's running sums start from these)."""
+  names = ['loss_sum', 'count', 'correct', 'confidence_sum']
+  if 'clean_labels' in data:
+    names.append('correct_clean')
+  return {k: np.zeros((), np.float32) for k in names}
+
+
+def make_train_calls(train_step):
+  """train_calls(state, data, plan, carried, start, n, sums) -> (state, sums): `n` train steps in
+  one call (config.steps_per_call), the steps' sums added to `sums` on the way.
+
+  `plan` holds the epoch's batches, [steps_per_epoch, B] arrays sent once per epoch; the call
+  runs its steps `start` .. `start + n - 1`. `carried` holds what a streamed batch carries
+  ([K, B, ...] images, rows 0 .. n-1 used; {} for an in-memory source). `n` is a traced number:
+  one compiled program serves every call length, so runs with any two K > 1 execute the same
+  program and arithmetic, bit for bit.
+  """
+  def train_calls(state, data, plan, carried, start, n, sums):
+    def one_step(i, state_sums):
+      state, sums = state_sums
+      batch = {k: jax.lax.dynamic_index_in_dim(v, start + i, keepdims=False)
+               for k, v in plan.items()}
+      batch.update({k: jax.lax.dynamic_index_in_dim(v, i, keepdims=False)
+                    for k, v in carried.items()})
+      state, step_sums = train_step(state, data, batch)
+      return state, jax.tree.map(jnp.add, sums, step_sums)
+
+    return jax.lax.fori_loop(0, n, one_step, (state, sums))
+
+  return train_calls
 
 
 def make_predict_images(model, mean, std):

@@ -20,7 +20,6 @@ import sys
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from bsd_jax import (checkpointing, data, distributed, evaluation, experiment, feeds, periodic,
@@ -228,8 +227,7 @@ def _train(config, workdir, lock):
     epoch_sums = saved_meta.get('epoch_sums')
     logging.info('Resumed from %s at step %d (epoch %d)', ckpt.directory, latest, latest // spe)
 
-  # Steps, jitted; the state is donated and keeps its shardings.
-  train_step = experiment.jit_train_step(config, exp, update_table=not method.refresh_pass)
+  # A method's refresh pass, jitted; the state is donated and keeps its shardings.
   refresh = None
   if method.refresh_pass:
     refresh = jax.jit(step.make_refresh_step(exp.model, method, mesh, exp.mean, exp.std,
@@ -246,20 +244,26 @@ def _train(config, workdir, lock):
            None if method.epoch_stats is None else jax.jit(method.epoch_stats), table_rows,
            suites)
 
-  # The loop: one step at a time; logs, epoch ends and stops decided on the step number.
+  # The loop: calls of up to config.steps_per_call steps, each ending where a log line, an
+  # epoch's end or a stop may be due; those are decided on the step number, as for one step.
   first = int(state.step)
-  sums = None if epoch_sums is None else {k: jnp.asarray(v, jnp.float32)
-                                          for k, v in epoch_sums.items()}
+  steps = experiment.TrainSteps(config, exp, feed, update_table=not method.refresh_pass)
+  sums = None if epoch_sums is None else jax.device_put(
+      {k: np.float32(v) for k, v in epoch_sums.items()}, sharding.replicated(mesh))
   logged = epoch_sums or {'loss_sum': 0.0, 'count': 0.0}  # sums at the last progress line
   last_test, stopped_by = {}, None
   progress = periodic.Progress(total_steps, config.batch_size)
+  step_now = first  # steps done
   with periodic.StopRequest() as stop, feed:
-    for step_now in range(first + 1, total_steps + 1):  # step_now: steps done after this one
-      state, step_sums = train_step(state, feed.train_data, feed.train_batch(step_now - 1))
-      sums = step_sums if sums is None else jax.tree.map(jnp.add, sums, step_sums)
-      if step_now == first + 1:  # keep compilation out of the speed and ETA figures
+    while step_now < total_steps:
+      n = periodic.call_length(step_now, config.steps_per_call, (config.log_every_steps, spe),
+                               total_steps)
+      state, sums = steps.advance(state, sums, step_now, n)
+      step_now += n
+      if step_now == first + n:  # keep compilation out of the speed and ETA figures
         jax.block_until_ready(sums)
-        logging.info('Compiled and ran the first train step in %.1f s', progress.elapsed())
+        logging.info('Compiled and ran the first train call (%d step%s) in %.1f s', n,
+                     's' if n > 1 else '', progress.elapsed())
         progress.reset(step_now)
       if periodic.itstime(step_now, config.log_every_steps):
         host = jax.device_get(sums)

@@ -32,6 +32,9 @@ def get_config():
   c.lr_decay_factor = 0.1           # ... by this factor
 
   c.log_every_steps = 100
+  c.steps_per_call = 1              # train steps per jitted call (> 1: less host work per step
+                                    # on a GPU; 1 on CPU, where XLA runs a loop of steps 3-8x
+                                    # slower; docs/training.md, "Steps per call")
   c.checkpoint_every_epochs = 1
   c.eval_every_epochs = 1           # test-set evaluation; the last epoch is always evaluated
   c.keep_checkpoints = 3

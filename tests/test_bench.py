@@ -65,3 +65,72 @@ def test_loop_overhead_reports_the_ratio_of_its_own_measurements():
   match = re.fullmatch(r'loop/step time ratio: (\d+\.\d{3})', lines[-1])
   assert match, lines[-1]
   assert float(match.group(1)) == pytest.approx(step / loop, abs=2e-3)  # printed to 0.1 step/s
+
+
+CIFAR10_JPEG = os.path.join(os.path.dirname(helpers.REPO), 'shared', 'data', 'cifar10-jpeg',
+                            'cifar10-jpeg.tar.gz')
+
+
+def _evidence(out, *args):
+  return subprocess.run(['bash', 'bench/gpu_evidence.sh'] + list(args) + [str(out)],
+                        cwd=helpers.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        text=True, timeout=600,
+                        env=dict(os.environ, JAX_PLATFORMS='cpu', PYTHON=sys.executable))
+
+
+def test_gpu_evidence_tiny_fills_every_field_of_its_summary(tmp_path):
+  if not os.path.exists(CIFAR10_JPEG):
+    pytest.skip(f'SKIPPED LOUDLY: {CIFAR10_JPEG} (the workspace data) is not here')
+  out = tmp_path / 'evidence'
+  proc = _evidence(out, '--tiny')
+  assert proc.returncode == 0, proc.stdout
+  s = json.loads((out / 'summary.json').read_text())
+  assert all(stage['status'] == 'ok' for stage in s['stages'].values()), s['stages']
+  assert set(s['stages']) == {'versions', 'step_time_16', 'step_time_32', 'loop_overhead_k1',
+                              'loop_overhead_k8', 'train'}
+  has_torch = subprocess.run([sys.executable, '-c', 'import torch']).returncode == 0
+  v = s['versions']
+  for key in ('python', 'jax', 'jaxlib', 'flax', 'optax', 'orbax_checkpoint', 'platform',
+              'platform_version', 'device'):
+    assert isinstance(v[key], str) and v[key], key
+  assert v['platform'] == 'cpu' and v['device_count'] >= 1
+  assert (v['torch'] is not None) == has_torch and 'torch_cuda' in v
+  for batch in (16, 32):
+    t = s[f'step_time_{batch}']
+    assert t['batch_size'] == batch and t['model'] == 'cnn'
+    assert t['jax_ce_images_per_s'] > 0 and t['jax_bsd_images_per_s'] > 0
+    # BSD/CE step time is CE's images/s over BSD's (the same batch).
+    assert t['bsd_over_ce_step_time'] == pytest.approx(
+        t['jax_ce_images_per_s'] / t['jax_bsd_images_per_s'], rel=1e-9)
+    assert t['mfu_ce'] > 0 and t['mfu_bsd'] > 0
+    for m in ('ce', 'bsd'):
+      if has_torch:
+        assert t[f'jax_over_torch_speed_{m}'] == pytest.approx(
+            t[f'jax_{m}_images_per_s'] / t[f'torch_{m}_images_per_s'], rel=1e-9)
+      else:
+        assert t[f'torch_{m}_images_per_s'] is None and t[f'jax_over_torch_speed_{m}'] is None
+  for k in (1, 8):
+    o = s[f'loop_overhead_k{k}']
+    assert o['steps_per_call'] == k
+    assert o['loop_over_step_time'] == pytest.approx(
+        o['bare_step_steps_per_s'] / o['loop_steps_per_s'], abs=2e-3)
+  t = s['train']
+  assert (t['epochs_planned'], t['epochs_done'], t['stopped_early']) == (2, 2, False)
+  assert t['wall_s'] > 0 and t['images_per_s'] > 0
+  last_test = helpers.read_metrics(out / 'run', 'test')[-1]
+  assert (t['test_accuracy'], t['test_ece']) == (last_test['accuracy'], last_test['ece'])
+  assert s['total_s'] > 0
+  md = (out / 'summary.md').read_text()
+  for name in s['stages']:
+    assert f'## {name}' in md
+    for field in s[name]:
+      assert f'| {field} |' in md, field
+
+
+def test_gpu_evidence_refuses_missing_data_in_one_line(tmp_path):
+  proc = _evidence(tmp_path / 'evidence', '--data', str(tmp_path / 'nope.tar.gz'))
+  assert proc.returncode == 2
+  assert proc.stdout.strip().splitlines() == [
+      f'gpu_evidence: error: --data {tmp_path}/nope.tar.gz: no such file or folder (the '
+      'CIFAR-10 JPEG set, ../shared/data/cifar10-jpeg/cifar10-jpeg.tar.gz)']
+  assert not (tmp_path / 'evidence').exists()

@@ -276,7 +276,7 @@ def _kill_at_random_moments(workdir, kills, seed):
   for _ in range(kills):
     proc = _start(workdir)
     for line in proc.stdout:  # once it trains (compilation takes most of the start)
-      if 'Compiled and ran the first train step' in line or 'nothing to do' in line:
+      if 'Compiled and ran the first train call' in line or 'nothing to do' in line:
         break
     time.sleep(rng.uniform(0.0, 2.0))
     proc.kill()

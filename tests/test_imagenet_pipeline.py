@@ -105,6 +105,20 @@ def test_streamed_run_trains_evaluates_and_logs(reference):
   assert (workdir / 'config.json').exists()
 
 
+def test_streamed_run_with_several_steps_per_call(imagenet_dir, reference, tmp_path):
+  """Calls of 2 and 1 steps (3 an epoch) carry K = 2 steps of streamed images: the records of
+  the one-step reference, to float rounding (another compiled program: docs/training.md)."""
+  config = _config(imagenet_dir, steps_per_call=2, log_every_steps=2)
+  train.train_and_evaluate(config, str(tmp_path))
+  got, expected = helpers.read_metrics(tmp_path), helpers.read_metrics(reference[0])
+  assert [(r['split'], r['step'], sorted(r)) for r in got] == [
+      (r['split'], r['step'], sorted(r)) for r in expected]
+  for g, e in zip(got, expected):
+    np.testing.assert_allclose([g[k] for k in sorted(e) if isinstance(e[k], float)],
+                               [e[k] for k in sorted(e) if isinstance(e[k], float)],
+                               rtol=1e-3, atol=1e-4)
+
+
 def test_dataset_ids_labels_and_sizes(imagenet_dir):
   ds = data.load(_config(imagenet_dir))
   assert ds.streamed and ds.num_classes == 1000

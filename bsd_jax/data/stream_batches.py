@@ -77,13 +77,13 @@ class OrderedImages:
                               for e in self.records(ids)], self.size)}
 
 
-def iterate(fn, start: int, stop: int, worker_count: int, threads: int):
+def iterate(fn, start: int, stop: int, worker_count: int, threads: int, ahead: int = 1):
   """An iterator over fn(start), ..., fn(stop - 1), in order, computed ahead by grain: `threads`
-  threads in each of `worker_count` worker processes (0: threads of this process). Close it
-  with close_iterator."""
+  threads in each of `worker_count` worker processes (0: threads of this process), at least
+  `ahead` items ahead (a call's steps). Close it with close_iterator."""
   import grain  # only runs that stream need it
   ds = grain.MapDataset.range(start, stop).map(fn).to_iter_dataset(
-      grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2 * threads, 1)))
+      grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2 * threads, ahead)))
   if worker_count > 0:
     from absl import flags
     if not flags.FLAGS.is_parsed():  # grain's workers read its absl flags (defaults here)
