@@ -1,4 +1,6 @@
-"""<workdir>/metrics.jsonl: one JSON object per line with step, epoch, split and metric values.
+"""<workdir>/metrics.jsonl: one JSON object per line with step, epoch, split and metric values;
+the same values as TensorBoard scalars (tags `<split>/<metric>`, bsd_jax/event_file.py), with
+the progress lines' figures (`progress/...`) at every log step.
 
 Each record is appended as one line and flushed to disk before the run goes on. A run killed
 while appending can leave a partial last line: it is dropped with a warning at the next start
@@ -10,6 +12,7 @@ import math
 import os
 
 from bsd_jax.errors import UserError
+from bsd_jax.event_file import EventFile
 
 
 def _parse(path, lines):
@@ -45,6 +48,7 @@ class MetricLog:
   def __init__(self, workdir: str, enabled: bool = True):
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self.enabled = enabled
+    self.events = EventFile(workdir)
 
   def _lines(self):
     if not os.path.exists(self.path):
@@ -76,6 +80,32 @@ class MetricLog:
     keep = [r for r in records if r['step'] <= step]
     if torn is not None or len(keep) != len(records):
       self._rewrite(keep)
+    if keep and not os.path.exists(self.events.path):  # a run of a version without events
+      for r in keep:
+        self._write_events(r['step'], self._scalars(r))
+    try:
+      self.events.rewind(step)
+    except OSError as e:
+      raise UserError(f'{self.events.path}: cannot be rewritten ({e.strerror}); it is '
+                      'unchanged') from None
+
+  @staticmethod
+  def _scalars(record):
+    """A record's metrics as TensorBoard scalars {'<split>/<metric>': value}."""
+    return {f"{record['split']}/{k}": float(v) for k, v in record.items()
+            if k not in ('step', 'epoch', 'split')}
+
+  def _write_events(self, step, scalars):
+    try:
+      self.events.write(step, scalars)
+    except OSError as e:
+      raise UserError(f'{self.events.path}: cannot append an event ({e.strerror}); the '
+                      'checkpoints are intact, the run resumes once this is fixed') from None
+
+  def progress(self, step: int, values: dict):
+    """The figures of a progress line, as TensorBoard scalars `progress/<name>` only."""
+    if self.enabled:
+      self._write_events(step, {f'progress/{k}': v for k, v in values.items()})
 
   def write(self, step: int, epoch: int, split: str, values: dict):
     if not self.enabled:
@@ -91,6 +121,7 @@ class MetricLog:
     except OSError as e:
       raise UserError(f'{self.path}: cannot append a record ({e.strerror}); the checkpoints '
                       'are intact, the run resumes once this is fixed') from None
+    self._write_events(step, self._scalars(record))
 
   def read(self):
     """Every complete record (a torn last line is left out)."""

@@ -270,9 +270,11 @@ def _train(config, workdir, lock):
         loss = (host['loss_sum'] - logged['loss_sum']) / max(host['count'] - logged['count'], 1)
         if not math.isfinite(loss):
           _diverged(ckpt, loss, f'at step {step_now}')
+        lr, rate = float(exp.schedule(step_now)), progress.rate(step_now)
         logging.info('epoch %d/%d step %d/%d loss %.4f lr %.4g %s', (step_now - 1) // spe + 1,
-                     config.num_epochs, step_now, total_steps, loss,
-                     float(exp.schedule(step_now)), progress.line(step_now))
+                     config.num_epochs, step_now, total_steps, loss, lr, progress.line(step_now))
+        log.progress(step_now, {'loss': loss, 'learning_rate': lr, 'steps_per_s': rate,
+                                'images_per_s': rate * config.batch_size})
         logged = host
       if periodic.itstime(step_now, spe):
         state, test, stopped_by = _end_of_epoch(r, state, sums, step_now, stop)

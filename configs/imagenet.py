@@ -1,7 +1,7 @@
 """BSD on ImageNet (tfds 'imagenet2012', streamed): ResNet-50, the standard 90-epoch recipe.
 
 The data is downloaded by hand and prepared once (docs/data.md, "ImageNet"):
-  tfds build imagenet2012 --manual_dir=M --data_dir=D --file_format=array_record
+  python -m bsd_jax.prepare imagenet2012 --manual_dir M --data_dir D
 then --config.data.tfds_data_dir=D. The recipe is torchvision's reference ResNet-50 one:
 SGD with momentum 0.9 (not Nesterov), learning rate 0.1 x batch_size / 256 (change
 learning_rate with batch_size), divided by 10 at epochs 30, 60 and 80, weight decay 1e-4 on

@@ -2,7 +2,8 @@
 # N local processes on CPU, joined over 127.0.0.1: a multi-process job without a cluster.
 #   launch/cpu_processes.sh N DEVICES_PER_PROCESS CONFIG WORKDIR [overrides...]
 # e.g. launch/cpu_processes.sh 2 4 configs/smoke.py runs/mp. PORT (default: random) is the
-# coordinator's port. SIGTERM / Ctrl-C are passed to every process: all save at the same step.
+# coordinator's port; PYTHON (default: python from PATH) the interpreter, e.g. .venv/bin/python.
+# SIGTERM / Ctrl-C are passed to every process: all save at the same step.
 set -euo pipefail
 usage="usage: launch/cpu_processes.sh N DEVICES_PER_PROCESS CONFIG WORKDIR [overrides...]"
 n=${1:?$usage}; devices=${2:?$usage}; config=${3:?$usage}; workdir=${4:?$usage}
@@ -13,7 +14,7 @@ forward() { kill -s "$1" "${pids[@]}" 2>/dev/null || true; }
 trap 'forward TERM' TERM
 trap 'forward INT' INT
 for ((i = 0; i < n; i++)); do
-  JAX_PLATFORMS=cpu JAX_NUM_CPU_DEVICES="$devices" python -m bsd_jax.main --config "$config" \
+  JAX_PLATFORMS=cpu JAX_NUM_CPU_DEVICES="$devices" "${PYTHON:-python}" -m bsd_jax.main --config "$config" \
       --workdir "$workdir" --coordinator_address="127.0.0.1:$port" --num_processes="$n" \
       --process_id="$i" "$@" &
   pids+=($!)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Many hosts under SLURM: one bsd_jax process per host, each driving all of the host's GPUs.
 #   sbatch --nodes=4 --gpus-per-node=8 --time=24:00:00 launch/slurm.sh configs/cifar100.py runs/c100
-# (any --config.key=value overrides follow the workdir). The processes find each other from the
-# SLURM environment (jax.distributed.initialize). SLURM sends SIGTERM 180 s before the time
-# limit (--signal below); every process then checkpoints after the same step and exits with 143.
+# (any --config.key=value overrides follow the workdir; PYTHON names the interpreter, default
+# python from PATH). The processes find each other from the SLURM environment
+# (jax.distributed.initialize). SLURM sends SIGTERM 180 s before the time limit (--signal below); every process then checkpoints after the same step and exits with 143.
 # Submitting the same command again resumes; with REQUEUE=1 the job requeues itself instead
 # (needs a cluster that allows `scontrol requeue`). The workdir must be on a shared filesystem.
 #SBATCH --ntasks-per-node=1
@@ -14,7 +14,7 @@ usage="usage: sbatch [options] launch/slurm.sh CONFIG WORKDIR [overrides...]"
 config=${1:?$usage}; workdir=${2:?$usage}
 shift 2
 srun --ntasks-per-node=1 --kill-on-bad-exit=1 \
-  python -m bsd_jax.main --config "$config" --workdir "$workdir" "$@"
+  "${PYTHON:-python}" -m bsd_jax.main --config "$config" --workdir "$workdir" "$@"
 status=$?
 if [ "$status" -eq 143 ] && [ "${REQUEUE:-0}" = 1 ]; then
   echo "bsd_jax: stopped for the time limit; requeueing job $SLURM_JOB_ID to resume"

@@ -99,3 +99,23 @@ def run_smoke_until(workdir, marker, sig, *extra):
       break
   out, _ = proc.communicate(timeout=300)
   return proc.returncode, ''.join(seen) + out
+
+
+def read_events(workdir):
+  """{tag: [(step, value), ...]} of the TensorBoard scalars in `workdir`, read with
+  TensorBoard's own reader."""
+  from tensorboard.backend.event_processing import event_accumulator
+  acc = event_accumulator.EventAccumulator(str(workdir),
+                                           size_guidance={event_accumulator.SCALARS: 0})
+  acc.Reload()
+  return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()['scalars']}
+
+
+def events_of_metrics(workdir):
+  """What read_events should give for the records of metrics.jsonl: {tag: [(step, float32)]}."""
+  out = {}
+  for r in read_metrics(workdir):
+    for key, value in r.items():
+      if key not in ('step', 'epoch', 'split'):
+        out.setdefault(f"{r['split']}/{key}", []).append((r['step'], float(np.float32(value))))
+  return out

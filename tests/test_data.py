@@ -1,6 +1,8 @@
 """Data sources: image folder, class-balanced subsets, synthetic data, tfds (real, prepared)."""
 import os
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -144,6 +146,67 @@ def test_tfds_source_trains_on_a_prepared_dataset(dummy_mnist_dir, tmp_path):
   assert (tmp_path / 'metrics.jsonl').exists()
 
 
+@pytest.fixture(scope='module')
+def dummy_mnist_array_record_dir(tmp_path_factory):
+  """The same dataset in array_record files, as bsd_jax.prepare writes them."""
+  from tensorflow_datasets import testing as tfds_testing
+  data_dir = str(tmp_path_factory.mktemp('tfds_ar'))
+  tfds_testing.DummyMnist(data_dir=data_dir, file_format='array_record').download_and_prepare()
+  return data_dir
+
+
+_WITHOUT_TENSORFLOW = """
+import importlib.util
+import sys
+
+# As if TensorFlow were not installed: importing it raises ModuleNotFoundError, and
+# importlib.util.find_spec (how tfds and etils ask) answers None.
+def tf(name):
+  return name == 'tensorflow' or name.startswith('tensorflow.')
+
+
+class NoTensorFlow:
+  def find_spec(self, name, path=None, target=None):
+    if tf(name):
+      raise ModuleNotFoundError(f'No module named {name!r}')
+
+
+find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, package=None: None if tf(name) else find_spec(name,
+                                                                                      package)
+sys.meta_path.insert(0, NoTensorFlow())
+import numpy as np
+from bsd_jax import data
+from tests import helpers
+config = helpers.load_config('smoke.py')
+config.data.source, config.data.name = 'tfds', 'dummy_mnist'
+config.data.tfds_data_dir = sys.argv[1]
+ds = data.load(config)
+np.savez(sys.argv[2], train_images=ds.train_images, train_labels=ds.train_labels,
+         test_images=ds.test_images, test_labels=ds.test_labels)
+assert 'tensorflow' not in sys.modules
+"""
+
+
+def test_array_record_files_read_the_same_without_tensorflow(
+    dummy_mnist_dir, dummy_mnist_array_record_dir, tmp_path):
+  config = helpers.load_config('smoke.py')
+  config.data.source, config.data.name = 'tfds', 'dummy_mnist'
+  config.data.tfds_data_dir = dummy_mnist_dir
+  tfrecord = data.load(config)  # through tf.data
+  out = tmp_path / 'read.npz'
+  proc = subprocess.run([sys.executable, '-c', _WITHOUT_TENSORFLOW, dummy_mnist_array_record_dir,
+                         str(out)], cwd=helpers.REPO, capture_output=True, text=True,
+                        timeout=300, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert proc.returncode == 0, proc.stderr
+  with np.load(out) as got:
+    for key in ('train_images', 'train_labels', 'test_images', 'test_labels'):
+      np.testing.assert_array_equal(got[key], getattr(tfrecord, key), err_msg=key)
+  config.data.tfds_data_dir = dummy_mnist_array_record_dir  # a slice of the split by position
+  part = data.load(config, rows=_second_half)
+  np.testing.assert_array_equal(part.train_images, tfrecord.train_images[10:])
+
+
 @pytest.mark.parametrize('key, value', [('train_split', 'train[:50%]'), ('test_split', 'val')])
 def test_tfds_source_names_a_split_it_cannot_read(dummy_mnist_dir, key, value):
   """The in-memory source reads its own slices of whole splits: a sliced split is refused."""
@@ -166,7 +229,7 @@ def test_unprepared_tfds_dataset_without_download_fails_fast(tmp_path):
   assert time.monotonic() - start < 30
 
 
-@pytest.mark.skipif(tfds_source._network_reachable(timeout=2.0),
+@pytest.mark.skipif(tfds_source.network_reachable(timeout=2.0),
                     reason='tfds could really download')
 def test_unprepared_tfds_dataset_without_network_fails_fast(tmp_path):
   config = helpers.load_config('smoke.py')

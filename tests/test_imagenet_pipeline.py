@@ -1,5 +1,5 @@
 """The streamed ImageNet pipeline (configs/imagenet.py, source 'tfds_stream') on a tiny real
-imagenet2012: tfds's own builder prepares it offline, as `tfds build imagenet2012 --manual_dir`
+imagenet2012: tfds's own builder prepares it offline, as `bsd_jax.prepare imagenet2012 --manual_dir`
 would, from archives laid out like ImageNet's (a train tar of per-synset tars, a flat val tar)
 holding a few small random JPEGs.
 
@@ -268,7 +268,7 @@ def test_not_prepared_imagenet_is_one_line_and_fast(tmp_path):
   config = _config(str(tmp_path / 'empty'))
   start = time.monotonic()
   with pytest.raises(UserError, match=r"'imagenet2012' is not prepared .*ILSVRC2012_img_train\.tar"
-                     r".*tfds build imagenet2012 --manual_dir=M .*--file_format=array_record"
+                     r".*python -m bsd_jax.prepare imagenet2012 --manual_dir M --data_dir D"
                      r".*config\.data\.tfds_data_dir") as info:
     train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert time.monotonic() - start < 30
@@ -299,6 +299,7 @@ def test_two_processes_stream_like_one(imagenet_dir, reference, tmp_path):
   import glob
   import os
   import subprocess
+  import sys
   caches = os.path.join(imagenet_dir, 'imagenet2012', '*', 'bsd_jax_labels.*.npy')
   for path in glob.glob(caches):
     os.remove(path)
@@ -311,7 +312,7 @@ def test_two_processes_stream_like_one(imagenet_dir, reference, tmp_path):
                f'--config.num_epochs={EPOCHS}', '--config.log_every_steps=1']
   with socket.socket() as sock:
     sock.bind(('127.0.0.1', 0))
-    env = dict(os.environ, PORT=str(sock.getsockname()[1]))
+    env = dict(os.environ, PORT=str(sock.getsockname()[1]), PYTHON=sys.executable)
   proc = subprocess.run(['bash', 'launch/cpu_processes.sh', '2', '4', 'configs/imagenet.py',
                          workdir] + overrides, cwd=helpers.REPO, env=env, text=True,
                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)

@@ -31,7 +31,7 @@ def _free_port():
 
 def _launch(workdir, *extra, overrides=OVERRIDES):
   """launch/cpu_processes.sh 2 4 ...: (exit status, output of both processes)."""
-  env = dict(os.environ, PORT=str(_free_port()))
+  env = dict(os.environ, PORT=str(_free_port()), PYTHON=sys.executable)
   proc = subprocess.run(['bash', os.path.join(helpers.REPO, 'launch', 'cpu_processes.sh'), '2',
                          '4', 'configs/smoke.py', workdir] + overrides + list(extra),
                         cwd=helpers.REPO, env=env, stdout=subprocess.PIPE,

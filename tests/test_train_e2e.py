@@ -32,6 +32,24 @@ def _assert_same_run(a, b):
   assert helpers.read_metrics(a) == helpers.read_metrics(b)
 
 
+def _assert_events_match_metrics(workdir, log_steps):
+  """The TensorBoard scalars: metrics.jsonl's records, each once, and the progress figures at
+  each log step, once."""
+  events = helpers.read_events(workdir)
+  progress = {t: v for t, v in events.items() if t.startswith('progress/')}
+  assert set(progress) == {'progress/loss', 'progress/learning_rate', 'progress/steps_per_s',
+                           'progress/images_per_s'}
+  for values in progress.values():
+    assert [s for s, _ in values] == log_steps
+  records = {t: v for t, v in events.items() if not t.startswith('progress/')}
+  assert records == helpers.events_of_metrics(workdir)
+
+
+def test_event_files_hold_the_values_of_metrics_jsonl(reference):
+  _assert_events_match_metrics(reference, list(range(8, EPOCHS * STEPS_PER_EPOCH + 1, 8)))
+  assert {'train/loss', 'test/accuracy', 'test/ece'} <= set(helpers.read_events(reference))
+
+
 def test_smoke_run_in_process_on_8_devices_learns_and_logs(tmp_path):
   config = helpers.load_config('smoke.py')
   result = train.train_and_evaluate(config, str(tmp_path))
@@ -61,6 +79,7 @@ def test_stop_mid_epoch_then_resume_ends_bit_exact(reference, tmp_path, sig):
   resumed_at = int(out.split('Resumed from')[1].split(' at step ')[1].split()[0])
   assert resumed_at % STEPS_PER_EPOCH != 0  # the data position inside the epoch was restored
   _assert_same_run(reference, workdir)
+  _assert_events_match_metrics(workdir, list(range(8, EPOCHS * STEPS_PER_EPOCH + 1, 8)))
 
 
 def test_kill_9_then_resume_ends_bit_exact(reference, tmp_path):

@@ -66,11 +66,9 @@ def _how_to_prepare(builder, d):
   manual = ' '.join(str(getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', '') or '').split())
   if manual:  # tfds's instructions; for imagenet2012 they name the two archives
     steps = (f"it is downloaded by hand ({manual.split('. ')[0].rstrip('.')}): put them in a "
-             f"directory M, run `tfds build {name} --manual_dir=M --data_dir=D "
-             "--file_format=array_record`")
+             f"directory M, run `python -m bsd_jax.prepare {name} --manual_dir M --data_dir D`")
   else:
-    steps = (f'run `tfds build {name} --data_dir=D --file_format=array_record` where there is '
-             'internet')
+    steps = (f'run `python -m bsd_jax.prepare {name} --data_dir D` where there is internet')
   return (f"config.data.name: tfds dataset {name!r} is not prepared in {builder.data_dir_root}; "
           f"{steps}, and set config.data.tfds_data_dir=D")
 
@@ -78,12 +76,11 @@ def _how_to_prepare(builder, d):
 def load(d, image_size: int) -> StreamDataset:
   """The prepared dataset named by config.data (`d`), checked, with the labels of both splits."""
   import tensorflow_datasets as tfds
-  from tensorflow_datasets.core import file_adapters
   builder = tfds_common.open_builder(d.name, d.tfds_data_dir)
   if not builder.is_prepared():
     raise UserError(_how_to_prepare(builder, d))
-  fmt = builder.info.file_format
-  if fmt not in file_adapters.FileFormat.with_random_access():
+  if not tfds_common.random_access(builder):
+    fmt = builder.info.file_format
     raise UserError(
         f"config.data.source='tfds_stream' reads records by position, but {builder.data_dir} "
         f"holds {getattr(fmt, 'value', fmt)} files; convert them with `tfds convert_format "

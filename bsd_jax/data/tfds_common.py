@@ -1,16 +1,21 @@
 """What every tfds reader shares: opening a builder, checking the config's splits and features,
 and reading columns of a split in batches (in-memory source, streamed source, OOD and corruption
-sets). tensorflow_datasets is imported only when one of these runs."""
+sets). tensorflow_datasets is imported only when one of these runs; TensorFlow only to read a
+dataset prepared as tfrecord (array_record files, as bsd_jax.prepare writes them, are read by
+position through tfds's data sources, without it)."""
+import importlib.util
+
 import numpy as np
 
 from bsd_jax.errors import UserError
 
 
-def open_builder(name, data_dir, what='config.data.name'):
-  """tfds.builder(name, data_dir=data_dir); UserError naming `what` for an unknown name."""
+def open_builder(name, data_dir, what='config.data.name', **kwargs):
+  """tfds.builder(name, data_dir=data_dir, **kwargs); UserError naming `what` for an unknown
+  name."""
   import tensorflow_datasets as tfds
   try:
-    return tfds.builder(name, data_dir=data_dir)
+    return tfds.builder(name, data_dir=data_dir, **kwargs)
   except tfds.core.registered.DatasetNotFoundError:
     raise UserError(f'{what}: unknown tfds dataset {name!r}') from None
 
@@ -34,10 +39,34 @@ def check_splits_and_features(builder, d, slices: bool):
                       f'(it has {sorted(features.keys())})')
 
 
+def random_access(builder) -> bool:
+  """Whether the prepared files can be read by position (array_record): no TensorFlow needed."""
+  from tensorflow_datasets.core import file_adapters
+  return builder.info.file_format in file_adapters.FileFormat.with_random_access()
+
+
+def _read_by_position(builder, split, keys, decoders, take, chunk=4096):
+  source = builder.as_data_source(split=split, decoders=decoders)
+  num = len(source) if take is None else min(take, len(source))
+  columns = [[] for _ in keys]
+  for lo in range(0, num, chunk):
+    records = source.__getitems__(list(range(lo, min(num, lo + chunk))))
+    for column, key in zip(columns, keys):
+      column.append(np.stack([np.asarray(r[key]) for r in records]))
+  return [np.concatenate(c) for c in columns]
+
+
 def read_columns(builder, split, keys, decoders=None, take=None):
   """The features `keys` of `split` (a tfds split, sliced or not) in record order, as numpy
-  arrays; the first `take` records only, if given. Batched reads: as_dataset(batch_size=-1) is
-  slower and breaks on some builders."""
+  arrays; the first `take` records only, if given. array_record files are read by position;
+  tfrecord files through tf.data in batches (as_dataset(batch_size=-1) is slower and breaks on
+  some builders)."""
+  if random_access(builder):
+    return _read_by_position(builder, split, keys, decoders, take)
+  if importlib.util.find_spec('tensorflow') is None:
+    raise UserError(f'{builder.data_dir} holds tfrecord files, which tfds reads with TensorFlow: '
+                    f'pip install -e ".[prepare]", or prepare {builder.name} again with '
+                    'python -m bsd_jax.prepare (array_record, read without it)')
   import tensorflow_datasets as tfds
   ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
   if take:

@@ -1,10 +1,12 @@
 """config.data.source = 'tfds': a tfds dataset by name, read whole into memory (CIFAR-size).
 
-Prepared in config.data.tfds_data_dir, or downloaded and prepared on first use where that can
-work (internet, or the archives in config.data.manual_dir); otherwise a one-line error in about
-a second saying how to provide the data. Labels are read first without decoding the images;
-images are read as one contiguous slice of the rows asked for.
+Prepared in config.data.tfds_data_dir (python -m bsd_jax.prepare), or downloaded and prepared
+(in array_record files, with TensorFlow) on first use where that can work (internet, or the
+archives in config.data.manual_dir); otherwise a one-line error in about a second saying how to
+provide the data. Labels are read first without decoding the images; images are read as one
+contiguous slice of the rows asked for.
 """
+import importlib.util
 import logging
 import socket
 
@@ -19,7 +21,7 @@ from bsd_jax.errors import UserError
 _DOWNLOAD_HOSTS = ('storage.googleapis.com', 'www.cs.toronto.edu')
 
 
-def _network_reachable(timeout=5.0) -> bool:
+def network_reachable(timeout=5.0) -> bool:
   """True when a download host answers; fails in milliseconds where DNS is unavailable."""
   for host in _DOWNLOAD_HOSTS:
     try:
@@ -36,14 +38,21 @@ def load(d) -> Source:
   builder = tfds_common.open_builder(d.name, d.tfds_data_dir)
   if not builder.is_prepared():
     how = (f"tfds dataset {d.name!r} is not prepared in {builder.data_dir_root} and cannot be "
-           f"downloaded here; build it where there is internet (tfds build {d.name} --data_dir "
-           f"DIR) and set config.data.tfds_data_dir=DIR, put the downloaded archives in "
-           f"config.data.manual_dir, or use config.data.source='folder' with config.data.root")
+           f"downloaded here; prepare it where there is internet (python -m bsd_jax.prepare "
+           f"{d.name} --data_dir DIR) and set config.data.tfds_data_dir=DIR, put the downloaded "
+           f"archives in config.data.manual_dir, or use config.data.source='folder' with "
+           f"config.data.root")
     if not d.download:
       raise UserError(how + ' (config.data.download is False)')
-    if d.manual_dir is None and not _network_reachable():
+    if d.manual_dir is None and not network_reachable():
       raise UserError(how)
-    logging.info('Preparing tfds dataset %s in %s', d.name, builder.data_dir_root)
+    if importlib.util.find_spec('tensorflow') is None:
+      raise UserError(f'tfds dataset {d.name!r} is not prepared in {builder.data_dir_root}; '
+                      'preparing it needs TensorFlow: pip install -e ".[prepare]" (or prepare '
+                      f'it elsewhere: python -m bsd_jax.prepare {d.name} --data_dir DIR, and set '
+                      'config.data.tfds_data_dir=DIR)')
+    logging.info('Preparing tfds dataset %s in %s (array_record)', d.name, builder.data_dir_root)
+    builder = tfds_common.open_builder(d.name, d.tfds_data_dir, file_format='array_record')
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=d.manual_dir))
   tfds_common.check_splits_and_features(builder, d, slices=False)

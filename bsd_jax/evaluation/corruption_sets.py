@@ -25,7 +25,8 @@ EXTRA_CORRUPTIONS = ('speckle_noise', 'gaussian_blur', 'spatter', 'saturate')
 SEVERITIES = (1, 2, 3, 4, 5)
 # tfds names two of them differently from the release's files; results use the file names.
 TFDS_NAMES = {'glass_blur': 'frosted_glass_blur', 'elastic_transform': 'elastic'}
-HOW = ('CIFAR-10-C: tfds build cifar10_corrupted where there is internet, or the .npy release '
+HOW = ('CIFAR-10-C: python -m bsd_jax.prepare cifar10_corrupted/<corruption>_<severity> '
+       '--data_dir D for each one used, where there is internet, or the .npy release '
        '(zenodo.org/records/2535967); CIFAR-100-C: the .npy release (zenodo.org/records/3555552),'
        ' untarred, passed as --corruptions npy:DIR')
 

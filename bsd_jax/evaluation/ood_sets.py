@@ -49,8 +49,9 @@ def _tfds(spec, max_samples):
   name, _, split = spec.partition(':')
   builder = tfds_common.open_builder(name, None, what=f'--ood tfds:{spec}')
   if not builder.is_prepared():
-    raise UserError(f'--ood tfds:{spec}: not prepared in {builder.data_dir_root}; build it '
-                    f'where there is internet (tfds build {name}) or pass a folder: set')
+    raise UserError(f'--ood tfds:{spec}: not prepared in {builder.data_dir_root}; prepare it '
+                    f'where there is internet (python -m bsd_jax.prepare {name} --data_dir '
+                    f'{builder.data_dir_root}) or pass a folder: set')
   images, = tfds_common.read_columns(builder, split or 'test', ['image'], take=max_samples)
   return images
 
