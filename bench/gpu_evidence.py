@@ -1,7 +1,7 @@
 """Every GPU figure bsd_jax needs, from one short call: writes summary.json and summary.md.
 
     bash bench/gpu_evidence.sh OUT              # on one GPU, under 9 minutes in all
-    bash bench/gpu_evidence.sh --tiny OUT       # the same pipeline on CPU, small, ~1-2 minutes
+    bash bench/gpu_evidence.sh --tiny OUT       # the same pipeline on CPU, small, about 30 s
 
 Stages, each in its own process (so that JAX and PyTorch each find the GPU free) with a time
 budget, its output in OUT/logs/<stage>.log:
@@ -10,7 +10,8 @@ budget, its output in OUT/logs/<stage>.log:
    platform's version (CUDA) and the device's name;
 2. step_time_<B>: bench/step_time.py for CIFAR ResNet-18 in bfloat16, CE and BSD, with --torch
    (when importable) and --peak_tflops, at batch 128 and 512: images/s of JAX and PyTorch,
-   JAX/PyTorch, BSD/CE, MFU;
+   JAX/PyTorch, BSD/CE, MFU (when the PyTorch side fails or runs out of time, JAX alone
+   again: step_time_<B>_jax_only);
 3. loop_overhead_k1, loop_overhead_k8: bench/loop_overhead.py (the loop against the bare step)
    with 1 and 8 steps per call (config.steps_per_call);
 4. train: ResNet-18 with BSD on the CIFAR-10 JPEG set (--data: the tarball of
@@ -39,7 +40,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'cifar10-jpeg',
                             'cifar10-jpeg.tar.gz')
-H200_BF16_TFLOPS = 790.0  # dense bf16 matrix products
+H200_BF16_TFLOPS = 989.0  # dense bf16 matrix products, H200 SXM (NVIDIA's data sheet)
+TRAIN_RESERVE_S = 150.0   # kept for the real run, which comes last
 
 VERSIONS = r'''
 import importlib.metadata as md, json, platform, jax, jax.extend
@@ -51,16 +53,16 @@ def version(name):
 v = {'python': platform.python_version()}
 for name in ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'torch'):
   v[name.replace('-', '_')] = version(name)
+d = jax.devices()[0]  # before torch is imported: the GPU goes to JAX first
+v['platform'] = d.platform
+v['platform_version'] = jax.extend.backend.get_backend().platform_version.strip()
+v['device'] = d.device_kind
+v['device_count'] = jax.device_count()
 try:
   import torch
   v['torch_cuda'] = torch.version.cuda
 except ImportError:
   v['torch_cuda'] = None
-d = jax.devices()[0]
-v['platform'] = d.platform
-v['platform_version'] = jax.extend.backend.get_backend().platform_version.strip()
-v['device'] = d.device_kind
-v['device_count'] = jax.device_count()
 print('VERSIONS ' + json.dumps(v))
 '''
 
@@ -73,9 +75,10 @@ def parse_args(argv=None):
                  help='CIFAR-10 JPEG: cifar10-jpeg.tar.gz or its unpacked cifar10-jpeg folder')
   p.add_argument('--epochs', type=int, default=30, help='epochs of the real run (at most)')
   p.add_argument('--budget_s', type=float, default=None,
-                 help='seconds for all stages (default: 510 on a GPU, 300 with --tiny)')
+                 help='seconds for all stages (default: 510 on a GPU, 300 with --tiny); the last '
+                 f'{TRAIN_RESERVE_S:.0f} are kept for the real run')
   p.add_argument('--peak_tflops', type=float, default=H200_BF16_TFLOPS,
-                 help='the device\'s peak, for MFU (default: an H200\'s bf16)')
+                 help='the device\'s peak, for MFU (default: an H200 SXM\'s dense bf16, 989)')
   return p.parse_args(argv)
 
 
@@ -84,32 +87,40 @@ def _has_torch():
 
 
 class Stages:
-  """Runs each stage as a subprocess with its share of the budget; keeps the summary."""
+  """Runs each stage as a subprocess with its share of the budget; keeps the summary. On a GPU
+  every stage runs with JAX_PLATFORMS=cuda: a JAX that cannot use the GPU fails the stage
+  instead of measuring the CPU."""
 
-  def __init__(self, out, budget_s, summary):
+  def __init__(self, out, budget_s, summary, env):
     self.out, self.deadline, self.summary = out, time.monotonic() + budget_s, summary
+    self.env = env
     os.makedirs(os.path.join(out, 'logs'), exist_ok=True)
 
-  def left(self):
-    return self.deadline - time.monotonic()
+  def left(self, reserve=0.0):
+    return self.deadline - time.monotonic() - reserve
 
-  def run(self, name, argv, timeout_s, env=None, stop_signal=signal.SIGKILL):
+  def run(self, name, argv, timeout_s, env=None, stop_signal=signal.SIGKILL, reserve=0.0):
     """(exit status, output) of argv, stopped with `stop_signal` after timeout_s (at most the
-    budget left); the status 'timeout' is recorded when it was stopped."""
-    timeout_s = max(min(timeout_s, self.left()), 1.0)
+    budget left but `reserve`; SIGKILL 30 s later if it is still there); the status 'timeout'
+    is recorded when it was stopped."""
+    timeout_s = max(min(timeout_s, self.left(reserve)), 1.0)
     log_path = os.path.join(self.out, 'logs', f'{name}.log')
     start = time.monotonic()
     with open(log_path, 'w') as log:
       # bsd_jax from this checkout, installed or not (a GPU machine may only have wheels).
       path = os.pathsep.join(p for p in (REPO, os.environ.get('PYTHONPATH')) if p)
       proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True,
-                              env=dict(os.environ, PYTHONPATH=path, **(env or {})))
+                              env=dict(os.environ, PYTHONPATH=path, **self.env, **(env or {})))
       try:
         rc = proc.wait(timeout=timeout_s)
         status = 'ok' if rc == 0 else f'failed (exit status {rc})'
       except subprocess.TimeoutExpired:
         proc.send_signal(stop_signal)
-        rc = proc.wait()
+        try:
+          rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+          proc.kill()
+          rc = proc.wait()
         status = 'timeout'
     seconds = time.monotonic() - start
     self.summary['stages'][name] = {'status': status, 'seconds': round(seconds, 1),
@@ -129,7 +140,7 @@ class Stages:
 
 
 def versions(stages):
-  _, out = stages.run('versions', [sys.executable, '-c', VERSIONS], 120)
+  _, out = stages.run('versions', [sys.executable, '-c', VERSIONS], 90)
   return json.loads(re.search(r'^VERSIONS (.*)$', out, re.M).group(1))
 
 
@@ -143,16 +154,22 @@ def step_time(stages, args, batch, torch):
             '--steps', '30', '--rounds', '5']
   argv = [sys.executable, 'bench/step_time.py', '--batch_size', str(batch), '--num_classes',
           '10', '--methods', 'ce,bsd', '--peak_tflops', str(args.peak_tflops), '--json',
-          json_path] + size + (['--torch'] if torch else [])
+          json_path] + size
+  name = f'step_time_{batch}'
   # JAX takes 75% of the GPU's memory at start by default; leave PyTorch its share.
-  rc, _ = stages.run(f'step_time_{batch}', argv, 100 if args.tiny else 170,
-                     env={'XLA_PYTHON_CLIENT_MEM_FRACTION': '0.45'})
+  rc, _ = stages.run(name, argv + (['--torch'] if torch else []), 100 if args.tiny else 150,
+                     env={'XLA_PYTHON_CLIENT_MEM_FRACTION': '0.45'}, reserve=TRAIN_RESERVE_S)
+  if rc != 0 and torch:  # the PyTorch side failed or was too slow: keep JAX's figures
+    torch = False
+    rc, _ = stages.run(name + '_jax_only', argv, 100 if args.tiny else 90,
+                       reserve=TRAIN_RESERVE_S)
   if rc != 0:
     raise RuntimeError(f'bench/step_time.py exit status {rc}')
   with open(json_path) as f:
     r = json.load(f)
   m = r['methods']
-  out = {'batch_size': batch, 'model': r['model'], 'compute_dtype': r['compute_dtype'],
+  out = {'batch_size': batch, 'device': r['device_kind'], 'model': r['model'],
+         'compute_dtype': r['compute_dtype'],
          'jax_ce_images_per_s': m['ce']['images_per_s'],
          'jax_bsd_images_per_s': m['bsd']['images_per_s'],
          'bsd_over_ce_step_time': r['bsd/ce'],
@@ -172,10 +189,11 @@ def loop_overhead(stages, args, k):
           if args.tiny else [])
   rc, out = stages.run(f'loop_overhead_k{k}', [sys.executable, 'bench/loop_overhead.py',
                                                '--steps_per_call', str(k)] + size,
-                       90 if args.tiny else 100)
+                       90 if args.tiny else 70, reserve=TRAIN_RESERVE_S)
   if rc != 0:
     raise RuntimeError(f'bench/loop_overhead.py exit status {rc}')
   return {'steps_per_call': k,
+          'device': re.search(r'^\d+ (\S+) device\(s\)', out, re.M).group(1),
           'loop_steps_per_s': float(re.search(r'^loop: ([\d.]+)', out, re.M).group(1)),
           'bare_step_steps_per_s': float(re.search(r'^bare step: ([\d.]+)', out, re.M).group(1)),
           'loop_over_step_time': float(re.search(r'^loop/step time ratio: ([\d.]+)$', out,
@@ -243,6 +261,7 @@ def train(stages, args):
     raise RuntimeError('the run ended before its first test evaluation')
   rates = [float(x) for x in re.findall(r'steps/s ([\d.]+) img/s', out)]
   return {'dataset': 'CIFAR-10 (JPEG q75)', 'model': 'cnn' if args.tiny else 'resnet18',
+          'device': re.search(r'\d+ devices \((\w+)\)', out).group(1),
           'method': 'bsd', 'epochs_planned': epochs, 'epochs_done': tests[-1]['epoch'],
           'stopped_early': rc != 0, 'wall_s': round(wall, 1),
           'images_per_s': statistics.median(rates) if rates else None,
@@ -295,7 +314,7 @@ def main(argv=None):
              'command': ' '.join(['bench/gpu_evidence.py'] + (argv or sys.argv[1:])),
              'started': time.strftime('%Y-%m-%d %H:%M:%S'), 'stages': {}}
   start = time.monotonic()
-  stages = Stages(args.out, budget, summary)
+  stages = Stages(args.out, budget, summary, {} if args.tiny else {'JAX_PLATFORMS': 'cuda'})
   torch = _has_torch()
   stages.record('versions', lambda: versions(stages))
   for batch in ((16, 32) if args.tiny else (128, 512)):

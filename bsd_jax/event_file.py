@@ -10,6 +10,7 @@ One file per run directory, appended and flushed per record like metrics.jsonl, 
 with it on resume (records after the restored step are dropped), so a resumed run's curves have
 no duplicate points.
 """
+import math
 import os
 import struct
 import time
@@ -60,6 +61,12 @@ def _bytes_field(number: int, data: bytes) -> bytes:
   return _field(number, 2, _varint(len(data)) + data)
 
 
+def _float32(v) -> float:
+  """v as a float32 can hold it: beyond float32's range, +-inf (struct refuses those values)."""
+  v = float(v)
+  return v if abs(v) <= 3.4028234663852886e38 or v != v else math.copysign(math.inf, v)
+
+
 def event(step: int, wall_time: float, scalars: dict = None, file_version: str = None) -> bytes:
   """A serialized Event with `scalars` ({tag: float}) or a file_version."""
   out = _field(1, 1, struct.pack('<d', wall_time)) + _field(2, 0, _varint(int(step)))
@@ -67,7 +74,7 @@ def event(step: int, wall_time: float, scalars: dict = None, file_version: str =
     out += _bytes_field(3, file_version.encode())
   if scalars:
     values = b''.join(_bytes_field(1, _bytes_field(1, tag.encode()) +
-                                   _field(2, 5, struct.pack('<f', float(v))))
+                                   _field(2, 5, struct.pack('<f', _float32(v))))
                       for tag, v in scalars.items())
     out += _bytes_field(5, values)
   return out
@@ -80,18 +87,21 @@ def record(data: bytes) -> bytes:
 
 
 def read_records(path):
-  """(the data of each complete record of a TFRecord file, whether a torn last record was left
-  out)."""
+  """(the data of each record of a TFRecord file up to the first torn or damaged one, whether
+  anything after them was left out). A record counts when both its CRCs hold."""
   out = []
   with open(path, 'rb') as f:
     blob = f.read()
   pos = 0
   while pos + 12 <= len(blob):
-    (length,) = struct.unpack_from('<Q', blob, pos)
+    header = blob[pos:pos + 8]
+    (length,) = struct.unpack('<Q', header)
     end = pos + 12 + length + 4
-    if end > len(blob):
+    data = blob[pos + 12:pos + 12 + length]
+    if (end > len(blob) or struct.unpack_from('<I', blob, pos + 8)[0] != _masked(header)
+        or struct.unpack_from('<I', blob, end - 4)[0] != _masked(data)):
       break
-    out.append(blob[pos + 12:pos + 12 + length])
+    out.append(data)
     pos = end
   return out, pos != len(blob)
 
@@ -115,7 +125,7 @@ class EventFile:
     self.path = os.path.join(workdir, FILE_NAME)
 
   def _append(self, data: bytes):
-    new = not os.path.exists(self.path)
+    new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
     with open(self.path, 'ab') as f:
       if new:
         f.write(record(event(0, time.time(), file_version='brain.Event:2')))
@@ -128,14 +138,14 @@ class EventFile:
     self._append(event(step, time.time(), scalars=scalars))
 
   def rewind(self, step: int):
-    """Drop the events after `step` (and a torn last record)."""
+    """Drop the events after `step` (and a torn or damaged tail)."""
     if not os.path.exists(self.path):
       return
     records, torn = read_records(self.path)
     keep = [r for r in records if event_step(r) <= step]
     if not torn and len(keep) == len(records):
       return
-    tmp = self.path + '.tmp'
+    tmp = os.path.join(os.path.dirname(self.path), 'bsd_jax_events.tmp')  # not a *tfevents* name
     with open(tmp, 'wb') as f:
       f.writelines(record(r) for r in keep)
       f.flush()

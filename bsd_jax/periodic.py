@@ -51,8 +51,15 @@ class Progress:
   def rate(self, step: int) -> float:
     return (step - self._step) / max(self.elapsed(), 1e-9)
 
+  def measured(self, step: int) -> bool:
+    """Whether steps were taken since the last reset (else there is no speed to give)."""
+    return step > self._step
+
   def line(self, step: int) -> str:
-    """'| 12.34 steps/s 1580 img/s | ETA 1m05s' for the steps since the last reset; resets."""
+    """'| 12.34 steps/s 1580 img/s | ETA 1m05s' for the steps since the last reset ('' when
+    there are none: right after compilation); resets."""
+    if not self.measured(step):
+      return ''
     rate = self.rate(step)
     eta = format_seconds((self.total_steps - step) / max(rate, 1e-9))
     self.reset(step)

@@ -49,10 +49,15 @@ def prepare(name: str, data_dir: str, manual_dir: str = None) -> str:
     raise UserError(f'--data_dir {data_dir}: exists and is not a directory')
   _check_manual_dir(manual_dir)
   from bsd_jax.data import tfds_common, tfds_source
-  builder = tfds_common.open_builder(name, data_dir, what='NAME', file_format='array_record')
+  builder = tfds_common.open_builder(name, data_dir, what='NAME')
   if builder.is_prepared():
+    if not tfds_common.random_access(builder):
+      raise UserError(f'{builder.data_dir} already holds {name} as tfrecord files (tfds build); '
+                      'give another --data_dir, or convert them: tfds convert_format '
+                      f'--dataset_version_dir={builder.data_dir} --out_file_format=array_record')
     logging.info('%s is already prepared in %s: nothing to do', name, builder.data_dir)
     return str(builder.data_dir)
+  builder = tfds_common.open_builder(name, data_dir, what='NAME', file_format='array_record')
   if importlib.util.find_spec('tensorflow') is None:
     raise UserError(f'preparing {name} needs TensorFlow, which tfds writes the records with: '
                     'pip install -e ".[prepare]" (training from the prepared files does not)')

@@ -185,6 +185,7 @@ def _train(config, workdir, lock):
   if latest is not None and latest >= total_steps:
     logging.info('%s already holds the finished run (step %d of %d): nothing to do',
                  workdir, latest, total_steps)
+    log.rewind(latest)  # keeps every record; a run of an earlier version gets its event file
     ckpt.close()
     tests = [r for r in log.read() if r['split'] == 'test']
     return dict(tests[-1]) if tests else {}
@@ -270,11 +271,14 @@ def _train(config, workdir, lock):
         loss = (host['loss_sum'] - logged['loss_sum']) / max(host['count'] - logged['count'], 1)
         if not math.isfinite(loss):
           _diverged(ckpt, loss, f'at step {step_now}')
-        lr, rate = float(exp.schedule(step_now)), progress.rate(step_now)
+        lr = float(exp.schedule(step_now))
+        figures = {'loss': loss, 'learning_rate': lr}
+        if progress.measured(step_now):  # no speed right after compiling the first call
+          rate = progress.rate(step_now)
+          figures.update(steps_per_s=rate, images_per_s=rate * config.batch_size)
         logging.info('epoch %d/%d step %d/%d loss %.4f lr %.4g %s', (step_now - 1) // spe + 1,
                      config.num_epochs, step_now, total_steps, loss, lr, progress.line(step_now))
-        log.progress(step_now, {'loss': loss, 'learning_rate': lr, 'steps_per_s': rate,
-                                'images_per_s': rate * config.batch_size})
+        log.progress(step_now, figures)
         logged = host
       if periodic.itstime(step_now, spe):
         state, test, stopped_by = _end_of_epoch(r, state, sums, step_now, stop)

@@ -28,7 +28,9 @@ def read_checkpoint_state(workdir, step=None):
     step = max(int(d) for d in os.listdir(directory) if d.isdigit())
   path = os.path.join(directory, str(step), 'state')
   with ocp.PyTreeCheckpointer() as ckptr:
-    meta = ckptr.metadata(path).item_metadata.tree
+    meta = ckptr.metadata(path)
+    meta = getattr(meta, 'item_metadata', meta)  # orbax >= 0.11.10 wraps the tree
+    meta = getattr(meta, 'tree', meta)
     restore_args = ocp.checkpoint_utils.construct_restore_args(
         jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), meta))
     state = ckptr.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))

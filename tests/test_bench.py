@@ -97,7 +97,7 @@ def test_gpu_evidence_tiny_fills_every_field_of_its_summary(tmp_path):
   assert (v['torch'] is not None) == has_torch and 'torch_cuda' in v
   for batch in (16, 32):
     t = s[f'step_time_{batch}']
-    assert t['batch_size'] == batch and t['model'] == 'cnn'
+    assert t['batch_size'] == batch and t['model'] == 'cnn' and t['device'] == 'cpu'
     assert t['jax_ce_images_per_s'] > 0 and t['jax_bsd_images_per_s'] > 0
     # BSD/CE step time is CE's images/s over BSD's (the same batch).
     assert t['bsd_over_ce_step_time'] == pytest.approx(
@@ -111,11 +111,12 @@ def test_gpu_evidence_tiny_fills_every_field_of_its_summary(tmp_path):
         assert t[f'torch_{m}_images_per_s'] is None and t[f'jax_over_torch_speed_{m}'] is None
   for k in (1, 8):
     o = s[f'loop_overhead_k{k}']
-    assert o['steps_per_call'] == k
+    assert o['steps_per_call'] == k and o['device'] == 'cpu'
     assert o['loop_over_step_time'] == pytest.approx(
         o['bare_step_steps_per_s'] / o['loop_steps_per_s'], abs=2e-3)
   t = s['train']
   assert (t['epochs_planned'], t['epochs_done'], t['stopped_early']) == (2, 2, False)
+  assert t['device'] == 'cpu'
   assert t['wall_s'] > 0 and t['images_per_s'] > 0
   last_test = helpers.read_metrics(out / 'run', 'test')[-1]
   assert (t['test_accuracy'], t['test_ece']) == (last_test['accuracy'], last_test['ece'])

@@ -31,3 +31,15 @@ def test_rewind_drops_later_events_and_a_torn_record(tmp_path):
   assert helpers.read_events(tmp_path) == {'progress/loss': [(8, 8.0), (16, 16.0)]}
   events.write(20, {'progress/loss': 20.0})
   assert helpers.read_events(tmp_path) == {'progress/loss': [(8, 8.0), (16, 16.0), (20, 20.0)]}
+
+
+def test_a_damaged_tail_and_huge_values(tmp_path):
+  events = event_file.EventFile(str(tmp_path))
+  events.write(1, {'train/loss': 1e39, 'train/other': -1e39})  # beyond float32: +-inf
+  with open(events.path, 'ab') as f:  # zeros after a power loss
+    f.write(bytes(16))
+  events.rewind(10)
+  events.write(2, {'train/loss': 2.0})
+  assert helpers.read_events(tmp_path)['train/loss'] == [(1, float('inf')), (2, 2.0)]
+  assert helpers.read_events(tmp_path)['train/other'] == [(1, float('-inf'))]
+  assert sorted(p.name for p in tmp_path.iterdir()) == [event_file.FILE_NAME]

@@ -27,6 +27,16 @@ def test_progress_line_measures_since_the_last_reset():
   assert progress.elapsed() == 4.0
 
 
+def test_no_speed_right_after_a_reset():
+  """A first call of several steps can end on a log step: the window is empty, no 0 steps/s."""
+  clock = FakeClock()
+  progress = periodic.Progress(total_steps=1000, batch_size=64, clock=clock)
+  progress.reset(8)
+  clock.now += 1.0
+  assert not progress.measured(8) and progress.line(8) == ''
+  assert progress.measured(9)
+
+
 def test_format_seconds():
   assert periodic.format_seconds(59.9) == '0m59s'
   assert periodic.format_seconds(3599) == '59m59s'

@@ -70,3 +70,15 @@ def test_without_network_or_archives_is_one_line(tmp_path):
   rc, out = _prepare('cifar10', '--data_dir', str(tmp_path / 'tfds'))
   assert rc == 2, out
   assert 'cifar10 cannot be downloaded here (no network)' in _error_line(out)
+
+
+def test_a_data_dir_holding_tfrecord_files_is_one_line(tmp_path):
+  from tensorflow_datasets import testing as tfds_testing  # registers dummy_mnist
+
+  from bsd_jax import prepare
+  from bsd_jax.errors import UserError
+  tfds_testing.DummyMnist(data_dir=str(tmp_path)).download_and_prepare()  # tfrecord: tfds build
+  with pytest.raises(UserError, match=r'already holds dummy_mnist as tfrecord files .*another '
+                     r'--data_dir, or convert them: tfds convert_format') as info:
+    prepare.prepare('dummy_mnist', str(tmp_path))
+  assert '\n' not in str(info.value)

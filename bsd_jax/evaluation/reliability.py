@@ -1,16 +1,16 @@
-"""Reliability diagram: accuracy against confidence per equal-width bin, as a PNG."""
-import matplotlib
+"""Reliability diagram: accuracy against confidence per equal-width bin, as a PNG.
+matplotlib is imported when a diagram is drawn (the evaluate command), not by training."""
+import numpy as np
 
-matplotlib.use('Agg')  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bsd_jax import metrics  # noqa: E402
+from bsd_jax import metrics
 
 
 def save_reliability_diagram(probs, labels, path, num_bins=15, title=''):
   """Per-bin accuracy (bars) and mean confidence (red outlines) against the diagonal, bin counts
   on a second panel, the ECE in the title."""
+  import matplotlib
+  matplotlib.use('Agg')  # files only, no display
+  import matplotlib.pyplot as plt
   count, acc, conf = metrics.reliability_bins(probs, labels, num_bins)
   ece = float(metrics.ece(probs, labels, num_bins))
   edges = np.linspace(0, 1, num_bins + 1)
