@@ -20,5 +20,13 @@ for key, value in (('jax_compilation_cache_dir', _CACHE),
   os.environ[key.upper()] = str(value)
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
+# The programs the tests start (the CLI, bench scripts, grain workers) turn deprecations into
+# errors too, like setup.cfg's filterwarnings do here: a DeprecationWarning or FutureWarning
+# fails the run that raised it, but for the third-party ones listed (each with why).
+os.environ['PYTHONWARNINGS'] = ','.join([
+    'error::DeprecationWarning', 'error::FutureWarning',
+    # ml_collections loads config files with importlib's load_module() (config_flags)
+    'ignore:the load_module() method is deprecated:DeprecationWarning'])
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
