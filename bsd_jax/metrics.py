@@ -169,3 +169,45 @@ def fpr_at_tpr(scores, labels, tpr: float = 0.95):
   k = max(1, int(np.ceil(tpr * len(pos) - 1e-9)))  # ceil(tpr n), robust to 0.95 * 20 = 19.000..4
   threshold = pos[k - 1]  # the k-th highest positive score
   return float(np.mean(scores[~labels] >= threshold))
+
+
+def _temperature_slope(z, labels, beta):
+  """d/dbeta of the mean NLL of softmax(beta z): mean over samples of E_p[z] - z_y (float64).
+  It increases with beta (the NLL is convex in beta = 1/T)."""
+  s = beta * z
+  p = np.exp(s - s.max(axis=1, keepdims=True))
+  p /= p.sum(axis=1, keepdims=True)
+  return float(np.mean((p * z).sum(axis=1) - z[np.arange(len(labels)), labels]))
+
+
+def fit_temperature(logits, labels) -> float:
+  """Temperature scaling (Guo et al. 2017): the T > 0 that minimises the mean NLL of
+  softmax(logits / T), for logits [n, K] and integer labels [n] (numpy or jax arrays).
+
+  The NLL is convex in beta = 1/T, so its minimum is where the slope in beta is zero: found by
+  bisection on log beta, to a relative 1e-12. ValueError when no T > 0 minimises it: when the
+  NLL keeps falling as T -> 0 (the logits separate every sample; any small T fits) or as
+  T -> infinity (the logits rank the labels below the mean of the classes)."""
+  z = np.asarray(logits, np.float64)
+  labels = np.asarray(labels).astype(np.int64)
+  if z.ndim != 2 or labels.shape != (z.shape[0],) or z.shape[0] == 0:
+    raise ValueError(f'fit_temperature: logits [n, K] and labels [n], got {z.shape} and '
+                     f'{labels.shape}')
+  z = z - z.mean(axis=1, keepdims=True)  # softmax ignores a shift per sample
+  if _temperature_slope(z, labels, 0.0) >= 0:
+    raise ValueError('fit_temperature: the NLL falls as T grows without bound (the labels '
+                     'score below the mean class): no finite T')
+  # As beta -> infinity the slope tends to mean(max_k z - z_y): zero when every label holds the
+  # top logit, and then the NLL falls all the way to T -> 0.
+  if np.all(z[np.arange(len(labels)), labels] >= z.max(axis=1)):
+    raise ValueError('fit_temperature: the NLL keeps falling as T -> 0 (the logits separate '
+                     'every sample): no T > 0 minimises it')
+  lo, hi = 1e-3, 1.0
+  while _temperature_slope(z, labels, hi) < 0:  # bracket the zero of the slope in beta
+    lo, hi = hi, hi * 4
+  while _temperature_slope(z, labels, lo) > 0:
+    lo /= 4
+  while hi / lo - 1 > 1e-12:
+    mid = np.sqrt(lo * hi)
+    lo, hi = (mid, hi) if _temperature_slope(z, labels, mid) < 0 else (lo, mid)
+  return float(2 / (lo + hi))
