@@ -255,8 +255,8 @@ def train(stages, args):
   wall = time.monotonic() - start
   if rc not in (0, 128 + signal.SIGTERM):
     raise RuntimeError(f'bsd_jax.main exit status {rc}')
-  records = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
-  tests = [r for r in records if r['split'] == 'test']
+  from bsd_jax.metric_log import MetricLog
+  tests = [r for r in MetricLog(workdir, enabled=False).read() if r['split'] == 'test']
   if not tests:
     raise RuntimeError('the run ended before its first test evaluation')
   rates = [float(x) for x in re.findall(r'steps/s ([\d.]+) img/s', out)]

@@ -124,18 +124,20 @@ class EventFile:
   def __init__(self, workdir: str):
     self.path = os.path.join(workdir, FILE_NAME)
 
-  def _append(self, data: bytes):
-    new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
-    with open(self.path, 'ab') as f:
-      if new:
-        f.write(record(event(0, time.time(), file_version='brain.Event:2')))
-      f.write(record(data))
-      f.flush()
-      os.fsync(f.fileno())
-
   def write(self, step: int, scalars: dict):
     """Scalars {tag: value} at `step` (non-finite values too: TensorBoard shows NaN)."""
-    self._append(event(step, time.time(), scalars=scalars))
+    self.write_many([(step, scalars)])
+
+  def write_many(self, steps_scalars):
+    """Scalars of several steps [(step, {tag: value}), ...], in one append and one fsync."""
+    new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+    now = time.time()
+    with open(self.path, 'ab') as f:
+      if new:
+        f.write(record(event(0, now, file_version='brain.Event:2')))
+      f.writelines(record(event(step, now, scalars=s)) for step, s in steps_scalars)
+      f.flush()
+      os.fsync(f.fileno())
 
   def rewind(self, step: int):
     """Drop the events after `step` (and a torn or damaged tail)."""

@@ -80,11 +80,11 @@ class MetricLog:
     keep = [r for r in records if r['step'] <= step]
     if torn is not None or len(keep) != len(records):
       self._rewrite(keep)
-    if keep and not os.path.exists(self.events.path):  # a run of a version without events
-      for r in keep:
-        self._write_events(r['step'], self._scalars(r))
     try:
-      self.events.rewind(step)
+      if keep and not os.path.exists(self.events.path):  # a run of a version without events
+        self.events.write_many([(r['step'], self._scalars(r)) for r in keep])
+      else:
+        self.events.rewind(step)
     except OSError as e:
       raise UserError(f'{self.events.path}: cannot be rewritten ({e.strerror}); it is '
                       'unchanged') from None

@@ -10,7 +10,6 @@ with it): `pip install -e ".[prepare]"`; training from the prepared files does n
 Bad input (unknown NAME, a missing or empty M, no network, an archive with the wrong checksum)
 is one line on stderr and exit status 2; tfds prints its own progress bars while it works.
 """
-import importlib.util
 import logging
 import os
 
@@ -36,12 +35,6 @@ def _check_manual_dir(manual_dir):
     raise UserError(f'--manual_dir {manual_dir}: the directory is empty')
 
 
-def _instructions(builder) -> str:
-  """The first sentence of tfds's manual download instructions ('' when tfds downloads)."""
-  text = ' '.join(str(getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', '') or '').split())
-  return text.split('. ')[0].rstrip('.') if text else ''
-
-
 def prepare(name: str, data_dir: str, manual_dir: str = None) -> str:
   """Prepare tfds dataset `name` in `data_dir` (array_record); returns the dataset's directory.
   Already prepared: nothing to do."""
@@ -58,10 +51,8 @@ def prepare(name: str, data_dir: str, manual_dir: str = None) -> str:
     logging.info('%s is already prepared in %s: nothing to do', name, builder.data_dir)
     return str(builder.data_dir)
   builder = tfds_common.open_builder(name, data_dir, what='NAME', file_format='array_record')
-  if importlib.util.find_spec('tensorflow') is None:
-    raise UserError(f'preparing {name} needs TensorFlow, which tfds writes the records with: '
-                    'pip install -e ".[prepare]" (training from the prepared files does not)')
-  by_hand = _instructions(builder)
+  tfds_common.require_tensorflow(f'preparing {name}')
+  by_hand = tfds_common.manual_instructions(builder)
   if by_hand and manual_dir is None:
     raise UserError(f'{name} is downloaded by hand ({by_hand}): put the archives in a directory '
                     'M and pass --manual_dir M')

@@ -239,3 +239,17 @@ def test_unprepared_tfds_dataset_without_network_fails_fast(tmp_path):
   with pytest.raises(UserError, match=r'cannot be downloaded here'):
     data.load(config)
   assert time.monotonic() - start < 30
+
+
+def test_tfrecord_files_without_tensorflow_name_the_extra(dummy_mnist_dir, monkeypatch):
+  import importlib.util
+  find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, 'find_spec',
+                      lambda name, *a: None if name == 'tensorflow' else find_spec(name, *a))
+  config = helpers.load_config('smoke.py')
+  config.data.source, config.data.name = 'tfds', 'dummy_mnist'
+  config.data.tfds_data_dir = dummy_mnist_dir
+  with pytest.raises(UserError, match=r'holds tfrecord files; reading them needs TensorFlow: pip '
+                     r'install -e "\.\[prepare\]"') as info:
+    data.load(config)
+  assert '\n' not in str(info.value)

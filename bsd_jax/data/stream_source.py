@@ -63,9 +63,9 @@ class StreamDataset:
 
 def _how_to_prepare(builder, d):
   name = d.name
-  manual = ' '.join(str(getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', '') or '').split())
-  if manual:  # tfds's instructions; for imagenet2012 they name the two archives
-    steps = (f"it is downloaded by hand ({manual.split('. ')[0].rstrip('.')}): put them in a "
+  manual = tfds_common.manual_instructions(builder)
+  if manual:
+    steps = (f"it is downloaded by hand ({manual}): put them in a "
              f"directory M, run `python -m bsd_jax.prepare {name} --manual_dir M --data_dir D`")
   else:
     steps = (f'run `python -m bsd_jax.prepare {name} --data_dir D` where there is internet')

@@ -39,6 +39,21 @@ def check_splits_and_features(builder, d, slices: bool):
                       f'(it has {sorted(features.keys())})')
 
 
+def manual_instructions(builder) -> str:
+  """The first sentence of tfds's instructions for a dataset downloaded by hand ('' when tfds
+  downloads it itself); for imagenet2012 it names the two archives."""
+  text = ' '.join(str(getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', '') or '').split())
+  return text.split('. ')[0].rstrip('.') if text else ''
+
+
+def require_tensorflow(what: str):
+  """UserError `what` + ' needs TensorFlow: pip install -e ".[prepare]" ...' when it is not
+  installed (tfds writes records, and reads tfrecord files, with it)."""
+  if importlib.util.find_spec('tensorflow') is None:
+    raise UserError(f'{what} needs TensorFlow: pip install -e ".[prepare]" (array_record files, '
+                    'as python -m bsd_jax.prepare writes them, are read without it)')
+
+
 def random_access(builder) -> bool:
   """Whether the prepared files can be read by position (array_record): no TensorFlow needed."""
   from tensorflow_datasets.core import file_adapters
@@ -63,10 +78,7 @@ def read_columns(builder, split, keys, decoders=None, take=None):
   some builders)."""
   if random_access(builder):
     return _read_by_position(builder, split, keys, decoders, take)
-  if importlib.util.find_spec('tensorflow') is None:
-    raise UserError(f'{builder.data_dir} holds tfrecord files, which tfds reads with TensorFlow: '
-                    f'pip install -e ".[prepare]", or prepare {builder.name} again with '
-                    'python -m bsd_jax.prepare (array_record, read without it)')
+  require_tensorflow(f'{builder.data_dir} holds tfrecord files; reading them')
   import tensorflow_datasets as tfds
   ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
   if take:

@@ -6,7 +6,6 @@ archives in config.data.manual_dir); otherwise a one-line error in about a secon
 provide the data. Labels are read first without decoding the images; images are read as one
 contiguous slice of the rows asked for.
 """
-import importlib.util
 import logging
 import socket
 
@@ -46,11 +45,8 @@ def load(d) -> Source:
       raise UserError(how + ' (config.data.download is False)')
     if d.manual_dir is None and not network_reachable():
       raise UserError(how)
-    if importlib.util.find_spec('tensorflow') is None:
-      raise UserError(f'tfds dataset {d.name!r} is not prepared in {builder.data_dir_root}; '
-                      'preparing it needs TensorFlow: pip install -e ".[prepare]" (or prepare '
-                      f'it elsewhere: python -m bsd_jax.prepare {d.name} --data_dir DIR, and set '
-                      'config.data.tfds_data_dir=DIR)')
+    tfds_common.require_tensorflow(f'tfds dataset {d.name!r} is not prepared in '
+                                   f'{builder.data_dir_root}; preparing it')
     logging.info('Preparing tfds dataset %s in %s (array_record)', d.name, builder.data_dir_root)
     builder = tfds_common.open_builder(d.name, d.tfds_data_dir, file_format='array_record')
     builder.download_and_prepare(
