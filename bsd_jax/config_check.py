@@ -147,6 +147,8 @@ def _check_data(config):
            f'choose one of {sorted(data.SOURCES)}')
   _require(d.train_subset_per_class >= 0, 'config.data.train_subset_per_class must be >= 0 '
            f'(0 = the whole split), got {d.train_subset_per_class}')
+  _require(d.val_size >= 0, f'config.data.val_size must be >= 0 (0 = no validation split), got '
+           f'{d.val_size}')
   if d.source == 'tfds_stream':
     st = d.stream
     _require(st.image_size >= 8, f'config.data.stream.image_size must be >= 8, got '

@@ -2,7 +2,9 @@
 
 Loads the run's config and a checkpoint (the latest unless --step) and runs one suite
 (bsd_jax/evaluation/):
-  test         the test split: <workdir>/eval/metrics.json and reliability.png
+  test         the test split: <workdir>/eval/metrics.json and reliability.png; with a
+               validation split (config.data.val_size) also the temperature T fitted on it and
+               every metric after scaling, and reliability_scaled.png (--temperature_scaling)
   ood          OOD detection against the --ood sets: <workdir>/eval/ood.json
   adversarial  FGSM and PGD (L-inf) on the first --adv_samples test images:
                <workdir>/eval/adversarial.json
@@ -41,11 +43,12 @@ def evaluate(workdir, suite_name='test', step=None, **options) -> dict:
   if unknown:
     raise TypeError(f'suite {suite_name!r} has no option(s) {unknown}')
   options = {k: options.get(k, spec[2]) for k, spec in suite_cls.FLAGS.items()}
-  if (suite_cls is not SUITES['test']
-      and common.load_run_config(workdir).data.source == 'tfds_stream'):
+  run_config = common.load_run_config(workdir)
+  if suite_cls is not SUITES['test'] and run_config.data.source == 'tfds_stream':
     raise UserError(f'--suite {suite_name} needs a test split held in memory; this run streams '
                     "its data (config.data.source = 'tfds_stream'): use --suite test")
   suite_cls.check_options(options)
+  suite_cls.check_run(options, run_config)
   config, ds, exp, state, step = common.load_checkpoint(workdir, step)
   suite = suite_cls(common.checkpoint_run(config, ds, exp), options)
   record = suite.run(state, step)

@@ -129,18 +129,19 @@ class TrainSteps:
 
 
 class Predictor:
-  """Eval-mode probabilities [n, K] (numpy float32) of the uint8 images of a split, in batches of
-  `batch_size`; the last batch is padded, then cut off. One compiled program for every split and
-  set of the same image shape (the training loop's test split and every evaluation suite)."""
+  """Eval-mode logits and probabilities [n, K] (numpy float32) of the uint8 images of a split,
+  in batches of `batch_size`; the last batch is padded, then cut off. One compiled program for
+  every split and set of the same image shape (the training loop's test and validation splits
+  and every evaluation suite)."""
 
   def __init__(self, exp: Experiment, batch_size: int):
     self.mesh, self.batch_size = exp.mesh, batch_size
     # Replicated output: every process can read the predictions (multi-process jobs).
-    self._predict = jax.jit(step.make_predict(exp.model, exp.mesh, exp.mean, exp.std),
+    self._outputs = jax.jit(step.make_outputs(exp.model, exp.mesh, exp.mean, exp.std),
                             out_shardings=sharding.replicated(exp.mesh))
 
-  def on_device(self, state, images, num: int) -> np.ndarray:
-    """Probabilities of samples 0..num-1 of `images`, split by rows on the devices
+  def on_device(self, state, images, num: int):
+    """(logits, probabilities) of samples 0..num-1 of `images`, split by rows on the devices
     (sharding.put_rows)."""
     batches = -(-num // self.batch_size)
     index = np.zeros(batches * self.batch_size, np.int32)
@@ -149,10 +150,14 @@ class Predictor:
     for b in range(batches):
       idx = jax.device_put(index[b * self.batch_size:(b + 1) * self.batch_size],
                            sharding.batch_sharded(self.mesh))
-      out.append(self._predict(state, {'images': images}, idx))
-    return np.concatenate([np.asarray(p) for p in out])[:num]
+      out.append(self._outputs(state, {'images': images}, idx))
+    return tuple(np.concatenate([np.asarray(o[i]) for o in out])[:num] for i in (0, 1))
 
-  def __call__(self, state, images: np.ndarray) -> np.ndarray:
-    """Probabilities of host images uint8 [n, H, W, C] (all rows, every process)."""
+  def outputs(self, state, images: np.ndarray):
+    """(logits, probabilities) of host images uint8 [n, H, W, C] (all rows, every process)."""
     num = images.shape[0]
     return self.on_device(state, sharding.put_rows(images, None, num, self.mesh), num)
+
+  def __call__(self, state, images: np.ndarray) -> np.ndarray:
+    """Probabilities of host images uint8 [n, H, W, C]."""
+    return self.outputs(state, images)[1]

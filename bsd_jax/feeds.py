@@ -1,7 +1,7 @@
 """What the loop feeds the steps: device-resident data, the batch of each step, the ordered pass
-over the training set (a method's refresh pass) and the test split's predictions.
+over the training set (a method's refresh pass) and the test and validation splits' predictions.
 
-`InMemoryFeed` (CIFAR-size sources): both splits live on the devices, split by rows like the
+`InMemoryFeed` (CIFAR-size sources): every split lives on the devices, split by rows like the
 posterior table (each process holds, and has read, only its devices' rows); a batch is sample
 indices and the step gathers the images. `StreamFeed` (source 'tfds_stream'): only the labels
 live on the devices; each process streams its part of every batch's images through grain
@@ -62,6 +62,11 @@ class _Feed:
     """What the n steps from `step_now` carry besides their plan ({}: nothing)."""
     return {}
 
+  def predictions(self, state, split):
+    """Eval-mode (logits, probabilities) [n, K] (numpy float32) of the whole split 'test' or
+    'val'."""
+    raise NotImplementedError
+
   def _ordered_host_batches(self):
     """Every training sample once, in order (the last batch wraps around at mask 0)."""
     b, n = self.config.batch_size, self.ds.num_train
@@ -81,14 +86,18 @@ class _Feed:
 
 
 class InMemoryFeed(_Feed):
-  """Both splits on the devices, split by rows; batches of sample indices (the step gathers and
+  """Every split on the devices, split by rows; batches of sample indices (the step gathers and
   augments)."""
 
   def __init__(self, config, ds, exp, clean_labels=None):
     super().__init__(config, ds, exp, clean_labels, sharding.put_rows(
         ds.train_images, ds.train_ids, ds.num_train, exp.mesh))
-    self._test = sharding.put_rows(ds.test_images, ds.test_ids, ds.test_labels.shape[0],
-                                   exp.mesh)
+    self._eval = {'test': (sharding.put_rows(ds.test_images, ds.test_ids,
+                                             ds.test_labels.shape[0], exp.mesh),
+                           ds.test_labels.shape[0])}
+    if ds.val_labels is not None:
+      self._eval['val'] = (sharding.put_rows(ds.val_images, ds.val_ids, ds.val_labels.shape[0],
+                                             exp.mesh), ds.val_labels.shape[0])
     self.predictor = experiment.Predictor(exp, config.eval_batch_size)
 
   def train_batch(self, step_now):
@@ -99,8 +108,8 @@ class InMemoryFeed(_Feed):
     for batch in self._ordered_host_batches():
       yield jax.device_put(batch, self.batch_sh)
 
-  def test_probs(self, state):
-    return self.predictor.on_device(state, self._test, self.ds.test_labels.shape[0])
+  def predictions(self, state, split):
+    return self.predictor.on_device(state, *self._eval[split])
 
 
 class StreamFeed(_Feed):
@@ -113,13 +122,16 @@ class StreamFeed(_Feed):
     self._train_rows = sharding.this_process_positions(config.batch_size, exp.mesh)
     self._eval_rows = sharding.this_process_positions(config.eval_batch_size, exp.mesh)
     self._train_records = stream_batches.Records(ds.train_source, ds.image_key, ds.train_keys)
-    self._test_records = stream_batches.Records(ds.test_source, ds.image_key)
+    self._eval_records = {'test': stream_batches.Records(ds.test_source, ds.image_key)}
+    if ds.val_labels is not None:
+      self._eval_records['val'] = stream_batches.Records(ds.train_source, ds.image_key,
+                                                         ds.val_keys)
     self._view = dict(size=ds.image_size, resize=s.eval_resize)
     self._train_images = stream_batches.TrainImages(
         self._train_records, seed=config.seed, num_train=ds.num_train,
         batch_size=config.batch_size, positions=self._train_rows, augment=config.data.augment,
         extra_view=self.extra_view, partners=self.partners, **self._view)
-    self._predict = jax.jit(step.make_predict_images(exp.model, exp.mean, exp.std),
+    self._outputs = jax.jit(step.make_outputs_images(exp.model, exp.mean, exp.std),
                             out_shardings=self.repl)
     self._iter, self._next_step = None, None
 
@@ -177,11 +189,11 @@ class StreamFeed(_Feed):
     finally:
       images.close()
 
-  def test_probs(self, state):
-    n = self.ds.test_labels.shape[0]
-    probs = [np.asarray(self._predict(state, images)) for images in self._ordered(
-        self._test_records, n, self.config.eval_batch_size, self._eval_rows)]
-    return np.concatenate(probs)[:n]
+  def predictions(self, state, split):
+    n = (self.ds.val_labels if split == 'val' else self.ds.test_labels).shape[0]
+    out = [self._outputs(state, images) for images in self._ordered(
+        self._eval_records[split], n, self.config.eval_batch_size, self._eval_rows)]
+    return tuple(np.concatenate([np.asarray(o[i]) for o in out])[:n] for i in (0, 1))
 
   def close(self):
     if self._iter is not None:

@@ -171,6 +171,13 @@ def fpr_at_tpr(scores, labels, tpr: float = 0.95):
   return float(np.mean(scores[~labels] >= threshold))
 
 
+def softmax(logits, temperature: float = 1.0):
+  """float32 softmax(logits / temperature) over the last axis, computed in float64 (numpy)."""
+  z = np.asarray(logits, np.float64) / temperature
+  e = np.exp(z - z.max(axis=-1, keepdims=True))
+  return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 def _temperature_slope(z, labels, beta):
   """d/dbeta of the mean NLL of softmax(beta z): mean over samples of E_p[z] - z_y (float64).
   It increases with beta (the NLL is convex in beta = 1/T)."""

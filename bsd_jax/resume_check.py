@@ -27,9 +27,10 @@ MAY_CHANGE = ('log_every_steps', 'steps_per_call', 'eval_every_epochs',
               'data.manual_dir', 'data.download', 'data.root', 'label_noise.superclass_csv')
 
 # What a key meant before it existed (run directories of earlier versions).
-ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none', 'table_dtype': 'float32'}
+ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none', 'table_dtype': 'float32',
+                'data.val_size': 0}
 
-_METHOD_SECTIONS = {'bsd': 'bsd', 'label_smoothing': 'label_smoothing', 'pskd': 'pskd',
+METHOD_SECTIONS = {'bsd': 'bsd', 'label_smoothing': 'label_smoothing', 'pskd': 'pskd',
                     'cskd': 'cskd', 'tfkd_reg': 'tfkd', 'dlb': 'dlb',
                     'temporal_ensembling': 'temporal_ensembling'}
 
@@ -39,8 +40,8 @@ def _acts(key, c):
   section = key.split('.')[0]
   if key == 'bsd.label_weight_end':
     return c.get('method') == 'bsd' and c.get('bsd.gamma') is None
-  if section in _METHOD_SECTIONS.values():
-    return _METHOD_SECTIONS.get(c.get('method')) == section
+  if section in METHOD_SECTIONS.values():
+    return METHOD_SECTIONS.get(c.get('method')) == section
   if key.startswith('supcon.') and key != 'supcon.weight':
     return (c.get('supcon.weight') or 0) > 0
   if key.startswith('label_noise.') and key != 'label_noise.kind':
@@ -56,6 +57,8 @@ def _acts(key, c):
     return c.get('model.name') == 'cnn'
   if key == 'data.subset_seed':
     return bool(c.get('data.train_subset_per_class'))
+  if key == 'data.val_seed':
+    return bool(c.get('data.val_size'))
   if key in ('lr_milestones', 'lr_decay_factor'):
     return c.get('lr_schedule') == 'multistep'
   return True

@@ -144,26 +144,48 @@ def make_train_calls(train_step):
   return train_calls
 
 
-def make_predict_images(model, mean, std):
-  """predict_images(state, images) -> eval-mode softmax probabilities [B, K] in float32 of
-  uint8 images [B, H, W, C]."""
-  def predict_images(state, images):
+def make_logits_images(model, mean, std):
+  """logits_images(state, images) -> eval-mode logits [B, K] in float32 of uint8 images
+  [B, H, W, C]."""
+  def logits_images(state, images):
     x = augment.normalize(images, mean, std)
     logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
                          train=False)
-    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return logits.astype(jnp.float32)
+
+  return logits_images
+
+
+def make_predict_images(model, mean, std):
+  """predict_images(state, images) -> eval-mode softmax probabilities [B, K] in float32."""
+  logits_images = make_logits_images(model, mean, std)
+
+  def predict_images(state, images):
+    return jax.nn.softmax(logits_images(state, images), axis=-1)
 
   return predict_images
 
 
-def make_predict(model, mesh, mean, std):
-  """predict(state, data, index) -> eval-mode probabilities of device-resident images."""
-  predict_images = make_predict_images(model, mean, std)
+def make_outputs_images(model, mean, std):
+  """outputs_images(state, images) -> (float32 logits, softmax probabilities) [B, K] of uint8
+  images: evaluation keeps both (temperature scaling needs the logits)."""
+  logits_images = make_logits_images(model, mean, std)
 
-  def predict(state, data, index):
-    return predict_images(state, _gather_images(data, index, mesh))
+  def outputs_images(state, images):
+    logits = logits_images(state, images)
+    return logits, jax.nn.softmax(logits, axis=-1)
 
-  return predict
+  return outputs_images
+
+
+def make_outputs(model, mesh, mean, std):
+  """outputs(state, data, index) -> make_outputs_images of device-resident images."""
+  outputs_images = make_outputs_images(model, mean, std)
+
+  def outputs(state, data, index):
+    return outputs_images(state, _gather_images(data, index, mesh))
+
+  return outputs
 
 
 def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):

@@ -1,8 +1,9 @@
-"""python -m bsd_jax.sweep --config C --workdir runs/table --methods ce,bsd --seeds 0,1 [...]
+"""python -m bsd_jax.sweep --config C --workdir runs/table --methods ce,bsd --seeds 0,1
+    [--grid KEY=V1,V2 ...] [--bsd_label_weights W1,W2] [--parallel N]
 
-Runs a grid of methods x seeds (x BSD label weights) on one host, `--parallel` runs at a time,
-each a plain `python -m bsd_jax.main` in <workdir>/<label>/seed<s> with its output in log.txt
-there, then writes and prints the results table (bsd_jax/results_table.py). The same
+Runs a grid of methods x seeds x the --grid keys' values (bsd_jax/sweep_grid.py) on one host,
+`--parallel` runs at a time, each a plain `python -m bsd_jax.main` in <workdir>/<label>/seed<s>
+with its output in log.txt there, then writes and prints the results table (bsd_jax/results_table.py). The same
 `--config.KEY=VALUE` overrides apply to every run. Run again with the same arguments, it skips
 finished runs and resumes stopped ones. Several runs share one GPU well when a single run does
 not fill it (CIFAR-size models): each run then gets 1/parallel of the GPU memory.
@@ -16,7 +17,7 @@ import time
 
 from absl import flags
 
-from bsd_jax import cli, methods, results_table
+from bsd_jax import cli, methods, results_table, sweep_grid
 from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError, fail
 
@@ -26,6 +27,10 @@ _SEEDS = flags.DEFINE_list('seeds', '0,1', 'Values of config.seed, one run each.
 _WEIGHTS = flags.DEFINE_list(
     'bsd_label_weights', '', 'BSD runs at each of these config.bsd.label_weight_end values '
     '(default: the config value only).')
+_GRID = flags.DEFINE_multi_string(
+    'grid', [], 'KEY=V1,V2: runs at each of these values of config KEY, crossed with the methods, '
+    'the seeds and every other --grid (a key of one method\'s section, e.g. '
+    'pskd.alpha_T, varies that method\'s runs only). Repeat for more keys.')
 _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Runs at a time.')
 
 
@@ -33,32 +38,38 @@ def _fail(message):
   fail('bsd_jax.sweep', message)
 
 
-def plan(config, method_names, seeds, label_weights):
-  """[(label, overrides)] of the grid, checked: unknown methods or bad values raise UserError."""
+def plan(config, method_names, seeds, label_weights=(), grid=()):
+  """[(label, seed, run arguments)] of methods x grid x seeds, checked: unknown methods or keys
+  and bad values raise UserError (bsd_jax/sweep_grid.py: the grid and the labels)."""
   unknown = [m for m in method_names if m not in methods.METHODS]
   if unknown:
     raise UserError(f'--methods: unknown method(s) {unknown}; choose from '
                     f'{sorted(methods.METHODS)}')
   try:
     seed_values = [int(s) for s in seeds]
-    weights = [float(w) for w in label_weights]
   except ValueError as e:
-    raise UserError(f'--seeds / --bsd_label_weights: {e}') from None
+    raise UserError(f'--seeds: {e}') from None
   if not seed_values:
     raise UserError('--seeds: give at least one seed')
+  axes = sweep_grid.parse(grid, config, label_weights)
   runs = []
   for name in method_names:
-    variants = [(name, None)]
-    if name == 'bsd' and weights:
-      variants = [(f'bsd_w{w:g}', w) for w in weights]
-    for label, weight in variants:
+    for label, chosen in sweep_grid.variants(name, axes):
       trial = config.copy_and_resolve_references()
       trial.method = name
       extra = []
-      if weight is not None:
-        trial.bsd.label_weight_end = weight
-        extra = [f'--config.bsd.label_weight_end={weight!r}']
-      check_config(trial, num_devices=1)  # gamma, c, eps, ... of this variant are valid
+      for axis, text, value in chosen:
+        node, leaf = trial, axis.key
+        while '.' in leaf:
+          part, leaf = leaf.split('.', 1)
+          node = node[part]
+        node[leaf] = value
+        extra.append(f'--config.{axis.key}={value!r}' if isinstance(value, float) else
+                     f'--config.{axis.key}={text}')
+      try:
+        check_config(trial, num_devices=1)  # the values of this variant are valid together
+      except UserError as e:
+        raise UserError(f'{label}: {e}') from None
       for seed in seed_values:
         runs.append((label, seed, [f'--config.method={name}', f'--config.seed={seed}'] + extra))
   return runs
@@ -135,7 +146,7 @@ def main(argv):
   config_path = os.path.abspath(cli.config_file())
   overrides = _config_overrides(sys.argv[1:])
   try:
-    runs = plan(cli.CONFIG.value, _METHODS.value, _SEEDS.value, _WEIGHTS.value)
+    runs = plan(cli.CONFIG.value, _METHODS.value, _SEEDS.value, _WEIGHTS.value, _GRID.value)
   except UserError as e:
     _fail(str(e))
   workdir = cli.WORKDIR.value

@@ -22,14 +22,17 @@ from typing import Any
 import jax
 import numpy as np
 
-from bsd_jax import (checkpointing, data, distributed, evaluation, experiment, feeds, periodic,
-                     sharding, step)
+from bsd_jax import (checkpointing, data, distributed, evaluation, experiment, feeds, methods,
+                     periodic, sharding, step)
 from bsd_jax.config_check import check_config
 from bsd_jax import workdir as workdir_lib
 from bsd_jax.data import label_noise
 from bsd_jax.errors import Diverged, UserError
 from bsd_jax.evaluation import common as eval_common
 from bsd_jax.metric_log import MetricLog
+
+
+MAX_CLASS_TARGETS = 1000  # eval/class_targets.npz is [K, K]: none for more classes
 
 
 def _meta_check(meta, ds, config, directory):
@@ -88,6 +91,8 @@ class _Run:
   epoch_stats: Any      # jitted method.epoch_stats, or None
   table_rows: dict      # per-sample arrays laid out like the table's rows
   suites: list          # [(suite, every_epochs)]; the test suite first
+  workdir: str
+  class_targets: Any    # jitted (table, labels, valid) -> methods.class_mean_targets, or None
 
   def meta(self, sums):
     """The checkpoint's JSON record (`sums`: the epoch's sums so far, when stopped mid-epoch)."""
@@ -98,12 +103,33 @@ class _Run:
 
 
 def _run_suite(r: _Run, suite, state, step_now):
-  """Run one evaluation suite on the live state; its numbers go to metrics.jsonl and the log."""
+  """Run one evaluation suite on the live state; its numbers go to metrics.jsonl and the log.
+  The test suite's record of the last step also goes to eval/ (what the evaluate command would
+  write: the reliability bins and diagrams, the temperature)."""
   epoch = step_now // r.exp.steps_per_epoch
-  values = suite.scalars(suite.run(state, step_now))
+  record = suite.run(state, step_now)
+  values = suite.scalars(record)
   r.log.write(step_now, epoch, suite.name, values)
   _log_line(epoch, r.config, suite.name, values)
+  if suite.name == 'test' and step_now == r.exp.total_steps and distributed.is_main():
+    suite.write(r.workdir, record)
   return values
+
+
+def _write_class_targets(r: _Run, state, step_now):
+  """eval/class_targets.npz of a method with targets in its table (BSD): the mean target of
+  each given label ([K, K], at most MAX_CLASS_TARGETS classes) and the label counts."""
+  k = r.ds.num_classes
+  if r.exp.method.row_targets is None or k > MAX_CLASS_TARGETS:
+    return
+  matrix, counts = jax.device_get(r.class_targets(state.alpha, r.table_rows['labels'],
+                                                  r.table_rows['valid']))
+  if distributed.is_main():
+    os.makedirs(os.path.join(r.workdir, 'eval'), exist_ok=True)
+    path = os.path.join(r.workdir, 'eval', 'class_targets.npz')
+    with open(path + '.tmp', 'wb') as f:
+      np.savez(f, matrix=matrix, counts=counts, step=step_now)
+    os.replace(path + '.tmp', path)
 
 
 def _end_of_epoch(r: _Run, state, sums, step_now, stop):
@@ -139,6 +165,8 @@ def _end_of_epoch(r: _Run, state, sums, step_now, stop):
       logging.warning('Stopping: suite %s of epoch %d is not run', suite.name, epoch)
     elif due(every):
       _run_suite(r, suite, state, step_now)
+  if step_now == total:
+    _write_class_targets(r, state, step_now)
   if stopped_by or due(config.checkpoint_every_epochs):
     r.ckpt.save(step_now, state, r.meta(None))
   return state, last_test, stopped_by
@@ -202,8 +230,9 @@ def _train(config, workdir, lock):
     workdir_lib.write_config(workdir, config)
     if new_noisy_labels is not None:
       label_noise.save(config, workdir, clean_labels, new_noisy_labels)
-  logging.info('%s: %d train / %d test samples, %d classes, %d devices (%s), %d steps/epoch',
-               ds.name, ds.num_train, ds.test_labels.shape[0], ds.num_classes, num_devices,
+  val = '' if ds.val_labels is None else f' / {ds.val_labels.shape[0]} validation'
+  logging.info('%s: %d train / %d test%s samples, %d classes, %d devices (%s), %d steps/epoch',
+               ds.name, ds.num_train, ds.test_labels.shape[0], val, ds.num_classes, num_devices,
                jax.devices()[0].platform, spe)
   if not ds.streamed:
     logging.info('This process read %d of %d train and %d of %d test images (the rows of its %d '
@@ -240,10 +269,12 @@ def _train(config, workdir, lock):
                 'clean_labels': None if clean_labels is None else
                 sharding.put_rows(clean_labels, None, ds.num_train, mesh)}
   run_ctx.predict = getattr(feed, 'predictor', _no_predict)
-  run_ctx.test_probs = feed.test_probs
+  run_ctx.predictions = feed.predictions
   r = _Run(config, ds, exp, feed, ckpt, log, refresh,
            None if method.epoch_stats is None else jax.jit(method.epoch_stats), table_rows,
-           suites)
+           suites, workdir, None if method.row_targets is None else jax.jit(
+               lambda table, labels, valid: methods.class_mean_targets(
+                   method.row_targets(table), labels, valid, ds.num_classes)))
 
   # The loop: calls of up to config.steps_per_call steps, each ending where a log line, an
   # epoch's end or a stop may be due; those are decided on the step number, as for one step.

@@ -115,6 +115,10 @@ def get_config():
   c.data.root = config_dict.placeholder(str)  # image folder: <root>/{train,test}/<class>/*.png
   c.data.train_subset_per_class = 0  # > 0: class-balanced subset of the train split
   c.data.subset_seed = 0
+  c.data.val_size = 0               # > 0: a class-balanced validation split of this many images,
+                                    # held out of the train split before the subset is drawn
+                                    # (never trained on); temperature scaling is fitted on it
+  c.data.val_seed = 0
   c.data.augment = True             # random crop (pad 4) + horizontal flip; streamed: random-
                                     # resized crop + flip on the host (False: the eval view)
   # Streamed source only (bsd_jax/data/stream_batches.py): image sizes and grain's host workers.

@@ -37,8 +37,8 @@ def test_evaluating_another_step_keeps_the_earlier_results(run_dir):
   evaluate.evaluate(run_dir)
   evaluate.evaluate(run_dir, step=16)
   names = sorted(os.listdir(os.path.join(run_dir, 'eval')))
-  assert names == ['metrics.json', 'metrics.step32.json', 'reliability.png',
-                   'reliability.step32.png']
+  assert names == ['class_targets.npz', 'metrics.json', 'metrics.step32.json',
+                   'reliability.png', 'reliability.step32.png']
   with open(os.path.join(run_dir, 'eval', 'metrics.json')) as f:
     assert json.load(f)['step'] == 16
 

@@ -22,7 +22,7 @@ from bsd_jax.data import folder, stream_source, synthetic, tfds_source
 from bsd_jax.data.dataset import Dataset, Source
 from bsd_jax.errors import UserError
 
-__all__ = ['Dataset', 'Source', 'SOURCES', 'load', 'class_balanced_subset']
+__all__ = ['Dataset', 'Source', 'SOURCES', 'load', 'class_balanced_subset', 'validation_split']
 
 SOURCES = {
     'synthetic': synthetic.load,
@@ -33,7 +33,8 @@ SOURCES = {
 
 
 def load(config, rows=None):
-  """The dataset named by config.data, with the optional class-balanced train subset applied.
+  """The dataset named by config.data: the validation split held out of the training split
+  first (config.data.val_size), then the optional class-balanced subset drawn from the rest.
 
   Every label is read. `rows`: None reads every image; else rows(num) gives the sorted sample
   ids of a split of num samples to read (sharding.process_rows: this process's rows). The
@@ -44,6 +45,8 @@ def load(config, rows=None):
     raise UserError(f'config.data.source: unknown source {d.source!r}; '
                     f'choose one of {sorted(SOURCES)}')
   ds = SOURCES[d.source](d)
+  if d.val_size:
+    ds = validation_split(ds, d.val_size, d.val_seed)
   if d.train_subset_per_class:
     ds = class_balanced_subset(ds, d.train_subset_per_class, d.subset_seed)
   return ds if ds.streamed else ds.images(rows)
@@ -61,3 +64,26 @@ def class_balanced_subset(ds, per_class, seed):
     keep.append(members[:per_class])
   keep = np.sort(np.concatenate(keep))
   return ds.subset(keep, f'{ds.name}[{per_class}/class,seed={seed}]')
+
+
+def validation_split(ds, size, seed):
+  """`size` training samples held out as the validation split, class-balanced: each class gives
+  size // K samples, and size % K classes (drawn with the seed) one more; within a class the
+  samples are the first of a seeded permutation."""
+  k = ds.num_classes
+  if size >= ds.num_train:
+    raise UserError(f'config.data.val_size = {size} leaves no training samples ({ds.name} has '
+                    f'{ds.num_train})')
+  rng = np.random.default_rng(seed)
+  order = rng.permutation(ds.num_train)
+  share = np.full(k, size // k)
+  share[rng.permutation(k)[:size % k]] += 1
+  held = []
+  for c in range(k):
+    members = order[ds.train_labels[order] == c]
+    if len(members) <= share[c]:
+      raise UserError(f'config.data.val_size = {size}: class {c} has {len(members)} training '
+                      f'samples, not more than its {share[c]} validation samples')
+    held.append(members[:share[c]])
+  val = np.sort(np.concatenate(held))
+  return ds.hold_out(val, f'{ds.name}[val={size},seed={seed}]')

@@ -1,9 +1,13 @@
 """The in-memory dataset record (`Dataset`) and a source before its images are read (`Source`).
 
 A source first gives every label and the image shape, and reads images only afterwards: the
-class-balanced subset is chosen from the labels, and a process of a multi-process job then reads
+validation split and the class-balanced subset are chosen from the labels, and a process of a multi-process job then reads
 only the rows its devices hold (`Source.images(rows=sharding.process_rows)`). The sample id of
 a training sample is its row number, dense 0..N-1, fixed before any shuffling.
+
+The validation split (config.data.val_size) is a third split held out of the training split: its
+images are never trained on and have no rows in the per-sample table; its ids are dense
+0..N_val-1 like the other splits'.
 """
 import dataclasses
 from typing import Callable
@@ -26,6 +30,9 @@ class Dataset:
   train_coarse_labels: np.ndarray = None  # int32 [N] superclasses where the source has them
   train_ids: np.ndarray = None            # sample ids of train_images' rows; None: all, in order
   test_ids: np.ndarray = None
+  val_images: np.ndarray = None           # the validation split (config.data.val_size), or None
+  val_labels: np.ndarray = None
+  val_ids: np.ndarray = None
   streamed = False                        # not a field: the split is on the devices
 
   @property
@@ -77,6 +84,7 @@ class Source:
   read: Callable  # (split 'train' | 'test', sorted sample ids) -> uint8 [len(ids), H, W, C]
   class_names: tuple = ()
   train_coarse_labels: np.ndarray = None
+  val_labels: np.ndarray = None  # the validation split held out of the train split, or None
   streamed = False  # not a field: images are read into memory by images()
 
   @property
@@ -94,10 +102,29 @@ class Source:
                                train_coarse_labels=None if self.train_coarse_labels is None
                                else self.train_coarse_labels[keep], read=read_subset)
 
+  def hold_out(self, val, name):
+    """The training samples `val` (sorted ids) as the validation split, the rest (renumbered)
+    as the training split."""
+    keep = np.setdiff1d(np.arange(self.num_train), val)
+    read = self.read
+
+    def read_split(split, ids):
+      if split == 'val':
+        return read('train', val[ids])
+      return read(split, keep[ids] if split == 'train' else ids)
+
+    return dataclasses.replace(self, name=name, train_labels=self.train_labels[keep],
+                               val_labels=self.train_labels[val],
+                               train_coarse_labels=None if self.train_coarse_labels is None
+                               else self.train_coarse_labels[keep], read=read_split)
+
   def images(self, rows=None) -> Dataset:
     """The Dataset with the images of rows(num) of each split (None: all)."""
     parts = {}
-    for split, labels in (('train', self.train_labels), ('test', self.test_labels)):
+    splits = [('train', self.train_labels), ('test', self.test_labels)]
+    if self.val_labels is not None:
+      splits.append(('val', self.val_labels))
+    for split, labels in splits:
       ids = None if rows is None else np.asarray(rows(labels.shape[0]), np.int64)
       wanted = np.arange(labels.shape[0]) if ids is None else ids
       if wanted.size:
@@ -105,6 +132,8 @@ class Source:
       else:  # a process whose devices hold only padding rows
         images = np.zeros((0,) + tuple(self.image_shape), np.uint8)
       parts[split] = images, ids
+    val_images, val_ids = parts.get('val', (None, None))
     return Dataset(self.name, parts['train'][0], self.train_labels, parts['test'][0],
                    self.test_labels, self.num_classes, self.class_names,
-                   self.train_coarse_labels, parts['train'][1], parts['test'][1])
+                   self.train_coarse_labels, parts['train'][1], parts['test'][1], val_images,
+                   self.val_labels, val_ids)

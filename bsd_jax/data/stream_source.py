@@ -41,6 +41,8 @@ class StreamDataset:
   train_keys: np.ndarray = None  # record position of each sample id (a subset); None: the id
   class_names: tuple = ()
   train_coarse_labels: np.ndarray = None
+  val_labels: np.ndarray = None  # the validation split (config.data.val_size), or None
+  val_keys: np.ndarray = None    # its record positions in the train split
   streamed = True               # not a field: tells the trainer to stream (bsd_jax/feeds.py)
 
   @property
@@ -59,6 +61,17 @@ class StreamDataset:
     keys = keep if self.train_keys is None else self.train_keys[keep]
     return dataclasses.replace(self, name=name, train_labels=self.train_labels[keep],
                                train_keys=keys)
+
+  def hold_out(self, val, name):
+    """The training samples `val` (sorted ids) as the validation split, the rest (renumbered)
+    as the training split."""
+    keep = np.setdiff1d(np.arange(self.num_train), val)
+    keys = np.arange(self.num_train) if self.train_keys is None else self.train_keys
+    return dataclasses.replace(self, name=name, train_labels=self.train_labels[keep],
+                               train_keys=keys[keep], val_labels=self.train_labels[val],
+                               val_keys=keys[val],
+                               train_coarse_labels=None if self.train_coarse_labels is None
+                               else self.train_coarse_labels[keep])
 
 
 def _how_to_prepare(builder, d):
@@ -98,7 +111,8 @@ def load(d, image_size: int) -> StreamDataset:
       f'tfds:{d.name}' + (f'[{d.train_split}]' if d.train_split != 'train' else ''),
       _labels(train, d.label_key, cache, d.train_split),
       _labels(test, d.label_key, cache, d.test_split),
-      int(features[d.label_key].num_classes), image_size, train, test, d.image_key)
+      int(features[d.label_key].num_classes), image_size, train, test, d.image_key,
+      class_names=tfds_common.class_names(features[d.label_key]))
 
 
 def _read_labels(source, label_key, chunks):

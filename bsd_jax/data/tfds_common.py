@@ -86,3 +86,8 @@ def read_columns(builder, split, keys, decoders=None, take=None):
   ds = ds.map(lambda ex: tuple(ex[k] for k in keys))
   parts = list(tfds.as_numpy(ds.batch(4096)))
   return [np.concatenate([p[i] for p in parts]) for i in range(len(keys))]
+
+
+def class_names(label_feature) -> tuple:
+  """The class names of a tfds ClassLabel feature ((): none)."""
+  return tuple(str(n) for n in (getattr(label_feature, 'names', None) or ()))

@@ -57,7 +57,7 @@ def load(d) -> Source:
   # CIFAR-100's superclasses, for asymmetric label noise.
   label_keys = [d.label_key] + (['coarse_label'] if 'coarse_label' in features and
                                 d.label_key != 'coarse_label' else [])
-  split_name = {'train': d.train_split, 'test': d.test_split}
+  split_name = {'train': d.train_split, 'test': d.test_split}  # 'val' is held out of 'train'
 
   def columns(split, keys, decoders=None):
     return tfds_common.read_columns(builder, split, keys, decoders)
@@ -77,4 +77,5 @@ def load(d) -> Source:
     image_shape = read('train', np.zeros(1, np.int64)).shape[1:]
   return Source(f'tfds:{d.name}', train[0], test.astype(np.int32),
                 features[d.label_key].num_classes, tuple(image_shape), read,
+                class_names=tfds_common.class_names(features[d.label_key]),
                 train_coarse_labels=train[1] if len(train) == 2 else None)

@@ -1,7 +1,8 @@
 """Evaluation suites behind one interface, run by `python -m bsd_jax.evaluate --suite NAME` on a
 checkpoint and, from config.evals, during training.
 
-  testset.py      the test split: every calibration metric, the reliability diagram
+  testset.py      the test split: every calibration metric, the reliability diagram, and
+                  both after temperature scaling fitted on the validation split
   ood.py          OOD detection (sets read by ood_sets.py)
   adversarial.py  FGSM and PGD (attacks.py)
   corruptions.py  CIFAR-10-C / CIFAR-100-C (sets read by corruption_sets.py)
@@ -17,6 +18,8 @@ A suite is a class with
   needs_test_images  True when it reads the test images themselves, not only predictions (such
                      a suite needs the test split in memory on one process)
   check_options(options)  classmethod: UserError for bad options before any model work
+  check_run(options, config)  classmethod: UserError when the run (its locked config) cannot
+                     give what the options ask for, before any model work
   Suite(run, options)     may check against the run (shapes, classes); builds what it needs
   run(state, step)   -> the JSON record (plain types), also printed by report(record, path)
   write(workdir, record) -> the paths written (default: eval/<file>)
@@ -40,6 +43,10 @@ class Suite:
   @classmethod
   def check_options(cls, options):
     del options
+
+  @classmethod
+  def check_run(cls, options, config):
+    del options, config
 
   def run(self, state, step: int) -> dict:
     raise NotImplementedError

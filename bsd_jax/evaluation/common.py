@@ -21,7 +21,12 @@ class Run:
   ds: Any                       # data.Dataset (or stream_source.StreamDataset)
   exp: Any                      # experiment.Experiment
   predict: Callable             # (state, uint8 images [n, H, W, C]) -> probabilities [n, K]
-  test_probs: Callable          # state -> probabilities of the whole test split [n_test, K]
+  predictions: Callable         # (state, 'test' | 'val') -> (logits, probabilities) [n, K] of
+                                # the whole split
+
+  def test_probs(self, state):
+    """Probabilities of the whole test split [n_test, K]."""
+    return self.predictions(state, 'test')[1]
 
 
 def load_run_config(workdir):
@@ -39,6 +44,8 @@ def load_run_config(workdir):
     saved['model'] = {'name': saved.pop('model'),
                       'cnn_widths': saved.pop('cnn_widths', [32, 64, 128])}
   saved.setdefault('table_dtype', 'float32')  # the only storage before the key existed
+  saved.get('data', {}).setdefault('val_size', 0)  # no validation split before the key existed
+  saved.get('data', {}).setdefault('val_seed', 0)
   config = config_dict.ConfigDict(saved)
   config.lock()
   return config
@@ -81,13 +88,13 @@ def checkpoint_run(config, ds, exp) -> Run:
   from bsd_jax import experiment, feeds
   predict = experiment.Predictor(exp, config.eval_batch_size)
 
-  def test_probs(state):
+  def predictions(state, split):
     if ds.streamed:
       with feeds.make(config, ds, exp) as feed:
-        return feed.test_probs(state)
-    return predict(state, ds.test_images)
+        return feed.predictions(state, split)
+    return predict.outputs(state, ds.val_images if split == 'val' else ds.test_images)
 
-  return Run(config, ds, exp, predict, test_probs)
+  return Run(config, ds, exp, predict, predictions)
 
 
 def _keep_previous(eval_dir, step, record, names):

@@ -53,6 +53,15 @@ class Method(NamedTuple):
   description: str = ''               # logged at the start of a run (e.g. derived constants)
 
 
+def class_mean_targets(targets, labels, valid, num_classes: int):
+  """([K, K] mean target of the valid samples of each given label (row k: label k; zeros where a
+  label has none), [K] their counts): the class structure a method's targets hold."""
+  w = valid.astype(jnp.float32)
+  sums = jax.ops.segment_sum(targets.astype(jnp.float32) * w[:, None], labels, num_classes)
+  counts = jax.ops.segment_sum(w, labels, num_classes)
+  return sums / jnp.maximum(counts, 1.0)[:, None], counts
+
+
 def masked_mean(values, mask):
   return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 

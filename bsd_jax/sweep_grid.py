@@ -1,0 +1,102 @@
+"""The sweep's grid: `--grid KEY=V1,V2` arguments parsed and checked against the config, and the
+runs they make with the methods and seeds.
+
+A key of one method's section (`bsd.`, `pskd.`, ... : resume_check.METHOD_SECTIONS) varies only
+that method's runs; any other key varies every run. A run's label is its method followed by the
+values it was given, `<name><value>` joined by '_' (the name: the key's last part, or the whole
+key where two grid keys share a last part), e.g. `bsd_label_weight_end0.3_learning_rate0.1`;
+`--bsd_label_weights` is the grid of bsd.label_weight_end named `w` (labels `bsd_w0.5`).
+"""
+import dataclasses
+import itertools
+
+from bsd_jax.errors import UserError
+from bsd_jax.resume_check import METHOD_SECTIONS
+
+
+@dataclasses.dataclass
+class Axis:
+  key: str       # dotted config key
+  name: str      # in run labels
+  values: list   # [(text as given, typed value)]
+
+  def applies_to(self, method: str) -> bool:
+    section = self.key.split('.')[0]
+    if section in METHOD_SECTIONS.values():
+      return METHOD_SECTIONS.get(method) == section
+    return True
+
+
+def _parent_and_leaf(config, key):
+  *path, leaf = key.split('.')
+  node = config
+  for part in path:
+    if part not in node or not hasattr(node[part], 'keys'):
+      raise UserError(f'--grid {key}: the config has no section {part!r}')
+    node = node[part]
+  if leaf not in node:
+    raise UserError(f'--grid {key}: the config has no such key')
+  return node, leaf
+
+
+def _typed(config, key, text):
+  """`text` as a value of the config key's type (as --config.KEY=text would give it)."""
+  node, leaf = _parent_and_leaf(config, key)
+  kind = node.get_type(leaf)
+  if kind in (tuple, list, dict) or hasattr(node[leaf], 'keys'):
+    raise UserError(f'--grid {key}: a {kind.__name__} cannot be a grid axis (its values would '
+                    'contain commas); sweep it with --config.KEY=VALUE, one sweep per value')
+  if kind is bool:
+    if text.lower() not in ('true', 'false'):
+      raise UserError(f'--grid {key}: {text!r} is not true or false')
+    return text.lower() == 'true'
+  if kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      raise UserError(f'--grid {key}: {text!r} is not an {kind.__name__}' if kind is int else
+                      f'--grid {key}: {text!r} is not a number') from None
+  return text
+
+
+def parse(specs, config, label_weights=()):
+  """[Axis] of the --grid KEY=V1,V2 specs (and --bsd_label_weights); UserError naming the
+  argument at fault."""
+  axes = []
+  for spec in specs:
+    key, sep, values = spec.partition('=')
+    key = key.strip()
+    texts = [v.strip() for v in values.split(',') if v.strip()]
+    if not sep or not key or not texts:
+      raise UserError(f'--grid {spec!r}: expected KEY=V1,V2 (e.g. learning_rate=0.05,0.1)')
+    if key in ('method', 'seed'):
+      raise UserError(f'--grid {key}: use --methods / --seeds')
+    if any(a.key == key for a in axes):
+      raise UserError(f'--grid {key}: given twice')
+    if len(set(texts)) != len(texts):
+      raise UserError(f'--grid {key}: a value is repeated in {values!r}')
+    axes.append(Axis(key, key, [(t, _typed(config, key, t)) for t in texts]))
+  if label_weights:
+    if any(a.key == 'bsd.label_weight_end' for a in axes):
+      raise UserError('--bsd_label_weights and --grid bsd.label_weight_end: give one of them')
+    try:
+      weights = [float(w) for w in label_weights]
+    except ValueError as e:
+      raise UserError(f'--bsd_label_weights: {e}') from None
+    axes.append(Axis('bsd.label_weight_end', 'w', [(f'{w:g}', w) for w in weights]))
+  last = [a.key.split('.')[-1] for a in axes]
+  for axis, short in zip(axes, last):
+    if axis.name != 'w':
+      axis.name = short if last.count(short) == 1 else axis.key
+  return axes
+
+
+def variants(method, axes):
+  """[(label, [(axis, text, value)])]: every combination of the axes that apply to `method`."""
+  mine = [a for a in axes if a.applies_to(method)]
+  out = []
+  for combo in itertools.product(*[a.values for a in mine]):
+    chosen = [(a, text, value) for a, (text, value) in zip(mine, combo)]
+    label = '_'.join([method] + [f'{a.name}{text}' for a, text, _ in chosen])
+    out.append((label, chosen))
+  return out
