@@ -27,17 +27,26 @@ COLUMNS = (
     ('test', 'adaptive_ece', 'adaptive ECE %', 100),
     ('test', 'brier', 'Brier', 1),
     ('test', 'confidence', 'confidence %', 100),
+    # After temperature scaling fitted on the validation split (config.data.val_size).
+    ('test', 'temperature', 'T', 1),
+    ('test', 'scaled_nll', 'NLL, T-scaled', 1),
+    ('test', 'scaled_ece', 'ECE-15 %, T-scaled', 100),
+    ('test', 'scaled_adaptive_ece', 'adaptive ECE %, T-scaled', 100),
+    ('test', 'scaled_brier', 'Brier, T-scaled', 1),
+    ('test', 'scaled_confidence', 'confidence %, T-scaled', 100),
 )
 
 
 def read_run(run_dir):
-  """{'epoch', 'num_epochs', 'train', 'test'} of a run directory (last rows of metrics.jsonl)."""
+  """{'epoch' (of the last test record), 'num_epochs', 'latest' (the last epoch of any record),
+  'train', 'test'} of a run directory (last rows of metrics.jsonl)."""
   with open(os.path.join(run_dir, 'config.json')) as f:
     num_epochs = json.load(f)['num_epochs']
   last = {}
   for record in MetricLog(run_dir, enabled=False).read():  # a torn last line is left out
     last[record['split']] = record
   return {'epoch': last.get('test', {}).get('epoch', 0), 'num_epochs': num_epochs,
+          'latest': max([r.get('epoch', 0) for r in last.values()], default=0),
           'train': last.get('train', {}), 'test': last.get('test', {})}
 
 
@@ -49,8 +58,10 @@ def last_test_summary(run_dir):
   return f"(epoch {test['epoch']}: top-1 {test['accuracy']:.4f} ECE-15 {test['ece']:.4f})"
 
 
-def collect(sweep_dir):
-  """{label: {seed: run}} for every run directory under sweep_dir, in the sweep's order."""
+def collect(sweep_dir, read=None):
+  """{label: {seed: read(run directory)}} (default read_run) for every run directory under
+  sweep_dir, in the sweep's order."""
+  read = read or read_run
   labels = None
   manifest = os.path.join(sweep_dir, 'sweep.json')
   if os.path.exists(manifest):
@@ -67,7 +78,7 @@ def collect(sweep_dir):
                     if e.name.startswith('seed') and
                     os.path.exists(os.path.join(e.path, 'config.json'))),
                    key=lambda name: int(name[4:]))
-    out[label] = {int(s[4:]): read_run(os.path.join(label_dir, s)) for s in seeds}
+    out[label] = {int(s[4:]): read(os.path.join(label_dir, s)) for s in seeds}
   return out
 
 
@@ -77,7 +88,7 @@ def summarize(collected):
   rows, unfinished = {}, []
   for label, runs in collected.items():
     done = {s: r for s, r in runs.items() if r['epoch'] >= r['num_epochs']}
-    unfinished += [f"{label} seed {s} (epoch {r['epoch']}/{r['num_epochs']})"
+    unfinished += [f"{label} seed {s} (epoch {r.get('latest', r['epoch'])}/{r['num_epochs']})"
                    for s, r in runs.items() if s not in done]
     if not done:
       continue

@@ -118,7 +118,8 @@ def _run_suite(r: _Run, suite, state, step_now):
 
 def _write_class_targets(r: _Run, state, step_now):
   """eval/class_targets.npz of a method with targets in its table (BSD): the mean target of
-  each given label ([K, K], at most MAX_CLASS_TARGETS classes) and the label counts."""
+  each given label ([K, K], at most MAX_CLASS_TARGETS classes), the label counts and the class
+  names (empty where the source has none)."""
   k = r.ds.num_classes
   if r.exp.method.row_targets is None or k > MAX_CLASS_TARGETS:
     return
@@ -128,7 +129,8 @@ def _write_class_targets(r: _Run, state, step_now):
     os.makedirs(os.path.join(r.workdir, 'eval'), exist_ok=True)
     path = os.path.join(r.workdir, 'eval', 'class_targets.npz')
     with open(path + '.tmp', 'wb') as f:
-      np.savez(f, matrix=matrix, counts=counts, step=step_now)
+      np.savez(f, matrix=matrix, counts=counts, step=step_now,
+               class_names=np.asarray(r.ds.class_names, str))
     os.replace(path + '.tmp', path)
 
 

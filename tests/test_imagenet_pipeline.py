@@ -7,6 +7,7 @@ holding a few small random JPEGs.
 prepared, with no splits, and their __getitems__ fails, so the checks and the batched reads
 under test could not run on it.)
 """
+import json
 import io
 import signal
 import socket
@@ -132,6 +133,24 @@ def test_dataset_ids_labels_and_sizes(imagenet_dir):
   sub = data.load(_config(imagenet_dir, **{'data.train_subset_per_class': 2}))
   assert sub.num_train == 6 and np.bincount(sub.train_labels).tolist() == [2, 2, 2]
   np.testing.assert_array_equal(sub.train_labels, ds.train_labels[sub.train_keys])
+
+
+def test_validation_split_of_the_streamed_source(imagenet_dir, tmp_path):
+  """Held out of the train records before the subset, class-balanced; the final evaluation
+  streams it and fits T on it."""
+  ds = data.load(_config(imagenet_dir))
+  held = data.load(_config(imagenet_dir, **{'data.val_size': 6,
+                                             'data.train_subset_per_class': 4}))
+  assert np.bincount(held.val_labels).tolist() == [2, 2, 2]
+  assert np.bincount(held.train_labels).tolist() == [4, 4, 4]
+  assert not set(held.val_keys) & set(held.train_keys)
+  np.testing.assert_array_equal(held.val_labels, ds.train_labels[held.val_keys])
+  config = _config(imagenet_dir, **{'data.val_size': 6})
+  train.train_and_evaluate(config, str(tmp_path))
+  with open(tmp_path / 'eval' / 'metrics.json') as f:
+    record = json.load(f)
+  assert record['val_samples'] == 6 and record['num_samples'] == NUM_VAL
+  assert 'temperature' in record  # a float, or None where no T fits 6 samples
 
 
 def test_each_process_reads_exactly_its_rows_of_the_global_batch(imagenet_dir):

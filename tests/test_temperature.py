@@ -60,3 +60,20 @@ def test_no_minimiser_is_a_value_error():
     metrics.fit_temperature(z, np.array([1, 0]))  # both wrong: the NLL falls as T grows
   with pytest.raises(ValueError, match=r'logits \[n, K\] and labels \[n\]'):
     metrics.fit_temperature(np.zeros((3, 4)), np.zeros(2, int))
+
+
+@pytest.mark.parametrize('t_true, scale', [(2.5, 3.0), (0.4, 1.0)])
+def test_agrees_with_a_generic_scalar_minimiser(t_true, scale):
+  """Over-confident logits (T > 1 calibrates them) and under-confident ones (T < 1): the T of
+  scipy's bounded scalar minimiser on the NLL itself, to a relative 1e-4."""
+  from scipy.optimize import minimize_scalar
+  rng = np.random.default_rng(7)
+  z = rng.normal(0, scale, (3000, 8))
+  p = np.exp(z / t_true)
+  p /= p.sum(axis=1, keepdims=True)
+  labels = np.array([rng.choice(8, p=row) for row in p])
+  found = minimize_scalar(lambda log_t: _nll(z, labels, np.exp(log_t)), bounds=(-5, 5),
+                          method='bounded', options={'xatol': 1e-9})
+  t = metrics.fit_temperature(z, labels)
+  assert (t > 1) == (t_true > 1)
+  assert t == pytest.approx(np.exp(found.x), rel=1e-4)

@@ -67,23 +67,25 @@ def class_balanced_subset(ds, per_class, seed):
 
 
 def validation_split(ds, size, seed):
-  """`size` training samples held out as the validation split, class-balanced: each class gives
-  size // K samples, and size % K classes (drawn with the seed) one more; within a class the
-  samples are the first of a seeded permutation."""
-  k = ds.num_classes
+  """`size` training samples held out as the validation split, class-balanced: each class with
+  training samples gives size // K of them (K: the number of such classes), and size % K of
+  those classes, drawn with the seed, one more; within a class the samples are the first of a
+  seeded permutation of the split."""
   if size >= ds.num_train:
     raise UserError(f'config.data.val_size = {size} leaves no training samples ({ds.name} has '
                     f'{ds.num_train})')
   rng = np.random.default_rng(seed)
   order = rng.permutation(ds.num_train)
-  share = np.full(k, size // k)
-  share[rng.permutation(k)[:size % k]] += 1
+  present = np.flatnonzero(np.bincount(ds.train_labels, minlength=ds.num_classes))
+  share = dict.fromkeys(present.tolist(), size // len(present))
+  for c in rng.permutation(present)[:size % len(present)]:
+    share[int(c)] += 1
   held = []
-  for c in range(k):
+  for c, n in share.items():
     members = order[ds.train_labels[order] == c]
-    if len(members) <= share[c]:
+    if len(members) <= n:
       raise UserError(f'config.data.val_size = {size}: class {c} has {len(members)} training '
-                      f'samples, not more than its {share[c]} validation samples')
-    held.append(members[:share[c]])
+                      f'samples, not more than its {n} validation samples')
+    held.append(members[:n])
   val = np.sort(np.concatenate(held))
   return ds.hold_out(val, f'{ds.name}[val={size},seed={seed}]')
