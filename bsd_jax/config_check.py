@@ -149,6 +149,18 @@ def _check_data(config):
            f'(0 = the whole split), got {d.train_subset_per_class}')
   _require(d.val_size >= 0, f'config.data.val_size must be >= 0 (0 = no validation split), got '
            f'{d.val_size}')
+  for key in ('cutmix_alpha', 'mixup_alpha'):
+    _require(d[key] >= 0 and math.isfinite(d[key]), f'config.data.{key} must be >= 0 (0 = off), '
+             f'got {d[key]}')
+  for key in ('mix_prob', 'mix_switch_prob'):
+    _require(0 <= d[key] <= 1, f'config.data.{key} must be in [0, 1], got {d[key]}')
+  if d.cutmix_alpha > 0 or d.mixup_alpha > 0:
+    from bsd_jax import methods
+    _require(methods.get_method(config).extra_view is None,
+             f'config.data.cutmix_alpha / mixup_alpha cannot be combined with config.method = '
+             f'{config.method!r} (its extra view would not be mixed with the batch)')
+    _require(config.supcon.weight == 0, 'config.data.cutmix_alpha / mixup_alpha cannot be '
+             'combined with config.supcon (its second view would not be mixed)')
   if d.source == 'tfds_stream':
     st = d.stream
     _require(st.image_size >= 8, f'config.data.stream.image_size must be >= 8, got '

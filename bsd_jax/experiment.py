@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bsd_jax import methods, models, optim, sharding, step
+from bsd_jax.data import mix
 from bsd_jax.state import TrainState
 
 
@@ -79,7 +80,8 @@ def _train_step(config, exp: Experiment, update_table: bool):
   return step.make_train_step(
       exp.model, exp.method, exp.tx, exp.mesh, exp.mean, exp.std,
       steps_per_epoch=exp.steps_per_epoch, augment_images=exp.augment_on_device,
-      update_table=update_table, supcon=config.supcon if config.supcon.weight > 0 else None)
+      update_table=update_table, supcon=config.supcon if config.supcon.weight > 0 else None,
+      mix=mix.MixConfig.from_config(config.data))
 
 
 def jit_train_step(config, exp: Experiment, update_table: bool = True):

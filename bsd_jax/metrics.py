@@ -16,6 +16,14 @@ def accuracy(probs, labels):
   return jnp.mean(jnp.argmax(probs, axis=-1) == labels)
 
 
+def top_k_accuracy(probs, labels, k: int = 5):
+  """Fraction of samples whose label is among the k most probable classes: fewer than k classes
+  have a strictly larger probability (a tie with the label counts in its favour)."""
+  probs = jnp.asarray(probs)
+  p = jnp.take_along_axis(probs, jnp.asarray(labels)[:, None], axis=-1)
+  return jnp.mean(jnp.sum(probs > p, axis=-1) < k)
+
+
 def nll(probs, labels):
   """Mean negative log-likelihood of the label, -log p(y), with p clipped at 1e-12."""
   p = jnp.take_along_axis(jnp.asarray(probs), jnp.asarray(labels)[:, None], axis=-1)[:, 0]
@@ -107,6 +115,7 @@ def reliability_bins(probs, labels, num_bins: int = 15):
 # One line per reported metric, written next to the numbers in eval/metrics.json.
 DEFINITIONS = {
     'accuracy': 'top-1',
+    'top5': 'the label among the 5 most probable classes (ties in its favour); >= 5 classes only',
     'nll': 'mean -log p(y), p clipped at 1e-12',
     'ece': 'top-label, 15 equal-width bins (m/15, (m+1)/15], empty bins skipped',
     'ece_10': 'as ece with 10 bins',
@@ -119,14 +128,17 @@ DEFINITIONS = {
 
 
 def classification_metrics(probs, labels):
-  """The metrics reported for every evaluation, as python floats."""
-  return {
+  """The metrics reported for every evaluation, as python floats (top5 with >= 5 classes)."""
+  out = {
       'accuracy': float(accuracy(probs, labels)),
       'nll': float(nll(probs, labels)),
       'ece': float(ece(probs, labels, num_bins=15)),
       'brier': float(brier(probs, labels)),
       'confidence': float(confidence(probs)),
   }
+  if np.shape(probs)[-1] >= 5:
+    out['top5'] = float(top_k_accuracy(probs, labels, 5))
+  return out
 
 
 def full_metrics(probs, labels):

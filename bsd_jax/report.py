@@ -81,16 +81,22 @@ class Run:
     self.class_targets = None
     path = os.path.join(run_dir, 'eval', 'class_targets.npz')
     if self.finished and os.path.exists(path):
-      with np.load(path) as z:
-        self.class_targets = {k: z[k] for k in z.files}
+      try:
+        with np.load(path) as z:
+          self.class_targets = {k: z[k] for k in z.files}
+      except (OSError, ValueError):
+        self.class_targets = None
 
   def _final(self, name):
     """eval/<name> when it holds the last epoch's evaluation (not an earlier checkpoint's)."""
     path = os.path.join(self.dir, 'eval', name)
     if not (self.finished and os.path.exists(path)):
       return None
-    with open(path) as f:
-      record = json.load(f)
+    try:
+      with open(path) as f:
+        record = json.load(f)
+    except (OSError, ValueError):  # being replaced, or damaged: as if not there
+      return None
     return record if record.get('epoch') == self.num_epochs else None
 
   def by_epoch(self, split):

@@ -62,7 +62,8 @@ def reliability(path, diagrams):
     for ax, which in zip(row, ('before', 'after')):
       bins = d[which]
       if bins is None:
-        ax.text(0.5, 0.5, 'no temperature scaling\n(no validation split)', ha='center',
+        ax.text(0.5, 0.5, 'no temperature scaling\n(no validation split, or no T fitted)',
+                ha='center',
                 va='center', transform=ax.transAxes)
         ax.set_title(f'{label}: after scaling')
         ax.set_xticks([])

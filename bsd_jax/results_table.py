@@ -21,6 +21,7 @@ COLUMNS = (
     ('train', 'noisy_target_argmax_clean', 'noisy targets back on clean label %', 100),
     ('train', 'noisy_target_clean_weight', 'target mass on clean label, noisy samples %', 100),
     ('test', 'accuracy', 'top-1 %', 100),
+    ('test', 'top5', 'top-5 %', 100),
     ('test', 'nll', 'NLL', 1),
     ('test', 'ece', 'ECE-15 %', 100),
     ('test', 'ece_10', 'ECE-10 %', 100),

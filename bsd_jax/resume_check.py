@@ -28,7 +28,7 @@ MAY_CHANGE = ('log_every_steps', 'steps_per_call', 'eval_every_epochs',
 
 # What a key meant before it existed (run directories of earlier versions).
 ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none', 'table_dtype': 'float32',
-                'data.val_size': 0}
+                'data.val_size': 0, 'data.cutmix_alpha': 0.0, 'data.mixup_alpha': 0.0}
 
 METHOD_SECTIONS = {'bsd': 'bsd', 'label_smoothing': 'label_smoothing', 'pskd': 'pskd',
                     'cskd': 'cskd', 'tfkd_reg': 'tfkd', 'dlb': 'dlb',
@@ -59,6 +59,8 @@ def _acts(key, c):
     return bool(c.get('data.train_subset_per_class'))
   if key == 'data.val_seed':
     return bool(c.get('data.val_size'))
+  if key in ('data.mix_prob', 'data.mix_switch_prob'):
+    return bool(c.get('data.cutmix_alpha') or c.get('data.mixup_alpha'))
   if key in ('lr_milestones', 'lr_decay_factor'):
     return c.get('lr_schedule') == 'multistep'
   return True

@@ -17,6 +17,7 @@ import numpy as np
 
 from bsd_jax import losses, methods, sharding
 from bsd_jax.data import augment
+from bsd_jax.data import mix as mix_lib
 
 
 def _gather_images(data, index, mesh):
@@ -31,14 +32,18 @@ def _images(data, batch, key, mesh):
 
 
 def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
-                    augment_images: bool, update_table: bool, supcon=None):
+                    augment_images: bool, update_table: bool, supcon=None, mix=None):
   """train_step(state, data, batch) -> (state, sums of loss/count/correct/confidence).
 
   A method with an extra view gets `extra_index` / `extra_mask` in the batch; the extra images
   go through the same forward pass (and BatchNorm batch) as the batch itself. With `supcon`
   (config.supcon, weight > 0) a second augmentation of the batch goes through the same pass too,
   and supcon.weight x the SupCon loss of the two views' projections is added to the method's
-  loss, which sees the first view only.
+  loss, which sees the first view only. With `mix` (data/mix.py MixConfig: CutMix or Mixup;
+  neither extra views nor SupCon, config_check.py) the batch is mixed with a permutation of
+  itself after augmentation, the loss mixed with the same lambda, and a visited row is updated
+  from the prediction on its mixed image (as PS-KD's code stores the prediction on the image it
+  trained on; bsd.prediction_source = 'eval_pass' updates from clean images instead).
   """
   def train_step(state, data, batch):
     index, mask = batch['index'], batch['mask']
@@ -57,6 +62,8 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     if augment_images:
       views[0] = augment.crop_and_flip(images, key)
     x = augment.normalize(jnp.concatenate(views), mean, std)
+    if mix is not None:
+      x, perm, lam = mix_lib.mix_batch(jax.random.fold_in(key, 2), x, mix)
     rows = sharding.gather_rows(state.alpha, index, mesh)
     epoch = state.step // steps_per_epoch
     if supcon is not None:  # 'target_argmax': a method with row_targets (config_check.py)
@@ -75,7 +82,8 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
           logits=logits[:batch_size], labels=labels, mask=mask, rows=rows, epoch=epoch,
           extra_logits=logits[batch_size:num_main] if extra else None, carry=state.carry,
           **extra)
-      loss = method.loss(inputs)
+      loss = (method.loss(inputs) if mix is None else
+              mix_lib.mixed_loss(method.loss, inputs, perm, lam))
       if supcon is not None:
         pair = jnp.concatenate([z[:batch_size], z[num_main:]])
         loss = loss + supcon.weight * losses.supcon(

@@ -18,7 +18,6 @@ import time
 from absl import flags
 
 from bsd_jax import cli, methods, results_table, sweep_grid
-from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError, fail
 
 cli.define_config_flags()
@@ -36,43 +35,6 @@ _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Runs at a time.')
 
 def _fail(message):
   fail('bsd_jax.sweep', message)
-
-
-def plan(config, method_names, seeds, label_weights=(), grid=()):
-  """[(label, seed, run arguments)] of methods x grid x seeds, checked: unknown methods or keys
-  and bad values raise UserError (bsd_jax/sweep_grid.py: the grid and the labels)."""
-  unknown = [m for m in method_names if m not in methods.METHODS]
-  if unknown:
-    raise UserError(f'--methods: unknown method(s) {unknown}; choose from '
-                    f'{sorted(methods.METHODS)}')
-  try:
-    seed_values = [int(s) for s in seeds]
-  except ValueError as e:
-    raise UserError(f'--seeds: {e}') from None
-  if not seed_values:
-    raise UserError('--seeds: give at least one seed')
-  axes = sweep_grid.parse(grid, config, label_weights)
-  runs = []
-  for name in method_names:
-    for label, chosen in sweep_grid.variants(name, axes):
-      trial = config.copy_and_resolve_references()
-      trial.method = name
-      extra = []
-      for axis, text, value in chosen:
-        node, leaf = trial, axis.key
-        while '.' in leaf:
-          part, leaf = leaf.split('.', 1)
-          node = node[part]
-        node[leaf] = value
-        extra.append(f'--config.{axis.key}={value!r}' if isinstance(value, float) else
-                     f'--config.{axis.key}={text}')
-      try:
-        check_config(trial, num_devices=1)  # the values of this variant are valid together
-      except UserError as e:
-        raise UserError(f'{label}: {e}') from None
-      for seed in seed_values:
-        runs.append((label, seed, [f'--config.method={name}', f'--config.seed={seed}'] + extra))
-  return runs
 
 
 def _config_overrides(argv):
@@ -146,7 +108,7 @@ def main(argv):
   config_path = os.path.abspath(cli.config_file())
   overrides = _config_overrides(sys.argv[1:])
   try:
-    runs = plan(cli.CONFIG.value, _METHODS.value, _SEEDS.value, _WEIGHTS.value, _GRID.value)
+    runs = sweep_grid.plan(cli.CONFIG.value, _METHODS.value, _SEEDS.value, _WEIGHTS.value, _GRID.value)
   except UserError as e:
     _fail(str(e))
   workdir = cli.WORKDIR.value

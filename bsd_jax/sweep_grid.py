@@ -1,5 +1,5 @@
 """The sweep's grid: `--grid KEY=V1,V2` arguments parsed and checked against the config, and the
-runs they make with the methods and seeds.
+runs they make with the methods and seeds (`plan`).
 
 A key of one method's section (`bsd.`, `pskd.`, ... : resume_check.METHOD_SECTIONS) varies only
 that method's runs; any other key varies every run. A run's label is its method followed by the
@@ -9,9 +9,16 @@ key where two grid keys share a last part), e.g. `bsd_label_weight_end0.3_learni
 """
 import dataclasses
 import itertools
+import re
 
+
+from bsd_jax import methods
+from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError
 from bsd_jax.resume_check import METHOD_SECTIONS
+
+
+_LABEL_SAFE = re.compile(r'[A-Za-z0-9._+-]+')
 
 
 @dataclasses.dataclass
@@ -73,9 +80,14 @@ def parse(specs, config, label_weights=()):
       raise UserError(f'--grid {key}: use --methods / --seeds')
     if any(a.key == key for a in axes):
       raise UserError(f'--grid {key}: given twice')
-    if len(set(texts)) != len(texts):
+    typed = [(t, _typed(config, key, t)) for t in texts]
+    if len({v for _, v in typed}) != len(typed):
       raise UserError(f'--grid {key}: a value is repeated in {values!r}')
-    axes.append(Axis(key, key, [(t, _typed(config, key, t)) for t in texts]))
+    bad = [t for t in texts if not _LABEL_SAFE.fullmatch(t)]
+    if bad:
+      raise UserError(f'--grid {key}: {bad[0]!r} cannot be part of a run label (letters, digits '
+                      'and . _ + - only); give such a value with --config.KEY=VALUE')
+    axes.append(Axis(key, key, typed))
   if label_weights:
     if any(a.key == 'bsd.label_weight_end' for a in axes):
       raise UserError('--bsd_label_weights and --grid bsd.label_weight_end: give one of them')
@@ -91,6 +103,14 @@ def parse(specs, config, label_weights=()):
   return axes
 
 
+def check_used(axes, method_names):
+  """UserError for an axis of a method section that none of the methods run."""
+  for axis in axes:
+    if not any(axis.applies_to(m) for m in method_names):
+      raise UserError(f'--grid {axis.key}: varies only the runs of the method that section '
+                      f'belongs to, and --methods {",".join(method_names)} runs none')
+
+
 def variants(method, axes):
   """[(label, [(axis, text, value)])]: every combination of the axes that apply to `method`."""
   mine = [a for a in axes if a.applies_to(method)]
@@ -100,3 +120,41 @@ def variants(method, axes):
     label = '_'.join([method] + [f'{a.name}{text}' for a, text, _ in chosen])
     out.append((label, chosen))
   return out
+
+
+def plan(config, method_names, seeds, label_weights=(), grid=()):
+  """[(label, seed, run arguments)] of methods x grid x seeds, checked: unknown methods or keys
+  and bad values raise UserError (the grid and the labels: the module docstring)."""
+  unknown = [m for m in method_names if m not in methods.METHODS]
+  if unknown:
+    raise UserError(f'--methods: unknown method(s) {unknown}; choose from '
+                    f'{sorted(methods.METHODS)}')
+  try:
+    seed_values = [int(s) for s in seeds]
+  except ValueError as e:
+    raise UserError(f'--seeds: {e}') from None
+  if not seed_values:
+    raise UserError('--seeds: give at least one seed')
+  axes = parse(grid, config, label_weights)
+  check_used([a for a in axes if a.name != 'w'], method_names)
+  runs = []
+  for name in method_names:
+    for label, chosen in variants(name, axes):
+      trial = config.copy_and_resolve_references()
+      trial.method = name
+      extra = []
+      for axis, text, value in chosen:
+        node, leaf = trial, axis.key
+        while '.' in leaf:
+          part, leaf = leaf.split('.', 1)
+          node = node[part]
+        node[leaf] = value
+        extra.append(f'--config.{axis.key}={value!r}' if isinstance(value, float) else
+                     f'--config.{axis.key}={text}')
+      try:
+        check_config(trial, num_devices=1)  # the values of this variant are valid together
+      except UserError as e:
+        raise UserError(f'{label}: {e}') from None
+      for seed in seed_values:
+        runs.append((label, seed, [f'--config.method={name}', f'--config.seed={seed}'] + extra))
+  return runs

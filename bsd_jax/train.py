@@ -104,34 +104,42 @@ class _Run:
 
 def _run_suite(r: _Run, suite, state, step_now):
   """Run one evaluation suite on the live state; its numbers go to metrics.jsonl and the log.
-  The test suite's record of the last step also goes to eval/ (what the evaluate command would
-  write: the reliability bins and diagrams, the temperature)."""
+  Returns (the numbers, the suite's record)."""
   epoch = step_now // r.exp.steps_per_epoch
   record = suite.run(state, step_now)
   values = suite.scalars(record)
   r.log.write(step_now, epoch, suite.name, values)
   _log_line(epoch, r.config, suite.name, values)
-  if suite.name == 'test' and step_now == r.exp.total_steps and distributed.is_main():
-    suite.write(r.workdir, record)
-  return values
+  return values, record
 
 
-def _write_class_targets(r: _Run, state, step_now):
-  """eval/class_targets.npz of a method with targets in its table (BSD): the mean target of
-  each given label ([K, K], at most MAX_CLASS_TARGETS classes), the label counts and the class
-  names (empty where the source has none)."""
-  k = r.ds.num_classes
-  if r.exp.method.row_targets is None or k > MAX_CLASS_TARGETS:
+def _write_final_evaluation(r: _Run, suite, record, state, step_now):
+  """After the last checkpoint: eval/ gets the test suite's record of the last step (what the
+  evaluate command would write: the reliability bins and diagrams, the temperature) and, for a
+  method with targets in its table (BSD), eval/class_targets.npz: the mean target of each given
+  label ([K, K], at most MAX_CLASS_TARGETS classes), the label counts and the class names
+  (empty where the source has none). A failure here (a full disk) is a warning: the run and its
+  checkpoint are complete."""
+  targets = None
+  if r.class_targets is not None and r.ds.num_classes <= MAX_CLASS_TARGETS:
+    targets = jax.device_get(r.class_targets(state.alpha, r.table_rows['labels'],
+                                             r.table_rows['valid']))  # every process
+  if not distributed.is_main():
     return
-  matrix, counts = jax.device_get(r.class_targets(state.alpha, r.table_rows['labels'],
-                                                  r.table_rows['valid']))
-  if distributed.is_main():
-    os.makedirs(os.path.join(r.workdir, 'eval'), exist_ok=True)
-    path = os.path.join(r.workdir, 'eval', 'class_targets.npz')
-    with open(path + '.tmp', 'wb') as f:
-      np.savez(f, matrix=matrix, counts=counts, step=step_now,
-               class_names=np.asarray(r.ds.class_names, str))
-    os.replace(path + '.tmp', path)
+  try:
+    if record is not None:
+      suite.write(r.workdir, record)
+    if targets is not None:
+      path = os.path.join(r.workdir, 'eval', 'class_targets.npz')
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path + '.tmp', 'wb') as f:
+        np.savez(f, matrix=targets[0], counts=targets[1], step=step_now,
+                 class_names=np.asarray(r.ds.class_names, str))
+      os.replace(path + '.tmp', path)
+  except (OSError, ImportError) as e:
+    logging.warning('The final evaluation could not be written to %s/eval (%s); '
+                    '`python -m bsd_jax.evaluate --workdir %s` writes it from the checkpoint',
+                    r.workdir, e, r.workdir)
 
 
 def _end_of_epoch(r: _Run, state, sums, step_now, stop):
@@ -160,17 +168,18 @@ def _end_of_epoch(r: _Run, state, sums, step_now, stop):
   r.log.write(step_now, epoch, 'train', train)
   _log_line(epoch, config, 'train', train)
   (test, test_every), *others = r.suites
-  last_test = _run_suite(r, test, state, step_now) if due(test_every) else None
+  last_test, test_record = _run_suite(r, test, state, step_now) if due(test_every) else (None,
+                                                                                         None)
   stopped_by = stop.name() if step_now < total and stop.agreed(step_now, 1) else None
   for suite, every in others:
     if due(every) and stopped_by:  # checkpoint first: a stop has a grace period
       logging.warning('Stopping: suite %s of epoch %d is not run', suite.name, epoch)
     elif due(every):
       _run_suite(r, suite, state, step_now)
-  if step_now == total:
-    _write_class_targets(r, state, step_now)
   if stopped_by or due(config.checkpoint_every_epochs):
     r.ckpt.save(step_now, state, r.meta(None))
+  if step_now == total:
+    _write_final_evaluation(r, test, test_record, state, step_now)
   return state, last_test, stopped_by
 
 
@@ -276,7 +285,8 @@ def _train(config, workdir, lock):
            None if method.epoch_stats is None else jax.jit(method.epoch_stats), table_rows,
            suites, workdir, None if method.row_targets is None else jax.jit(
                lambda table, labels, valid: methods.class_mean_targets(
-                   method.row_targets(table), labels, valid, ds.num_classes)))
+                   method.row_targets(table), labels, valid, ds.num_classes),
+               out_shardings=sharding.replicated(mesh)))
 
   # The loop: calls of up to config.steps_per_call steps, each ending where a log line, an
   # epoch's end or a stop may be due; those are decided on the step number, as for one step.

@@ -119,6 +119,10 @@ def get_config():
                                     # held out of the train split before the subset is drawn
                                     # (never trained on); temperature scaling is fitted on it
   c.data.val_seed = 0
+  c.data.cutmix_alpha = 0.0         # > 0: CutMix, box area ~ Beta(alpha, alpha) (1.0 in CutMix)
+  c.data.mixup_alpha = 0.0          # > 0: Mixup, lambda ~ Beta(alpha, alpha) (bsd_jax/data/mix.py)
+  c.data.mix_prob = 1.0             # the chance that a batch is mixed (CutMix or Mixup on)
+  c.data.mix_switch_prob = 0.5      # both on: the chance of CutMix rather than Mixup for a batch
   c.data.augment = True             # random crop (pad 4) + horizontal flip; streamed: random-
                                     # resized crop + flip on the host (False: the eval view)
   # Streamed source only (bsd_jax/data/stream_batches.py): image sizes and grain's host workers.

@@ -109,3 +109,17 @@ def test_reliability_bins_count_every_sample_once():
   assert count.sum() == 4 and count[13] == 2 and count[14] == 1 and count[5] == 1
   assert acc[13] == pytest.approx(0.5) and conf[13] == pytest.approx(0.9)
   assert np.isnan(acc[0])
+
+
+def test_top5_counts_the_label_among_the_five_most_probable_ties_in_its_favour():
+  probs = np.array([[0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],   # label rank 5: out
+                    [0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],   # label rank 4: in
+                    [0.25, 0.15, 0.15, 0.15, 0.15, 0.15, 0.00],   # tied for 2nd..6th: in
+                    [0.40, 0.20, 0.10, 0.10, 0.10, 0.10, 0.00]])  # 0.0 below five others: out
+  labels = np.array([5, 4, 5, 6])
+  assert float(metrics.top_k_accuracy(probs, labels, 5)) == 0.5
+  assert float(metrics.top_k_accuracy(probs, np.zeros(4, int), 1)) == 1.0
+  full = metrics.classification_metrics(probs, labels)
+  assert full['top5'] == 0.5
+  four = probs[:, :4] / probs[:, :4].sum(1, keepdims=True)
+  assert 'top5' not in metrics.classification_metrics(four, np.zeros(4, int))

@@ -1,15 +1,15 @@
-"""The sweep's grid (bsd_jax/sweep_grid.py through sweep.plan): which runs, labels and config
+"""The sweep's grid (bsd_jax/sweep_grid.py): which runs, labels and config
 arguments a --grid gives, and its one-line errors. No run is started here (tests/test_sweep.py
 runs a grid)."""
 import pytest
 
-from bsd_jax import sweep
+from bsd_jax import sweep_grid
 from bsd_jax.errors import UserError
 from tests import helpers
 
 
 def _plan(methods=('ce', 'bsd'), seeds=('0',), weights=(), grid=()):
-  return sweep.plan(helpers.load_config('smoke.py'), list(methods), list(seeds), list(weights),
+  return sweep_grid.plan(helpers.load_config('smoke.py'), list(methods), list(seeds), list(weights),
                     list(grid))
 
 
@@ -58,6 +58,9 @@ def test_values_take_the_type_of_their_key_and_shared_last_parts_keep_the_whole_
     (['seed=1,2'], (), r'--grid seed: use --methods / --seeds'),
     (['bsd.label_weight_end=0.3'], ('0.5',), r'give one of them'),
     (['bsd.eps=-1'], (), r'bsd_eps-1: config.bsd.eps'),
+    (['learning_rate=0.1,0.10'], (), r'--grid learning_rate: a value is repeated'),
+    (['data.root=/a/b'], (), r"--grid data.root: '/a/b' cannot be part of a run label"),
+    (['pskd.alpha_T=0.5,0.8'], (), r'--grid pskd.alpha_T: varies only the runs of the method'),
 ])
 def test_bad_grids_are_one_line_errors(grid, weights, message):
   with pytest.raises(UserError, match=message) as info:

@@ -112,8 +112,9 @@ def superclasses_from_csv(path, class_names):
 def _coarse_labels(config, ds):
   if config.label_noise.superclass_csv:
     if not ds.class_names:
-      raise UserError('config.label_noise.superclass_csv needs the image-folder source (its '
-                      'class names); tfds cifar100 brings its own coarse labels')
+      raise UserError('config.label_noise.superclass_csv needs class names, which this source '
+                      'has none of (an image folder or a tfds dataset has them); tfds cifar100 '
+                      'brings its own coarse labels')
     return superclasses_from_csv(config.label_noise.superclass_csv, ds.class_names)[
         ds.train_labels]
   return ds.train_coarse_labels

@@ -44,8 +44,10 @@ def load_run_config(workdir):
     saved['model'] = {'name': saved.pop('model'),
                       'cnn_widths': saved.pop('cnn_widths', [32, 64, 128])}
   saved.setdefault('table_dtype', 'float32')  # the only storage before the key existed
-  saved.get('data', {}).setdefault('val_size', 0)  # no validation split before the key existed
-  saved.get('data', {}).setdefault('val_seed', 0)
+  # Keys added since: what their absence meant (no validation split, no CutMix or Mixup).
+  for key, value in (('val_size', 0), ('val_seed', 0), ('cutmix_alpha', 0.0),
+                     ('mixup_alpha', 0.0), ('mix_prob', 1.0), ('mix_switch_prob', 0.5)):
+    saved.get('data', {}).setdefault(key, value)
   config = config_dict.ConfigDict(saved)
   config.lock()
   return config
@@ -120,8 +122,9 @@ def write_result(workdir, record, name, also=()):
   os.makedirs(eval_dir, exist_ok=True)
   _keep_previous(eval_dir, record['step'], name, (name,) + tuple(also))
   path = os.path.join(eval_dir, name)
-  with open(path, 'w') as f:
+  with open(path + '.tmp', 'w') as f:  # whole or not at all: a report may read it meanwhile
     json.dump(record, f, indent=2)
+  os.replace(path + '.tmp', path)
   return path
 
 

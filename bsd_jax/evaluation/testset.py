@@ -25,8 +25,8 @@ def _bins(probs, labels):
 
 def scaled(logits, labels, val_logits, val_labels):
   """(T fitted on the validation logits, full_metrics of the test split after scaling without
-  accuracy, which scaling leaves unchanged, the scaled probabilities); T None (and the rest
-  None) when no T > 0 minimises the validation NLL."""
+  accuracy and top5, which scaling leaves unchanged, the scaled probabilities); T None (and the
+  rest None) when no T > 0 minimises the validation NLL."""
   try:
     t = metrics.fit_temperature(val_logits, val_labels)
   except ValueError as e:
@@ -34,7 +34,8 @@ def scaled(logits, labels, val_logits, val_labels):
     return None, None, None
   probs = metrics.softmax(logits, t)
   out = metrics.full_metrics(probs, labels)
-  del out['accuracy']
+  for unchanged in ('accuracy', 'top5'):  # dividing by T > 0 keeps every class's rank
+    out.pop(unchanged, None)
   return t, out, probs
 
 
@@ -92,11 +93,13 @@ class TestSuite(Suite):
     labels, eval_dir = self.run_ctx.ds.test_labels, os.path.join(workdir, 'eval')
     save_reliability_diagram(self._probs, labels, os.path.join(eval_dir, 'reliability.png'),
                              title=f'{record["method"]}, step {record["step"]}:')
+    scaled_path = os.path.join(eval_dir, 'reliability_scaled.png')
     if self._scaled is not None:
-      save_reliability_diagram(self._scaled, labels,
-                               os.path.join(eval_dir, 'reliability_scaled.png'),
+      save_reliability_diagram(self._scaled, labels, scaled_path,
                                title=f'{record["method"]}, step {record["step"]}, '
                                f'T = {record["temperature"]:.3f}:')
+    elif os.path.exists(scaled_path):  # of an earlier evaluation of this step, with scaling
+      os.remove(scaled_path)
     return [path]
 
   def report(self, record, paths):
