@@ -21,3 +21,37 @@ def test_noise_configs_turn_on_noise_and_supcon():
     config = helpers.load_config(name)
     assert config.label_noise.kind != 'none' and config.supcon.weight > 0
   assert helpers.load_config('default.py').supcon.weight == 0  # off by default
+
+
+PAPER = sorted(n for n in os.listdir(os.path.join(helpers.REPO, 'configs', 'paper'))
+               if n.endswith('.py') and not n.startswith('_'))
+
+
+def _sweep_args(doc):
+  """--methods, --seeds and --grid values of the sweep command in a config's docstring."""
+  command = doc.split('python -m bsd_jax.sweep', 1)[1].split('\n\n', 1)[0].replace('\\\n', ' ')
+  words = command.split()
+  value = lambda flag: [words[i + 1] for i, w in enumerate(words) if w == flag]
+  return value('--methods')[0].split(','), value('--seeds')[0].split(','), value('--grid')
+
+
+@pytest.mark.parametrize('name', PAPER)
+def test_paper_config_is_valid_and_its_sweep_command_plans(name):
+  import runpy
+  from bsd_jax import sweep_grid
+  config = helpers.load_config(f'paper/{name}')
+  check_config(config, num_devices=8)
+  assert config.is_locked
+  doc = runpy.run_path(os.path.join(helpers.REPO, 'configs', 'paper', name))['__doc__']
+  assert f'--config configs/paper/{name}' in doc and 'Checks:' in doc
+  assert 'ESTIMATED from FLOPs, not measured' in doc or 'measured on' in doc
+  methods, seeds, grid = _sweep_args(doc)
+  runs = sweep_grid.plan(config, methods, seeds, (), grid)
+  assert len(runs) >= len(methods) * len(seeds)
+
+
+def test_there_is_a_paper_config_for_every_dataset_and_the_label_noise():
+  assert len(PAPER) >= 8
+  for prefix in ('cifar10_', 'cifar100_', 'tinyimagenet_', 'imagenet_'):
+    assert any(n.startswith(prefix) for n in PAPER), prefix
+  assert any('noise' in n for n in PAPER)

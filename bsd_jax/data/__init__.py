@@ -3,12 +3,13 @@
 Sources (config.data.source), one module each, each `load(config.data) -> Source`:
   synthetic.py    random images around a template per class (no download)
   folder.py       an image folder <root>/{train,test}/<class>/*.png|jpg
+  tiny_imagenet.py  the official tiny-imagenet-200 directory or zip (val/ is the test split)
   tfds_source.py  a tfds dataset read whole into memory (CIFAR-size); tfds_common.py is shared
   stream_source.py  'tfds_stream': a prepared tfds dataset read record by record (ImageNet);
                   its images reach the devices through stream_batches.py (grain)
 and around them: dataset.py (the Dataset record), order.py (which samples each step reads),
-augment.py (on-device crop and flip), host_augment.py (the streamed ImageNet recipe),
-label_noise.py (config.label_noise), images.py (image files).
+augment.py (on-device crop and flip), mix.py (on-device CutMix and Mixup), host_augment.py
+(the streamed ImageNet recipe), label_noise.py (config.label_noise), images.py (image files).
 
 Adding a source: a module with `load(d) -> Source` (labels first, images by id on demand) and one
 entry in SOURCES. Every error is raised before training starts, as a `UserError` naming the
@@ -18,7 +19,7 @@ import logging
 
 import numpy as np
 
-from bsd_jax.data import folder, stream_source, synthetic, tfds_source
+from bsd_jax.data import folder, stream_source, synthetic, tfds_source, tiny_imagenet
 from bsd_jax.data.dataset import Dataset, Source
 from bsd_jax.errors import UserError
 
@@ -27,6 +28,7 @@ __all__ = ['Dataset', 'Source', 'SOURCES', 'load', 'class_balanced_subset', 'val
 SOURCES = {
     'synthetic': synthetic.load,
     'folder': folder.load,
+    'tiny_imagenet': tiny_imagenet.load,
     'tfds': tfds_source.load,
     'tfds_stream': lambda d: stream_source.load(d, d.stream.image_size),
 }
