@@ -1,0 +1,100 @@
+"""BSD's posterior kept sparse (config.bsd.top_k = k > 0, issue: BSD at 21,843 classes): the math,
+as pure functions tested alone (tests/test_bsd_sparse.py). Not yet wired into the trainer.
+
+A row keeps k (class id, alpha) pairs and one scalar `rest`: the total alpha of the other K - k
+classes, spread evenly over them. The row's total S = sum(values) + rest is the dense row's
+total exactly (every update adds gamma x S + 1 of mass whatever its spread), so only the spread
+of the unkept mass is approximated; with k = K the row is the dense row (rest = 0).
+
+Shapes: ids int32 [..., k], values [..., k], rest [..., 1] (a row of the table is the three).
+"""
+import jax
+import jax.numpy as jnp
+
+
+def init(labels, num_classes: int, k: int, c: float, eps: float, dtype=jnp.float32):
+  """The prior: c on the label, eps on every other class; the kept slots hold the label and the
+  k - 1 classes after it (cyclically), the rest eps x (K - k)."""
+  offsets = jnp.arange(k, dtype=jnp.int32)
+  ids = (labels[:, None].astype(jnp.int32) + offsets[None, :]) % num_classes
+  values = jnp.where(offsets[None, :] == 0, jnp.asarray(c, dtype), jnp.asarray(eps, dtype))
+  values = jnp.broadcast_to(values, ids.shape).astype(dtype)
+  rest = jnp.full(labels.shape + (1,), eps * (num_classes - k), dtype)
+  return ids, values, rest
+
+
+def _other_share(rest, num_classes: int, k: int):
+  """The alpha of each unkept class: rest / (K - k) (0 when every class is kept)."""
+  if k >= num_classes:
+    return jnp.zeros_like(rest)
+  return rest / (num_classes - k)
+
+
+def total(values, rest):
+  return jnp.sum(values.astype(jnp.float32), -1, keepdims=True) + rest.astype(jnp.float32)
+
+
+def update(ids, values, rest, probs, gamma: float):
+  """gamma x alpha + p on the union of the kept ids and the top k of p; the k largest are kept
+  and `rest` set so that the row's total is gamma x S + sum(p) exactly (S: the old total).
+  probs [..., K] carry no gradient."""
+  num_classes, k = probs.shape[-1], ids.shape[-1]
+  probs = jax.lax.stop_gradient(probs.astype(jnp.float32))
+  old_total = total(values, rest)
+  share = _other_share(rest.astype(jnp.float32), num_classes, k)
+  _, top_ids = jax.lax.top_k(probs, k)
+  already = jnp.any(top_ids[..., :, None] == ids[..., None, :], axis=-1)
+  cand_ids = jnp.concatenate([ids, top_ids.astype(jnp.int32)], -1)
+  old = jnp.concatenate([values.astype(jnp.float32), jnp.broadcast_to(share, top_ids.shape)], -1)
+  new = gamma * old + jnp.take_along_axis(probs, cand_ids, -1)
+  new = jnp.where(jnp.concatenate([jnp.zeros_like(already), already], -1), -jnp.inf, new)
+  kept, slot = jax.lax.top_k(new, k)
+  new_ids = jnp.take_along_axis(cand_ids, slot, -1)
+  new_total = gamma * old_total + jnp.sum(probs, -1, keepdims=True)
+  new_rest = (jnp.zeros_like(new_total) if k >= num_classes else
+              jnp.maximum(new_total - jnp.sum(kept, -1, keepdims=True), 0.0))
+  return new_ids, kept.astype(values.dtype), new_rest.astype(rest.dtype)
+
+
+def target(ids, values, rest, num_classes: int):
+  """(target mass of each kept class [..., k], of each unkept class [..., 1]): the posterior
+  mean; the kept mass plus (K - k) x the unkept share is one."""
+  s = total(values, rest)
+  k = ids.shape[-1]
+  return values.astype(jnp.float32) / s, _other_share(rest.astype(jnp.float32), num_classes, k) / s
+
+
+def dense(ids, values, rest, num_classes: int):
+  """The dense alpha [..., K] a sparse row stands for (tests, small K only)."""
+  share = _other_share(rest.astype(jnp.float32), num_classes, ids.shape[-1])
+  out = jnp.broadcast_to(share, ids.shape[:-1] + (num_classes,))
+  return jnp.put_along_axis(out, ids, values.astype(jnp.float32), axis=-1, inplace=False)
+
+
+def soft_cross_entropy(logits, ids, values, rest, temperature: float = 1.0):
+  """Per-sample -sum_j t_j log softmax(z / T)_j against the sparse target, without a dense
+  target: the kept classes' terms plus the unkept share times the sum of the unkept classes'
+  log-probabilities (all classes' sum minus the kept ones')."""
+  num_classes = logits.shape[-1]
+  log_q = jax.nn.log_softmax(logits.astype(jnp.float32) / temperature, axis=-1)
+  kept_t, other_t = target(ids, values, rest, num_classes)
+  kept_log_q = jnp.take_along_axis(log_q, ids, -1)
+  unkept_sum = jnp.sum(log_q, -1) - jnp.sum(kept_log_q, -1)
+  return -(jnp.sum(kept_t * kept_log_q, -1) + other_t[..., 0] * unkept_sum)
+
+
+def posterior_stats(ids, values, rest, labels, valid, num_classes: int):
+  """bsd.posterior_stats of the sparse rows: mean largest target probability, mean target weight
+  on the given label, fraction of rows whose target argmax is not the label."""
+  kept_t, other_t = target(ids, values, rest, num_classes)
+  w = valid.astype(jnp.float32)
+  n = jnp.maximum(jnp.sum(w), 1.0)
+  on_label = ids == labels[:, None]
+  label_weight = jnp.where(jnp.any(on_label, -1), jnp.sum(jnp.where(on_label, kept_t, 0.0), -1),
+                           other_t[:, 0])
+  top = jnp.max(kept_t, -1)
+  argmax = jnp.take_along_axis(ids, jnp.argmax(kept_t, -1)[:, None], -1)[:, 0]
+  changed = (argmax != labels) | (other_t[:, 0] > top)
+  return {'target_max_prob': jnp.sum(w * jnp.maximum(top, other_t[:, 0])) / n,
+          'target_label_weight': jnp.sum(w * label_weight) / n,
+          'target_argmax_changed': jnp.sum(w * changed) / n}

@@ -1,0 +1,80 @@
+"""The sparse top-k posterior's math (bsd_jax/methods/bsd_sparse.py) against the dense one."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bsd_jax import losses
+from bsd_jax.methods import bsd, bsd_sparse
+
+K, N, GAMMA, C, EPS = 12, 16, 0.9, 10.0, 1e-3
+
+
+def _probs(seed, sharp=3.0):
+  rng = np.random.default_rng(seed)
+  return jax.nn.softmax(jnp.asarray(rng.normal(0, sharp, (N, K)), jnp.float32))
+
+
+LABELS = jnp.asarray(np.random.default_rng(0).integers(0, K, N))
+
+
+def test_with_every_class_kept_it_is_the_dense_posterior_over_several_updates():
+  ids, values, rest = bsd_sparse.init(LABELS, K, K, C, EPS)
+  alpha = bsd.init_alpha(LABELS, K, C, EPS)
+  np.testing.assert_array_equal(bsd_sparse.dense(ids, values, rest, K), alpha)
+  for epoch in range(6):
+    p = _probs(epoch)
+    ids, values, rest = bsd_sparse.update(ids, values, rest, p, GAMMA)
+    alpha = bsd.update_alpha(alpha, p, GAMMA)
+    np.testing.assert_allclose(bsd_sparse.dense(ids, values, rest, K), alpha, rtol=1e-6)
+    assert float(jnp.max(rest)) == 0.0
+  logits = jnp.asarray(np.random.default_rng(9).normal(size=(N, K)), jnp.float32)
+  np.testing.assert_allclose(bsd_sparse.soft_cross_entropy(logits, ids, values, rest),
+                             losses.soft_cross_entropy(logits, bsd.posterior_mean(alpha), 1.0),
+                             rtol=1e-5)
+  valid = jnp.ones(N, bool)
+  sparse_stats = bsd_sparse.posterior_stats(ids, values, rest, LABELS, valid, K)
+  dense_stats = bsd.posterior_stats(alpha, LABELS, valid)
+  for key, value in dense_stats.items():
+    assert float(sparse_stats[key]) == pytest.approx(float(value), rel=1e-5), key
+
+
+@pytest.mark.parametrize('k', [1, 3, 5])
+def test_fewer_kept_classes_conserve_each_rows_mass_and_targets_sum_to_one(k):
+  ids, values, rest = bsd_sparse.init(LABELS, K, k, C, EPS)
+  s = bsd_sparse.total(values, rest)
+  np.testing.assert_allclose(s, C + EPS * (K - 1), rtol=1e-6)
+  for epoch in range(8):
+    ids, values, rest = bsd_sparse.update(ids, values, rest, _probs(epoch), GAMMA)
+    s = GAMMA * s + 1.0
+    np.testing.assert_allclose(bsd_sparse.total(values, rest), s, rtol=1e-6)
+    kept, other = bsd_sparse.target(ids, values, rest, K)
+    np.testing.assert_allclose(jnp.sum(kept, -1) + (K - k) * other[:, 0], 1.0, rtol=1e-6)
+    assert bool(jnp.all(values > 0)) and bool(jnp.all(rest >= 0))
+    assert all(len(set(row)) == k for row in np.asarray(ids).tolist())  # distinct ids
+
+
+def test_one_update_from_the_prior_keeps_the_dense_rows_k_largest_exactly():
+  k = 4
+  ids, values, rest = bsd_sparse.init(LABELS, K, k, C, EPS)
+  p = _probs(3)
+  ids, values, rest = bsd_sparse.update(ids, values, rest, p, GAMMA)
+  alpha = np.asarray(bsd.update_alpha(bsd.init_alpha(LABELS, K, C, EPS), p, GAMMA))
+  for row in range(N):
+    assert set(np.asarray(ids[row]).tolist()) == set(np.argsort(-alpha[row])[:k].tolist())
+    np.testing.assert_allclose(values[row], alpha[row][np.asarray(ids[row])], rtol=1e-6)
+
+
+def test_the_sparse_loss_is_the_soft_cross_entropy_against_the_implied_dense_target():
+  k = 5
+  ids, values, rest = bsd_sparse.init(LABELS, K, k, C, EPS)
+  for epoch in range(3):
+    ids, values, rest = bsd_sparse.update(ids, values, rest, _probs(epoch), GAMMA)
+  implied = bsd_sparse.dense(ids, values, rest, K)
+  np.testing.assert_allclose(implied.sum(-1, keepdims=True), bsd_sparse.total(values, rest),
+                             rtol=1e-6)
+  logits = jnp.asarray(np.random.default_rng(5).normal(size=(N, K)), jnp.float32)
+  for t in (1.0, 2.0):
+    np.testing.assert_allclose(
+        bsd_sparse.soft_cross_entropy(logits, ids, values, rest, t),
+        losses.soft_cross_entropy(logits, bsd.posterior_mean(implied), t), rtol=1e-5)
