@@ -114,32 +114,35 @@ def _run_suite(r: _Run, suite, state, step_now):
 
 
 def _write_final_evaluation(r: _Run, suite, record, state, step_now):
-  """After the last checkpoint: eval/ gets the test suite's record of the last step (what the
-  evaluate command would write: the reliability bins and diagrams, the temperature) and, for a
-  method with targets in its table (BSD), eval/class_targets.npz: the mean target of each given
-  label ([K, K], at most MAX_CLASS_TARGETS classes), the label counts and the class names
-  (empty where the source has none). A failure here (a full disk) is a warning: the run and its
-  checkpoint are complete."""
+  """After the last checkpoint: for a method with targets in its table (BSD),
+  eval/class_targets.npz (the mean target of each given label, [K, K], at most MAX_CLASS_TARGETS
+  classes; the label counts; the class names, empty where the source has none), and the test
+  suite's record of the last step with its reliability diagrams (what the evaluate command would
+  write). A failure here (a full disk, no matplotlib for the diagrams) is a warning: the run and
+  its checkpoint are complete."""
   targets = None
   if r.class_targets is not None and r.ds.num_classes <= MAX_CLASS_TARGETS:
     targets = jax.device_get(r.class_targets(state.alpha, r.table_rows['labels'],
                                              r.table_rows['valid']))  # every process
   if not distributed.is_main():
     return
-  try:
-    if record is not None:
-      suite.write(r.workdir, record)
-    if targets is not None:
-      path = os.path.join(r.workdir, 'eval', 'class_targets.npz')
+  if targets is not None:
+    path = os.path.join(r.workdir, 'eval', 'class_targets.npz')
+    try:
       os.makedirs(os.path.dirname(path), exist_ok=True)
       with open(path + '.tmp', 'wb') as f:
         np.savez(f, matrix=targets[0], counts=targets[1], step=step_now,
                  class_names=np.asarray(r.ds.class_names, str))
       os.replace(path + '.tmp', path)
-  except (OSError, ImportError) as e:
-    logging.warning('The final evaluation could not be written to %s/eval (%s); '
-                    '`python -m bsd_jax.evaluate --workdir %s` writes it from the checkpoint',
-                    r.workdir, e, r.workdir)
+    except OSError as e:
+      logging.warning('Cannot write %s (%s)', path, e)
+  if record is not None:
+    try:
+      suite.write(r.workdir, record)
+    except (OSError, ImportError) as e:
+      logging.warning('The final evaluation in %s/eval is incomplete (%s); `python -m '
+                      'bsd_jax.evaluate --workdir %s` writes it again from the last checkpoint '
+                      '(its reliability diagrams need matplotlib)', r.workdir, e, r.workdir)
 
 
 def _end_of_epoch(r: _Run, state, sums, step_now, stop):

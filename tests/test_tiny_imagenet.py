@@ -126,3 +126,20 @@ def test_a_zip_that_is_not_tiny_imagenet_is_one_line(tmp_path):
     z.writestr('readme.txt', 'hello')
   with pytest.raises(UserError, match=r'holds no wnids.txt'):
     data.load(_config(str(path)))
+
+
+def test_a_damaged_zip_member_and_a_repeated_annotation_are_one_line(tiny, tmp_path):
+  root = str(tmp_path / 'tiny-imagenet-200')
+  shutil.copytree(tiny[0], root)
+  with open(os.path.join(root, 'val', 'val_annotations.txt'), 'a') as f:
+    f.write(f'val_0.JPEG\t{WNIDS[0]}\t0\t0\t63\t63\n')
+  with pytest.raises(UserError, match=r'line 10 lists val_0.JPEG a second time'):
+    data.load(_config(root))
+  damaged = tmp_path / 'damaged.zip'
+  data_bytes = bytearray(open(tiny[1], 'rb').read())
+  start = data_bytes.find(b'val_1.JPEG') + 200  # inside the member's compressed bytes
+  data_bytes[start:start + 64] = bytes(64)
+  damaged.write_bytes(bytes(data_bytes))
+  with pytest.raises(UserError, match=r'cannot read') as info:
+    data.load(_config(str(damaged)))
+  assert '\n' not in str(info.value)

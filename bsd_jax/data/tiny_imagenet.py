@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -36,8 +37,8 @@ class _Tree:
         raise UserError(f'config.data.root: {root} is not a directory or a zip file ({e})') \
             from None
       names = self.zip.namelist()
-      tops = [n[:-len('wnids.txt')] for n in names if n.endswith('wnids.txt')
-              and n.count('/') <= 1]
+      tops = [n[:-len('wnids.txt')] for n in names
+              if (n == 'wnids.txt' or n.endswith('/wnids.txt')) and n.count('/') <= 1]
       if not tops:
         raise UserError(f'config.data.root: {root} holds no wnids.txt (expected the official '
                         'tiny-imagenet-200 zip)')
@@ -56,10 +57,13 @@ class _Tree:
     if not self.exists(rel):
       raise UserError(f'config.data.root: {self.where(rel)} is missing (expected the official '
                       'tiny-imagenet-200 layout: wnids.txt, words.txt, train/, val/)')
-    if self.zip:
-      return self.zip.read(self.prefix + rel)
-    with open(os.path.join(self.root, rel), 'rb') as f:
-      return f.read()
+    try:
+      if self.zip:
+        return self.zip.read(self.prefix + rel)
+      with open(os.path.join(self.root, rel), 'rb') as f:
+        return f.read()
+    except (OSError, zipfile.BadZipFile, zlib.error) as e:
+      raise UserError(f'config.data.root: cannot read {self.where(rel)} ({e})') from None
 
   def lines(self, rel):
     try:
@@ -122,7 +126,7 @@ def load(d) -> Source:
                       f'images (class {w} of wnids.txt)')
     paths['train'] += [f'train/{w}/images/{f}' for f in files]
     labels['train'] += [index[w]] * len(files)
-  val_files = set(tree.list_images('val/images'))
+  val_files, seen = set(tree.list_images('val/images')), set()
   for number, line in enumerate(tree.lines('val/val_annotations.txt'), 1):
     fields = line.split('\t')
     if len(fields) < 2 or fields[1] not in index or fields[0] not in val_files:
@@ -130,6 +134,10 @@ def load(d) -> Source:
               'an image not in val/images' if len(fields) >= 2 else 'not "<file><tab><wnid>..."')
       raise UserError(f'config.data.root: {tree.where("val/val_annotations.txt")} line {number} '
                       f'names {what}: {line.strip()[:80]!r}')
+    if f'val/images/{fields[0]}' in seen:
+      raise UserError(f'config.data.root: {tree.where("val/val_annotations.txt")} line {number} '
+                      f'lists {fields[0]} a second time')
+    seen.add(f'val/images/{fields[0]}')
     paths['test'].append(f'val/images/{fields[0]}')
     labels['test'].append(index[fields[1]])
   logging.info('Tiny ImageNet at %s: %d classes, %d train and %d validation (test) images',

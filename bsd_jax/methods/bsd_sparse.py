@@ -1,10 +1,12 @@
-"""BSD's posterior kept sparse (config.bsd.top_k = k > 0, issue: BSD at 21,843 classes): the math,
-as pure functions tested alone (tests/test_bsd_sparse.py). Not yet wired into the trainer.
+"""BSD's posterior kept sparse, for tables too large to hold dense (ImageNet-21k: 14.2M x 21,843):
+the math, as pure functions tested alone (tests/test_bsd_sparse.py). Not yet wired into the
+trainer (it is to become config.bsd.top_k = k).
 
 A row keeps k (class id, alpha) pairs and one scalar `rest`: the total alpha of the other K - k
 classes, spread evenly over them. The row's total S = sum(values) + rest is the dense row's
-total exactly (every update adds gamma x S + 1 of mass whatever its spread), so only the spread
-of the unkept mass is approximated; with k = K the row is the dense row (rest = 0).
+total (an update makes it gamma x S + sum(p), wherever the mass sits; exact to float32
+rounding, and in bfloat16 storage as far from it as the dense table's own rounding), so only
+the spread of the unkept mass is approximated; with k = K the row is the dense row (rest = 0).
 
 Shapes: ids int32 [..., k], values [..., k], rest [..., 1] (a row of the table is the three).
 """
@@ -15,6 +17,8 @@ import jax.numpy as jnp
 def init(labels, num_classes: int, k: int, c: float, eps: float, dtype=jnp.float32):
   """The prior: c on the label, eps on every other class; the kept slots hold the label and the
   k - 1 classes after it (cyclically), the rest eps x (K - k)."""
+  if not 0 < k <= num_classes:
+    raise ValueError(f'bsd_sparse.init: k must be in 1..{num_classes}, got {k}')
   offsets = jnp.arange(k, dtype=jnp.int32)
   ids = (labels[:, None].astype(jnp.int32) + offsets[None, :]) % num_classes
   values = jnp.where(offsets[None, :] == 0, jnp.asarray(c, dtype), jnp.asarray(eps, dtype))
@@ -50,10 +54,11 @@ def update(ids, values, rest, probs, gamma: float):
   new = jnp.where(jnp.concatenate([jnp.zeros_like(already), already], -1), -jnp.inf, new)
   kept, slot = jax.lax.top_k(new, k)
   new_ids = jnp.take_along_axis(cand_ids, slot, -1)
+  kept = kept.astype(values.dtype)  # rest makes up for the storage's rounding of the kept values
   new_total = gamma * old_total + jnp.sum(probs, -1, keepdims=True)
-  new_rest = (jnp.zeros_like(new_total) if k >= num_classes else
-              jnp.maximum(new_total - jnp.sum(kept, -1, keepdims=True), 0.0))
-  return new_ids, kept.astype(values.dtype), new_rest.astype(rest.dtype)
+  new_rest = (jnp.zeros_like(new_total) if k >= num_classes else jnp.maximum(
+      new_total - jnp.sum(kept.astype(jnp.float32), -1, keepdims=True), 0.0))
+  return new_ids, kept, new_rest.astype(rest.dtype)
 
 
 def target(ids, values, rest, num_classes: int):

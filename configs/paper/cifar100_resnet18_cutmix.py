@@ -1,7 +1,8 @@
 """Paper experiment cifar100_resnet18_cutmix: resnet18 on cifar100.
 
 Checks: BSD combined with data augmentation strategies: CutMix (alpha 1, every batch) on top of
-crop and flip, for BSD and the baselines (PS-KD reports PS-KD + CutMix).
+crop and flip, for BSD and the baselines (PS-KD reports PS-KD + CutMix). Every batch is mixed
+(data.mix_prob 1.0; the CutMix paper mixed half of the CIFAR batches: --config.data.mix_prob=0.5).
 
     python -m bsd_jax.sweep --config configs/paper/cifar100_resnet18_cutmix.py \
         --workdir runs/paper/cifar100_resnet18_cutmix --seeds 0,1,2 \

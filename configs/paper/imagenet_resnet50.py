@@ -1,6 +1,7 @@
-"""Paper experiment imagenet_resnet50: resnet50_imagenet on resnet50_imagenet.
+"""Paper experiment imagenet_resnet50: resnet50_imagenet on ImageNet.
 
-Checks: BSD against CE (and PS-KD) on ImageNet with ResNet-50 (top-1, top-5, ECE).
+Checks: BSD against CE and the self-distillation baselines on ImageNet with ResNet-50 (top-1,
+top-5, ECE).
 
     python -m bsd_jax.sweep --config configs/paper/imagenet_resnet50.py \
         --workdir runs/paper/imagenet_resnet50 --seeds 0,1,2 \

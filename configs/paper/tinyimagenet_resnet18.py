@@ -1,4 +1,4 @@
-"""Paper experiment tinyimagenet_resnet18: resnet18 on resnet18.
+"""Paper experiment tinyimagenet_resnet18: resnet18 on Tiny ImageNet.
 
 Checks: BSD against CE and the self-distillation baselines on TinyImageNet (top-1, top-5, ECE).
 

@@ -1,4 +1,4 @@
-"""Paper experiment tinyimagenet_resnet50: resnet50 on resnet50.
+"""Paper experiment tinyimagenet_resnet50: resnet50 on Tiny ImageNet.
 
 Checks: BSD against CE and the self-distillation baselines on TinyImageNet with ResNet-50.
 
