@@ -8,6 +8,8 @@ from bsd_jax import losses
 from bsd_jax.methods import bsd, bsd_sparse
 
 K, N, GAMMA, C, EPS = 12, 16, 0.9, 10.0, 1e-3
+UPDATE = jax.jit(bsd_sparse.update, static_argnums=4)  # compiled once per shape
+DENSE_UPDATE = jax.jit(bsd.update_alpha, static_argnums=2)
 
 
 def _probs(seed, sharp=3.0):
@@ -24,8 +26,8 @@ def test_with_every_class_kept_it_is_the_dense_posterior_over_several_updates():
   np.testing.assert_array_equal(bsd_sparse.dense(ids, values, rest, K), alpha)
   for epoch in range(6):
     p = _probs(epoch)
-    ids, values, rest = bsd_sparse.update(ids, values, rest, p, GAMMA)
-    alpha = bsd.update_alpha(alpha, p, GAMMA)
+    ids, values, rest = UPDATE(ids, values, rest, p, GAMMA)
+    alpha = DENSE_UPDATE(alpha, p, GAMMA)
     np.testing.assert_allclose(bsd_sparse.dense(ids, values, rest, K), alpha, rtol=1e-6)
     assert float(jnp.max(rest)) == 0.0
   logits = jnp.asarray(np.random.default_rng(9).normal(size=(N, K)), jnp.float32)
@@ -45,7 +47,7 @@ def test_fewer_kept_classes_conserve_each_rows_mass_and_targets_sum_to_one(k):
   s = bsd_sparse.total(values, rest)
   np.testing.assert_allclose(s, C + EPS * (K - 1), rtol=1e-6)
   for epoch in range(8):
-    ids, values, rest = bsd_sparse.update(ids, values, rest, _probs(epoch), GAMMA)
+    ids, values, rest = UPDATE(ids, values, rest, _probs(epoch), GAMMA)
     s = GAMMA * s + 1.0
     np.testing.assert_allclose(bsd_sparse.total(values, rest), s, rtol=1e-6)
     kept, other = bsd_sparse.target(ids, values, rest, K)
@@ -58,7 +60,7 @@ def test_one_update_from_the_prior_keeps_the_dense_rows_k_largest_exactly():
   k = 4
   ids, values, rest = bsd_sparse.init(LABELS, K, k, C, EPS)
   p = _probs(3)
-  ids, values, rest = bsd_sparse.update(ids, values, rest, p, GAMMA)
+  ids, values, rest = UPDATE(ids, values, rest, p, GAMMA)
   alpha = np.asarray(bsd.update_alpha(bsd.init_alpha(LABELS, K, C, EPS), p, GAMMA))
   for row in range(N):
     assert set(np.asarray(ids[row]).tolist()) == set(np.argsort(-alpha[row])[:k].tolist())
@@ -69,7 +71,7 @@ def test_the_sparse_loss_is_the_soft_cross_entropy_against_the_implied_dense_tar
   k = 5
   ids, values, rest = bsd_sparse.init(LABELS, K, k, C, EPS)
   for epoch in range(3):
-    ids, values, rest = bsd_sparse.update(ids, values, rest, _probs(epoch), GAMMA)
+    ids, values, rest = UPDATE(ids, values, rest, _probs(epoch), GAMMA)
   implied = bsd_sparse.dense(ids, values, rest, K)
   np.testing.assert_allclose(implied.sum(-1, keepdims=True), bsd_sparse.total(values, rest),
                              rtol=1e-6)
