@@ -117,9 +117,10 @@ def _write_final_evaluation(r: _Run, suite, record, state, step_now):
   """After the last checkpoint: for a method with targets in its table (BSD),
   eval/class_targets.npz (the mean target of each given label, [K, K], at most MAX_CLASS_TARGETS
   classes; the label counts; the class names, empty where the source has none), and the test
-  suite's record of the last step with its reliability diagrams (what the evaluate command would
-  write). A failure here (a full disk, no matplotlib for the diagrams) is a warning: the run and
-  its checkpoint are complete."""
+  suite's record of the last step (what the evaluate command would write, with the reliability
+  bins before and after scaling). A failure here (a full disk) is a warning: the run and its
+  checkpoint are complete. The reliability diagrams are left to the evaluate command and the
+  report (drawn from the record's bins): training imports no matplotlib."""
   targets = None
   if r.class_targets is not None and r.ds.num_classes <= MAX_CLASS_TARGETS:
     targets = jax.device_get(r.class_targets(state.alpha, r.table_rows['labels'],
@@ -138,11 +139,11 @@ def _write_final_evaluation(r: _Run, suite, record, state, step_now):
       logging.warning('Cannot write %s (%s)', path, e)
   if record is not None:
     try:
-      suite.write(r.workdir, record)
-    except (OSError, ImportError) as e:
-      logging.warning('The final evaluation in %s/eval is incomplete (%s); `python -m '
-                      'bsd_jax.evaluate --workdir %s` writes it again from the last checkpoint '
-                      '(its reliability diagrams need matplotlib)', r.workdir, e, r.workdir)
+      suite.write(r.workdir, record, diagrams=False)
+    except OSError as e:
+      logging.warning('Cannot write the final evaluation to %s/eval (%s); `python -m '
+                      'bsd_jax.evaluate --workdir %s` writes it from the last checkpoint',
+                      r.workdir, e, r.workdir)
 
 
 def _end_of_epoch(r: _Run, state, sums, step_now, stop):

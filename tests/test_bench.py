@@ -78,6 +78,7 @@ def _evidence(out, *args):
                         env=dict(os.environ, JAX_PLATFORMS='cpu', PYTHON=sys.executable))
 
 
+@pytest.mark.slow  # a minute on 2 cores: every stage of the script, a training run included
 def test_gpu_evidence_tiny_fills_every_field_of_its_summary(tmp_path):
   if not os.path.exists(CIFAR10_JPEG):
     pytest.skip(f'SKIPPED LOUDLY: {CIFAR10_JPEG} (the workspace data) is not here')

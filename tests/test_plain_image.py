@@ -1,6 +1,6 @@
 """The package runs where only the packages of a plain CUDA image are installed: a run from the
-synthetic or the image-folder source imports neither tensorflow, tensorflow_datasets nor grain
-(they are imported where a tfds or streamed source needs them)."""
+synthetic or the image-folder source imports neither tensorflow, tensorflow_datasets, grain nor
+matplotlib (they are imported where a tfds or streamed source, or a diagram, needs them)."""
 import os
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pytest
 
 from tests import helpers
 
-HEAVY = ('tensorflow', 'tensorflow_datasets', 'grain')
+HEAVY = ('tensorflow', 'tensorflow_datasets', 'grain', 'matplotlib')
 # Runs bsd_jax.main as `python -m` would, then reports the heavy modules it imported.
 PROBE = f'''
 import atexit, sys

@@ -116,15 +116,17 @@ def test_final_evaluation_fits_t_on_the_validation_split(val_run):
   # The same numbers are the last test record of metrics.jsonl.
   last = helpers.read_metrics(val_run, 'test')[-1]
   assert last['temperature'] == t and last['scaled_ece'] == record['scaled_metrics']['ece']
-  assert os.path.exists(os.path.join(val_run, 'eval', 'reliability_scaled.png'))
+  assert not os.path.exists(os.path.join(val_run, 'eval', 'reliability.png'))  # training draws none
 
 
 def test_evaluate_scales_or_refuses(val_run, tmp_path):
   record = evaluate.evaluate(val_run, temperature_scaling='on')
   assert record['temperature'] == pytest.approx(
       json.load(open(os.path.join(val_run, 'eval', 'metrics.json')))['temperature'])
+  assert os.path.exists(os.path.join(val_run, 'eval', 'reliability_scaled.png'))
   record = evaluate.evaluate(val_run, temperature_scaling='off')
   assert 'temperature' not in record and 'scaled_metrics' not in record
+  assert not os.path.exists(os.path.join(val_run, 'eval', 'reliability_scaled.png'))
   # A run without a validation split: one line, exit status 2, before any model work.
   plain = tmp_path / 'plain'
   shutil.copytree(val_run, plain, ignore=shutil.ignore_patterns('eval'))

@@ -1,6 +1,5 @@
 """Reliability diagram: accuracy against confidence per equal-width bin, as a PNG.
-matplotlib is imported when a diagram is drawn (the evaluate command, the final evaluation of a
-training run), not before."""
+matplotlib is imported when a diagram is drawn (the evaluate command), not by training."""
 import numpy as np
 
 from bsd_jax import metrics

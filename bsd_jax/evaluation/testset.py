@@ -87,9 +87,13 @@ class TestSuite(Suite):
         'metrics of softmax(logits / T)'))
     return record
 
-  def write(self, workdir, record):
+  def write(self, workdir, record, diagrams=True):
+    """eval/metrics.json and, with `diagrams` (the evaluate command; training leaves them to it
+    and to the report, which draw them from the record's bins), the reliability diagrams."""
     path = common.write_result(workdir, record, self.file,
                                also=('reliability.png', 'reliability_scaled.png'))
+    if not diagrams:
+      return [path]
     labels, eval_dir = self.run_ctx.ds.test_labels, os.path.join(workdir, 'eval')
     save_reliability_diagram(self._probs, labels, os.path.join(eval_dir, 'reliability.png'),
                              title=f'{record["method"]}, step {record["step"]}:')
