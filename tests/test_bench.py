@@ -15,6 +15,7 @@ import pytest
 from tests import helpers
 
 
+@pytest.mark.slow
 def test_step_time_reports_the_median_ratio_on_its_last_line(tmp_path):
   out_json = tmp_path / 'bench.json'
   proc = subprocess.run(
@@ -52,6 +53,7 @@ def test_read_share_reads_process_0s_share_of_a_folder(tmp_path):
   assert 'process 0 read 3 of 10 train and 2 of 6 test images' in proc.stdout, proc.stdout
 
 
+@pytest.mark.slow
 def test_loop_overhead_reports_the_ratio_of_its_own_measurements():
   proc = subprocess.run(
       [sys.executable, 'bench/loop_overhead.py', '--num_train', '256', '--epochs', '3',

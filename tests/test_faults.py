@@ -284,6 +284,7 @@ def _kill_at_random_moments(workdir, kills, seed):
   _run(workdir)
 
 
+@pytest.mark.slow  # test_train_e2e kills one run at a fixed moment by default
 def test_kill_9_at_random_moments_then_resume_ends_bit_exact(reference, tmp_path):
   workdir = str(tmp_path / 'run')
   _kill_at_random_moments(workdir, kills=3, seed=0)

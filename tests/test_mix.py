@@ -128,6 +128,7 @@ def _one_step(config, exp, state, data_dev, batch):
   return jax.device_get(new)
 
 
+@pytest.mark.slow  # test_lambda_one_is_no_mixing checks the images by default
 def test_a_step_that_mixes_nothing_is_the_plain_step():
   plain = _one_step(*_step_setup()[:5])
   never = _one_step(*_step_setup(cutmix_alpha=1.0, mix_prob=0.0)[:5])

@@ -44,6 +44,7 @@ def _run(tmp_path, method, k):
   return _progress_lines(out), helpers.read_metrics(tmp_path / f'k{k}'), leaves
 
 
+@pytest.mark.slow  # 35 s: K = 1, 3 and 8 runs; the stop-and-resume test below runs by default
 def test_steps_per_call_changes_nothing_but_the_speed(tmp_path):
   method = 'dlb'  # an extra view and a carried state (BSD: the stop-and-resume test below)
   lines1, metrics1, leaves1 = _run(tmp_path, method, 1)

@@ -50,7 +50,8 @@ def test_supcon_equals_a_brute_force_loop():
 
 
 # target_argmax changes only which samples pair up; its run is slow-marked to keep CI short.
-@pytest.mark.parametrize('positives', ['labels', pytest.param('target_argmax', marks=pytest.mark.slow)])
+@pytest.mark.parametrize('positives', [pytest.param('labels', marks=pytest.mark.slow),
+                                       pytest.param('target_argmax', marks=pytest.mark.slow)])
 def test_supcon_step_on_8_devices_equals_1_device(positives):
   supcon = {'weight': 0.5, 'positives': positives, 'head_width': 8}
   outs = []

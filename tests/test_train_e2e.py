@@ -71,7 +71,8 @@ def test_smoke_run_in_process_on_8_devices_learns_and_logs(tmp_path):
   assert os.path.exists(tmp_path / 'config.json')
 
 
-@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize('sig', [signal.SIGTERM,
+                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_stop_mid_epoch_then_resume_ends_bit_exact(reference, tmp_path, sig):
   """SIGTERM (a scheduler) or SIGINT (Ctrl-C): checkpoint after the current step, then resume."""
   workdir = str(tmp_path)
@@ -128,7 +129,7 @@ def test_every_row_is_updated_exactly_once_per_epoch(tmp_path, source):
   np.testing.assert_allclose(state['alpha'][:1000].sum(1), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize('method', ['pskd', 'dlb'])
+@pytest.mark.parametrize('method', ['pskd', pytest.param('dlb', marks=pytest.mark.slow)])
 def test_baselines_resume_bit_exact(tmp_path, method):
   """PS-KD keeps a per-sample table, DLB a carry and the previous batch: both survive a stop."""
   # 512 samples: 8 steps per epoch, 2 epochs; the stop lands early in epoch 2.
