@@ -180,6 +180,7 @@ def test_a_torn_record_inside_the_log_keeps_the_record_appended_to_it(tmp_path):
 
 # 4. One job per workdir.
 
+@pytest.mark.slow
 def test_a_second_job_on_a_running_workdir_is_refused(tmp_path):
   workdir = str(tmp_path / 'run')
   longer = ('--config.data.synthetic.num_train=4096', '--config.num_epochs=20')  # about 40 s
@@ -204,6 +205,7 @@ def _lock(workdir, **holder):
     json.dump(dict({'host': socket.gethostname(), 'started': 'then'}, **holder), f)
 
 
+@pytest.mark.slow
 def test_a_lock_of_a_process_that_is_gone_is_taken_over(tmp_path):
   gone = subprocess.Popen([sys.executable, '-c', 'pass'])
   gone.wait()

@@ -81,6 +81,7 @@ def test_unfinished_runs_are_listed_not_averaged(sweep_dir, tmp_path):
   assert rows['ce']['top-1 %']['mean'] == seed0['accuracy']
 
 
+@pytest.mark.slow
 def test_rerun_keeps_finished_runs(sweep_dir):
   run_dirs = [os.path.join(sweep_dir, label, f'seed{s}') for label in ('ce', W08)
               for s in (0, 1)]

@@ -105,6 +105,7 @@ def test_rerun_of_a_finished_workdir_changes_nothing(reference):
   assert helpers.read_metrics(reference) == records
 
 
+@pytest.mark.slow
 def test_command_line_overrides_reach_the_run(tmp_path):
   out = _run(str(tmp_path), '--config.num_epochs=1', '--config.bsd.gamma=0.95')
   assert "'gamma': 0.95" in out
