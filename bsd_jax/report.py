@@ -200,7 +200,7 @@ def build(directory, names_file=None):
                                f'**unfinished** (epoch {r.epoch}/{r.num_epochs})')
               for s, r in sorted(seeds.items())]
     lines.append(f'- {label}: ' + '; '.join(states))
-  collected = {label: {s: results_table.read_run(r.dir) for s, r in seeds.items()}
+  collected = {label: {s: results_table.read_run(r.dir, r.records) for s, r in seeds.items()}
                for label, seeds in runs.items()}
   rows, unfinished = results_table.summarize(collected)
   lines += ['', '## Results', '', results_table.markdown(rows, unfinished).strip() if rows else

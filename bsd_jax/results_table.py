@@ -38,13 +38,15 @@ COLUMNS = (
 )
 
 
-def read_run(run_dir):
+def read_run(run_dir, records=None):
   """{'epoch' (of the last test record), 'num_epochs', 'latest' (the last epoch of any record),
   'train', 'test'} of a run directory (last rows of metrics.jsonl)."""
   with open(os.path.join(run_dir, 'config.json')) as f:
     num_epochs = json.load(f)['num_epochs']
   last = {}
-  for record in MetricLog(run_dir, enabled=False).read():  # a torn last line is left out
+  if records is None:  # `records`: metrics.jsonl as already read by the caller
+    records = MetricLog(run_dir, enabled=False).read()  # a torn last line is left out
+  for record in records:
     last[record['split']] = record
   return {'epoch': last.get('test', {}).get('epoch', 0), 'num_epochs': num_epochs,
           'latest': max([r.get('epoch', 0) for r in last.values()], default=0),

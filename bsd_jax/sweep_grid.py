@@ -144,10 +144,7 @@ def plan(config, method_names, seeds, label_weights=(), grid=()):
       trial.method = name
       extra = []
       for axis, text, value in chosen:
-        node, leaf = trial, axis.key
-        while '.' in leaf:
-          part, leaf = leaf.split('.', 1)
-          node = node[part]
+        node, leaf = _parent_and_leaf(trial, axis.key)
         node[leaf] = value
         extra.append(f'--config.{axis.key}={value!r}' if isinstance(value, float) else
                      f'--config.{axis.key}={text}')
