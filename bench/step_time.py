@@ -9,6 +9,12 @@ donated, the per-sample table row-sharded), on synthetic data of --num_train sam
 device memory. Compilation and --warmup steps are excluded; then --rounds rounds time --steps
 steps of each method in turn (interleaved, so that drift in the machine's speed hits both) and
 the median round gives the step time. The last line is `bsd/ce step-time ratio: X.XXX`.
+
+A method may carry keys of its config section: `--methods bsd,bsd:top_k=32` times the dense
+posterior against the sparse one (config.bsd.top_k = 32) in the same rounds:
+
+    python bench/step_time.py --cpu_devices 8 --num_classes 21843 --num_train 16384 \
+        --image_size 8 --batch_size 256 --methods bsd,bsd:top_k=32,ce
 """
 import argparse
 import json
@@ -29,7 +35,8 @@ def parse_args(argv=None):
   p.add_argument('--num_train', type=int, default=50_000, help='samples = rows of the table')
   p.add_argument('--num_classes', type=int, default=100)
   p.add_argument('--image_size', type=int, default=32)
-  p.add_argument('--methods', default='ce,bsd', help='the first is the reference of the ratio')
+  p.add_argument('--methods', default='ce,bsd', help='the first is the reference of the ratio; '
+                 'METHOD:KEY=VALUE sets a key of the method\'s config section (bsd:top_k=32)')
   p.add_argument('--steps', type=int, default=20, help='timed steps per round')
   p.add_argument('--rounds', type=int, default=5)
   p.add_argument('--warmup', type=int, default=3, help='untimed steps after compilation')
@@ -41,10 +48,22 @@ def parse_args(argv=None):
   return p.parse_args(argv)
 
 
-def _config(args, method):
+def _config(args, spec):
+  """The config of one --methods entry: METHOD, or METHOD:KEY=VALUE (a key of the method's
+  section, typed like its default)."""
   from ml_collections import config_flags
+
+  from bsd_jax import resume_check
   config = config_flags.config_flags._ConfigFileParser('config').parse(args.config)
+  method, _, setting = spec.partition(':')
   config.method = method
+  if setting:
+    key, _, value = setting.partition('=')
+    section = config[resume_check.METHOD_SECTIONS.get(method, method)]
+    if key not in section:
+      raise SystemExit(f'--methods {spec}: {method} has no key {key!r} (config.'
+                       f'{resume_check.METHOD_SECTIONS.get(method, method)})')
+    section[key] = type(section[key])(value)
   config.data.source = 'synthetic'
   config.data.synthetic.num_train = args.num_train
   config.data.synthetic.num_test = 8
@@ -137,7 +156,7 @@ def main(argv=None):
   for name, seconds in median.items():
     r = runners[name]
     spread = max(all_times[name]) / min(all_times[name]) - 1
-    line = (f'{name:10s} {seconds * 1e3:9.2f} ms/step {base.batch_size / seconds:9.0f} img/s '
+    line = (f'{name:14s} {seconds * 1e3:9.2f} ms/step {base.batch_size / seconds:9.0f} img/s '
             f'(rounds spread {spread:.1%})')
     entry = {'step_ms': seconds * 1e3, 'images_per_s': base.batch_size / seconds,
              'round_step_ms': [t * 1e3 for t in all_times[name]]}

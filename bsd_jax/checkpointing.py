@@ -24,7 +24,12 @@ import orbax.checkpoint as ocp
 
 from bsd_jax.errors import UserError
 
-TABLE = 'alpha'  # the row-split leaf: its row count follows the device count (padding)
+TABLE = 'alpha'  # the row-split table (an array, or a dict of them: 'alpha/ids', ...): its row
+                 # count follows the device count (padding)
+
+
+def _is_table(name: str) -> bool:
+  return name == TABLE or name.startswith(TABLE + '/')
 
 
 class Damaged(Exception):
@@ -143,7 +148,7 @@ class Checkpointer:
            for p, a in jax.tree_util.tree_leaves_with_path(abstract_state)}
     for name in sorted(set(saved) | set(now)):
       a, b = saved.get(name), now.get(name)
-      same = a == b or (name == TABLE and a is not None and b is not None and a[1:] == b[1:])
+      same = a == b or (_is_table(name) and a is not None and b is not None and a[1:] == b[1:])
       if not same:
         raise UserError(f'{self.directory}/{step}: array {name} was saved with shape '
                         f'{a or "(none)"}, this config makes {b or "(none)"}: the checkpoint '
@@ -155,7 +160,7 @@ class Checkpointer:
     self.check_shapes(step, abstract_state)
     restore_args = jax.tree_util.tree_map_with_path(
         lambda p, x: ocp.ArrayRestoreArgs(sharding=x.sharding, global_shape=x.shape,
-                                          strict=leaf_name(p) != TABLE),
+                                          strict=not _is_table(leaf_name(p))),
         abstract_state)
     try:
       with _pending_io_quiet():

@@ -3,7 +3,8 @@ with one line naming its key before any work (and before anything is written).
 
 The builders (methods, models, optim, data.label_noise) trust a checked config. Checks that
 need the data (splits, features, image files, superclasses) are raised by the data sources,
-also before training starts. The options of evaluation suites are checked by each suite
+also before training starts; those that need only the class count are `check_classes`
+(experiment.build). The options of evaluation suites are checked by each suite
 (`Suite.check_options`), the same code for config.evals and the evaluate command's flags.
 """
 import math
@@ -90,6 +91,17 @@ def _check_bsd(config):
   _require(b.prediction_source in ('train_pass', 'eval_pass'),
            "config.bsd.prediction_source must be 'train_pass' or 'eval_pass', got "
            f'{b.prediction_source!r}')
+  _require(b.top_k >= 0, f'config.bsd.top_k must be >= 0 (0 = the dense posterior), got '
+           f'{b.top_k}')
+  _require(b.top_k > 0 or not b.top_k_shadow, 'config.bsd.top_k_shadow needs config.bsd.top_k '
+           '> 0 (it measures the sparse posterior against the dense one)')
+
+
+def check_classes(config, num_classes: int):
+  """The checks that need the class count (experiment.build, before any work)."""
+  if config.method == 'bsd':
+    _require(config.bsd.top_k <= num_classes, f'config.bsd.top_k = {config.bsd.top_k} is more '
+             f'than the {num_classes} classes of the data (at most {num_classes}; 0 = dense)')
 
 
 def _positive(config, key, strict=True):

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bsd_jax import methods, models, optim, sharding, step
+from bsd_jax import config_check, methods, models, optim, sharding, step
 from bsd_jax.data import mix
 from bsd_jax.state import TrainState
 
@@ -15,14 +15,16 @@ from bsd_jax.state import TrainState
 def make_init_state(model, method, tx, image_shape, num_classes, batch_size,
                     table_dtype=jnp.float32):
   """init_state(rng, labels [N_pad]) -> a fresh TrainState (to be jitted with out_shardings);
-  the per-sample table is stored in table_dtype."""
+  the per-sample table's float arrays are stored in table_dtype (class ids stay int32)."""
   def init_state(rng, labels):
     k_params, k_state = jax.random.split(rng)
     variables = model.init(k_params, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
     params = variables['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
-                      alpha=method.init_table(labels, num_classes).astype(table_dtype),
+                      alpha=jax.tree.map(lambda a: a.astype(table_dtype)
+                                         if jnp.issubdtype(a.dtype, jnp.floating) else a,
+                                         method.init_table(labels, num_classes)),
                       rng=k_state,
                       carry=method.init_carry(batch_size, num_classes))
 
@@ -30,9 +32,10 @@ def make_init_state(model, method, tx, image_shape, num_classes, batch_size,
 
 
 def state_shardings(abstract_state, mesh):
-  """alpha row-sharded on the data axis, everything else replicated."""
+  """The table (alpha, each of its arrays) row-sharded on the data axis, everything else
+  replicated."""
   return jax.tree.map(lambda _: sharding.replicated(mesh), abstract_state).replace(
-      alpha=sharding.rows_sharded(mesh))
+      alpha=jax.tree.map(lambda _: sharding.rows_sharded(mesh), abstract_state.alpha))
 
 
 @dataclasses.dataclass
@@ -58,6 +61,7 @@ class Experiment:
 
 def build(config, ds, mesh=None) -> Experiment:
   """Everything `config` builds for `ds` (mean and std: a collective when ds was read by rows)."""
+  config_check.check_classes(config, ds.num_classes)
   mesh = sharding.make_mesh() if mesh is None else mesh
   steps_per_epoch = -(-ds.num_train // config.batch_size)
   method = methods.get_method(config)

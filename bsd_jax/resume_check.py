@@ -15,7 +15,7 @@ uninterrupted run would end where such a resumed one does. Train longer in a new
 import json
 
 from bsd_jax.errors import UserError
-from bsd_jax.evaluation.common import flatten
+from bsd_jax.evaluation.common import ABSENT_MEANS, flatten
 
 # Keys (or sections, ending in '.') that may change on resume: logging, steps per call,
 # evaluation and checkpoint cadence, the evaluation batch, evaluation suites, host-side reading,
@@ -25,10 +25,6 @@ MAY_CHANGE = ('log_every_steps', 'steps_per_call', 'eval_every_epochs',
               'checkpoint_every_epochs', 'keep_checkpoints', 'eval_batch_size', 'evals.',
               'data.stream.worker_count', 'data.stream.worker_threads', 'data.tfds_data_dir',
               'data.manual_dir', 'data.download', 'data.root', 'label_noise.superclass_csv')
-
-# What a key meant before it existed (run directories of earlier versions).
-ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none', 'table_dtype': 'float32',
-                'data.val_size': 0, 'data.cutmix_alpha': 0.0, 'data.mixup_alpha': 0.0}
 
 METHOD_SECTIONS = {'bsd': 'bsd', 'label_smoothing': 'label_smoothing', 'pskd': 'pskd',
                     'cskd': 'cskd', 'tfkd_reg': 'tfkd', 'dlb': 'dlb',

@@ -36,7 +36,7 @@ def steps_batch_sharded(mesh):
 
 
 def rows_sharded(mesh):
-  """Rows of an [N, K] table split over the devices, columns whole."""
+  """Rows of an [N, K] table (any [N, ...] array) split over the devices, columns whole."""
   return NamedSharding(mesh, P(AXIS, None))
 
 
@@ -106,47 +106,67 @@ def _local_positions(idx, rows_per_device):
 
 
 def take_rows(array, idx, mesh):
-  """array[idx], batch-sharded, for an array split by rows (any rank and dtype) and a
-  batch-sharded idx, without moving the array.
+  """array[idx], batch-sharded, for an array split by rows (any rank and dtype; or a pytree of
+  them) and a batch-sharded idx, without moving the array.
 
   Every device sees all of the batch's indices, reads the rows it owns (zeros elsewhere), and a
   reduce-scatter sums the contributions back onto the batch sharding (exact: one term is
-  nonzero, so even uint8 images come back unchanged).
+  nonzero, so even uint8 images and int32 class ids come back unchanged).
   """
   def local_take(block, local_idx):
     all_idx = jax.lax.all_gather(local_idx, AXIS, tiled=True)
-    local, mine = _local_positions(all_idx, block.shape[0])
-    rows = jnp.take(block, jnp.where(mine, local, 0), axis=0)
-    mine = mine.reshape(mine.shape + (1,) * (rows.ndim - 1))
-    rows = jnp.where(mine, rows, jnp.zeros_like(rows))
-    return jax.lax.psum_scatter(rows, AXIS, scatter_dimension=0, tiled=True)
+
+    def take(leaf):
+      local, mine = _local_positions(all_idx, leaf.shape[0])
+      rows = jnp.take(leaf, jnp.where(mine, local, 0), axis=0)
+      mine = mine.reshape(mine.shape + (1,) * (rows.ndim - 1))
+      rows = jnp.where(mine, rows, jnp.zeros_like(rows))
+      return jax.lax.psum_scatter(rows, AXIS, scatter_dimension=0, tiled=True)
+
+    return jax.tree.map(take, block)
 
   return jax.shard_map(local_take, mesh=mesh, in_specs=(P(AXIS), P(AXIS)), out_specs=P(AXIS),
                        check_vma=False)(array, idx)
 
 
+def per_device_rows(fn, mesh):
+  """fn(rows, probs, epoch) run on each device's part of the batch-sharded rows and probs
+  (`epoch` replicated): a method's row update is row by row, and left to the partitioner an
+  operation such as top_k may gather the whole [batch, K] probabilities onto every device."""
+  return jax.shard_map(fn, mesh=mesh, in_specs=(P(AXIS), P(AXIS), P()), out_specs=P(AXIS),
+                       check_vma=False)
+
+
 def gather_rows(table, idx, mesh):
-  """table[idx] in float32 for a row-sharded [N, K] table of any float dtype."""
-  return take_rows(table, idx, mesh).astype(jnp.float32)
+  """table[idx] of a row-sharded table ([N, K] or a pytree of [N, ...] arrays): float arrays in
+  float32 whatever their storage dtype, integer ones (class ids) as stored."""
+  return jax.tree.map(
+      lambda rows: rows.astype(jnp.float32) if jnp.issubdtype(rows.dtype, jnp.floating)
+      else rows, take_rows(table, idx, mesh))
 
 
-def bytes_per_device(array) -> int:
-  """Bytes of `array` held on one device under its sharding (the largest shard)."""
-  shard = array.sharding.shard_shape(array.shape)
-  return int(np.prod(shard)) * np.dtype(array.dtype).itemsize
+def bytes_per_device(tree) -> int:
+  """Bytes of an array (or a pytree of them) held on one device under its sharding (the
+  largest shard)."""
+  return sum(int(np.prod(a.sharding.shard_shape(a.shape))) * np.dtype(a.dtype).itemsize
+             for a in jax.tree.leaves(tree))
 
 
 def scatter_rows(table, idx, rows, valid, mesh):
-  """table with table[idx[b]] = rows[b] wherever valid[b]; other rows are left untouched."""
+  """table with table[idx[b]] = rows[b] wherever valid[b]; other rows are left untouched (`table`
+  and `rows`: [N, W] / [B, W] arrays, or pytrees of such, of the same structure)."""
   def local_scatter(block, local_idx, local_rows, local_valid):
     all_idx = jax.lax.all_gather(local_idx, AXIS, tiled=True)
-    all_rows = jax.lax.all_gather(local_rows, AXIS, tiled=True)
     all_valid = jax.lax.all_gather(local_valid, AXIS, tiled=True)
-    local, mine = _local_positions(all_idx, block.shape[0])
-    # Rows that are not ours, or not valid, point past the end and are dropped.
-    target = jnp.where(mine & all_valid, local, block.shape[0])
-    return block.at[target].set(all_rows.astype(block.dtype), mode='drop')
 
-  return jax.shard_map(local_scatter, mesh=mesh,
-                       in_specs=(P(AXIS, None), P(AXIS), P(AXIS, None), P(AXIS)),
+    def scatter(leaf, leaf_rows):
+      all_rows = jax.lax.all_gather(leaf_rows, AXIS, tiled=True)
+      local, mine = _local_positions(all_idx, leaf.shape[0])
+      # Rows that are not ours, or not valid, point past the end and are dropped.
+      target = jnp.where(mine & all_valid, local, leaf.shape[0])
+      return leaf.at[target].set(all_rows.astype(leaf.dtype), mode='drop')
+
+    return jax.tree.map(scatter, block, local_rows)
+
+  return jax.shard_map(local_scatter, mesh=mesh, in_specs=(P(AXIS, None), P(AXIS), P(AXIS, None), P(AXIS)),
                        out_specs=P(AXIS, None), check_vma=False)(table, idx, rows, valid)

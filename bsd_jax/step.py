@@ -66,9 +66,6 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
       x, perm, lam = mix_lib.mix_batch(jax.random.fold_in(key, 2), x, mix)
     rows = sharding.gather_rows(state.alpha, index, mesh)
     epoch = state.step // steps_per_epoch
-    if supcon is not None:  # 'target_argmax': a method with row_targets (config_check.py)
-      positives = (labels if supcon.positives == 'labels'
-                   else jnp.argmax(method.row_targets(rows), axis=-1))
     num_main = images.shape[0]  # the batch and the method's extra view, if any
 
     def loss_fn(params):
@@ -84,7 +81,9 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
           **extra)
       loss = (method.loss(inputs) if mix is None else
               mix_lib.mixed_loss(method.loss, inputs, perm, lam))
-      if supcon is not None:
+      if supcon is not None:  # 'target_argmax': a method with row_targets (config_check.py)
+        positives = (labels if supcon.positives == 'labels' else jnp.argmax(
+            method.row_targets(rows, logits.shape[-1]), axis=-1))
         pair = jnp.concatenate([z[:batch_size], z[num_main:]])
         loss = loss + supcon.weight * losses.supcon(
             pair, jnp.concatenate([positives, positives]), jnp.concatenate([mask, mask]),
@@ -99,8 +98,8 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     alpha = state.alpha
     if update_table and method.update_rows is not None:
       # Update at visit (METHOD.md 1): the same train-pass forward gives the loss and the update.
-      alpha = sharding.scatter_rows(alpha, index, method.update_rows(rows, probs, epoch),
-                                    mask > 0, mesh)
+      update = sharding.per_device_rows(method.update_rows, mesh)
+      alpha = sharding.scatter_rows(alpha, index, update(rows, probs, epoch), mask > 0, mesh)
     carry = state.carry if method.next_carry is None else method.next_carry(inputs)
     count = jnp.sum(mask)
     sums = {  # the names of step.zero_sums
@@ -205,8 +204,9 @@ def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
     probs = predict_images(state, _images(data, batch, 'index', mesh))
     rows = sharding.gather_rows(state.alpha, batch['index'], mesh)
     epoch = state.step // steps_per_epoch - 1  # runs after the epoch's last step
-    alpha = sharding.scatter_rows(state.alpha, batch['index'],
-                                  method.update_rows(rows, probs, epoch), batch['mask'] > 0, mesh)
+    update = sharding.per_device_rows(method.update_rows, mesh)
+    alpha = sharding.scatter_rows(state.alpha, batch['index'], update(rows, probs, epoch),
+                                  batch['mask'] > 0, mesh)
     return state.replace(alpha=alpha)
 
   return refresh

@@ -11,6 +11,7 @@ statistics, the train record, evaluations, the checkpoint) is `_end_of_epoch`. N
 names a method: what a method needs from the loop is a field of `methods.Method`.
 """
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bsd_jax import (checkpointing, data, distributed, evaluation, experiment, feeds, methods,
+from bsd_jax import (checkpointing, data, distributed, evaluation, experiment, feeds,
                      periodic, sharding, step)
 from bsd_jax.config_check import check_config
 from bsd_jax import workdir as workdir_lib
@@ -66,6 +67,12 @@ def _diverged(ckpt, loss, when):
            f'the newest checkpoint is {ckpt.directory}/{newest}')
   raise Diverged(f'training loss is {loss} {when}; {where} (a lower learning rate, or another '
                  'config, in another --workdir)')
+
+
+def _table_arrays(table):
+  """[(name, array)] of the per-sample table: ('alpha', the array), or one per array of a dict
+  ('ids', 'values', 'rest' of BSD's sparse posterior)."""
+  return list(table.items()) if isinstance(table, dict) else [('alpha', table)]
 
 
 def _no_predict(state, images):
@@ -257,8 +264,9 @@ def _train(config, workdir, lock):
   if method.description:
     logging.info('%s', method.description)
   table = exp.abstract_state.alpha
-  logging.info('Per-sample table: %s %s, %.3g MiB in all, %.3g MiB per device', table.shape,
-               table.dtype, table.size * table.dtype.itemsize / 2**20,
+  logging.info('Per-sample table: %s, %.3g MiB in all, %.3g MiB per device',
+               ', '.join(f'{name} {a.dtype} {list(a.shape)}' for name, a in _table_arrays(table)),
+               sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(table)) / 2**20,
                sharding.bytes_per_device(table) / 2**20)
 
   # Data on the devices (or streamed); the state, created already sharded or restored.
@@ -286,10 +294,10 @@ def _train(config, workdir, lock):
   run_ctx.predict = getattr(feed, 'predictor', _no_predict)
   run_ctx.predictions = feed.predictions
   r = _Run(config, ds, exp, feed, ckpt, log, refresh,
-           None if method.epoch_stats is None else jax.jit(method.epoch_stats), table_rows,
-           suites, workdir, None if method.row_targets is None else jax.jit(
-               lambda table, labels, valid: methods.class_mean_targets(
-                   method.row_targets(table), labels, valid, ds.num_classes),
+           None if method.epoch_stats is None else jax.jit(functools.partial(
+               method.epoch_stats, num_classes=ds.num_classes)), table_rows,
+           suites, workdir, None if method.class_targets is None else jax.jit(
+               functools.partial(method.class_targets, num_classes=ds.num_classes),
                out_shardings=sharding.replicated(mesh)))
 
   # The loop: calls of up to config.steps_per_call steps, each ending where a log line, an

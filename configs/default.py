@@ -70,6 +70,10 @@ def get_config():
   c.bsd.eps = 1e-3                  # prior on the other classes, > 0
   c.bsd.temperature = 1.0           # T of the soft-target cross-entropy
   c.bsd.prediction_source = 'train_pass'  # or 'eval_pass' (clean eval-mode pass per epoch)
+  c.bsd.top_k = 0                   # > 0: keep each posterior sparse, its k largest classes and
+                                    # the rest's total (docs/training.md, "A sparse posterior")
+  c.bsd.top_k_shadow = False        # with top_k: also keep the dense posterior, to measure the
+                                    # sparse targets' distance from it (train records shadow_*)
 
   # Baselines (METHOD.md section 2), defaults of each method's paper.
   c.label_smoothing = config_dict.ConfigDict({'eps': 0.1})

@@ -44,20 +44,23 @@ def run_cli(args, module='bsd_jax.main', **kwargs):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype='float32'):
+def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype='float32', top_k=0,
+               num_classes=K):
   """Everything a train step needs, built by experiment.build as training builds it, on a mesh
-  over `devices`: random 16x16 images of K classes, batch 16 (`supcon`: config.supcon values;
-  the per-sample table stored in `table_dtype`). Returns (state, jitted train step, device
-  data, host batch, device batch); the batch has two padding samples (mask 0)."""
+  over `devices`: random 16x16 images of `num_classes` classes, batch 16 (`supcon`:
+  config.supcon values; the per-sample table stored in `table_dtype`; `top_k`: config.bsd.top_k).
+  Returns (state, jitted train step, device data, host batch, device batch); the batch has two
+  padding samples (mask 0)."""
   config = load_config("smoke.py")
   config.method, config.batch_size, config.table_dtype = method_name, 16, table_dtype
+  config.bsd.top_k = top_k
   for key, value in (supcon or {}).items():
     config.supcon[key] = value
   config.data.augment = True
   rng = np.random.default_rng(1)
-  labels = rng.integers(0, K, n).astype(np.int32)
+  labels = rng.integers(0, num_classes, n).astype(np.int32)
   images = rng.integers(0, 256, (n, 16, 16, 3)).astype(np.uint8)
-  ds = data.Dataset('helpers', images, labels, images[:16], labels[:16], K)
+  ds = data.Dataset('helpers', images, labels, images[:16], labels[:16], num_classes)
   mesh = sharding.make_mesh(devices)
   exp = experiment.build(config, ds, mesh)
   state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(jax.random.PRNGKey(0),

@@ -80,3 +80,44 @@ def test_the_sparse_loss_is_the_soft_cross_entropy_against_the_implied_dense_tar
     np.testing.assert_allclose(
         bsd_sparse.soft_cross_entropy(logits, ids, values, rest, t),
         losses.soft_cross_entropy(logits, bsd.posterior_mean(implied), t), rtol=1e-5)
+
+
+def _sparse_after(k, updates=3):
+  ids, values, rest = bsd_sparse.init(LABELS, K, k, C, EPS)
+  for epoch in range(updates):
+    ids, values, rest = UPDATE(ids, values, rest, _probs(epoch), GAMMA)
+  return ids, values, rest
+
+
+@pytest.mark.parametrize('k', [2, K])
+def test_table_statistics_are_those_of_the_implied_dense_posterior(k):
+  """Class-mean targets, posterior statistics and noisy-label recovery computed on the sparse
+  rows equal the dense functions on the dense alpha the rows stand for."""
+  from bsd_jax import methods
+  ids, values, rest = _sparse_after(k)
+  implied = bsd_sparse.dense(ids, values, rest, K)
+  valid = jnp.arange(N) < N - 3  # padding rows left out
+  got = bsd_sparse.class_mean_targets(ids, values, rest, LABELS, valid, K)
+  want = methods.class_mean_targets(bsd.posterior_mean(implied), LABELS, valid, K)
+  np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-7)
+  np.testing.assert_array_equal(got[1], want[1])
+  clean = (LABELS + (jnp.arange(N) % 3 == 0)) % K  # a third of the labels made wrong
+  pairs = [(bsd_sparse.posterior_stats(ids, values, rest, LABELS, valid, K),
+            bsd.posterior_stats(implied, LABELS, valid)),
+           (bsd_sparse.noisy_label_recovery(ids, values, rest, LABELS, clean, valid, K),
+            bsd.noisy_label_recovery(implied, LABELS, clean, valid))]
+  for sparse_stats, dense_stats in pairs:
+    for key, value in dense_stats.items():
+      assert float(sparse_stats[key]) == pytest.approx(float(value), rel=1e-5), key
+
+
+def test_a_row_whose_unkept_classes_outweigh_the_kept_has_no_kept_argmax():
+  """k = 1 with a label weight below the share of each other class: the argmax is not the
+  label (-1: one of the unkept classes), the statistics count the row as changed."""
+  ids = jnp.asarray([[0]], jnp.int32)
+  values, rest = jnp.asarray([[1.0]]), jnp.asarray([[2.0 * (K - 1)]])  # 2 on each other class
+  kept_t, other_t = bsd_sparse.target(ids, values, rest, K)
+  assert int(bsd_sparse.argmax_class(ids, kept_t, other_t)[0]) == -1
+  stats = bsd_sparse.posterior_stats(ids, values, rest, jnp.asarray([0]), jnp.asarray([True]), K)
+  assert float(stats['target_argmax_changed']) == 1.0
+  assert float(stats['target_max_prob']) == pytest.approx(2.0 / (1.0 + 2.0 * (K - 1)))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from bsd_jax import checkpointing
+from bsd_jax.errors import UserError
 from tests import helpers
 
 
@@ -13,48 +14,66 @@ def _abstract(state):
                       state)
 
 
-def _trained_state(devices, n):
-  state, train_step, data, _, batch = helpers.step_setup(devices, n=n)
+def _trained_state(devices, n, top_k=0):
+  state, train_step, data, _, batch = helpers.step_setup(devices, n=n, top_k=top_k)
   state, _ = train_step(state, data, batch)  # non-trivial optimizer state and alpha
   return state
 
 
-@pytest.fixture(scope='module')
-def trained():
-  return _trained_state(jax.devices(), helpers.N)
+TOP_K = 3  # the sparse table: class ids, values and rest, each split by rows
+
+
+@pytest.fixture(scope='module', params=[0, TOP_K], ids=['dense', 'sparse'])
+def trained(request):
+  return _trained_state(jax.devices(), helpers.N, request.param), request.param
 
 
 @pytest.mark.parametrize('restore_devices', [8, 4, 1])
 def test_save_then_restore_is_identical_on_any_device_count(tmp_path, trained, restore_devices):
-  state = trained
+  state, top_k = trained
   expected = jax.device_get(state)
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
   ckpt.save(int(state.step), state, {'num_train': helpers.N, 'epoch_sums': None})
-  target = _abstract(helpers.step_setup(jax.devices()[:restore_devices])[0])
+  target = _abstract(helpers.step_setup(jax.devices()[:restore_devices], top_k=top_k)[0])
   restored = ckpt.restore(ckpt.latest_step(), target)
   meta = ckpt.read_meta(ckpt.latest_step())
   ckpt.close()
   assert meta == {'num_train': helpers.N, 'epoch_sums': None}
   chex.assert_trees_all_equal(jax.device_get(restored), expected)
-  assert restored.alpha.sharding.mesh.size == restore_devices
+  for table in jax.tree.leaves(restored.alpha):
+    assert table.sharding.mesh.size == restore_devices
+    assert table.sharding.spec[0] == 'data'  # split by rows
 
 
-def test_table_padding_follows_the_device_count(tmp_path):
+@pytest.mark.parametrize('top_k', [0, TOP_K], ids=['dense', 'sparse'])
+def test_table_padding_follows_the_device_count(tmp_path, top_k):
   """10 samples: 16 table rows on 8 devices, 12 on 4; the 10 real rows survive the move."""
-  state = _trained_state(jax.devices(), 10)
-  assert state.alpha.shape[0] == 16
+  state = _trained_state(jax.devices(), 10, top_k)
+  assert {a.shape[0] for a in jax.tree.leaves(state.alpha)} == {16}
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=1)
   ckpt.save(1, state, {})
-  target = _abstract(helpers.step_setup(jax.devices()[:4], n=10)[0])
+  target = _abstract(helpers.step_setup(jax.devices()[:4], n=10, top_k=top_k)[0])
   restored = ckpt.restore(1, target)
   ckpt.close()
-  assert restored.alpha.shape[0] == 12
-  np.testing.assert_array_equal(np.asarray(restored.alpha)[:10], np.asarray(state.alpha)[:10])
+  for got, saved in zip(jax.tree.leaves(restored.alpha), jax.tree.leaves(state.alpha)):
+    assert got.shape[0] == 12 and got.dtype == saved.dtype
+    np.testing.assert_array_equal(np.asarray(got)[:10], np.asarray(saved)[:10])
   chex.assert_trees_all_equal(jax.device_get(restored.params), jax.device_get(state.params))
 
 
+def test_a_dense_checkpoint_is_refused_for_a_sparse_config(tmp_path, trained):
+  """Another table layout is another state: one line naming the array, before anything runs."""
+  state, top_k = trained
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=1)
+  ckpt.save(1, state, {})
+  other = _abstract(helpers.step_setup(jax.devices(), top_k=TOP_K - top_k)[0])
+  with pytest.raises(UserError, match=r'array alpha\S* was saved with shape'):
+    ckpt.restore(1, other)
+  ckpt.close()
+
+
 def test_keeps_only_the_last_k(tmp_path, trained):
-  state = trained
+  state, _ = trained
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
   for s in (1, 2, 3):
     ckpt.save(s, state, {})

@@ -77,7 +77,7 @@ def test_a_new_method_with_its_own_statistics_needs_no_change_to_the_loop(tmp_pa
                                                                           monkeypatch):
   """A baseline registered with an epoch_stats hook: its numbers reach the train records."""
   def counting_ce(config):
-    def stats(table, labels, valid, clean_labels=None):
+    def stats(table, labels, valid, clean_labels=None, *, num_classes):
       return ({'visited_rows': (table[:, 0] * valid).sum()},)
     return methods.Method(
         'counting_ce', methods.METHODS['ce'](config).loss,

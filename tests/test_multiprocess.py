@@ -96,6 +96,28 @@ def test_two_process_checkpoint_restores_in_one_process(two_processes):
   assert evaluated['metrics']['nll'] == pytest.approx(last_test['nll'], rel=1e-4)
 
 
+@pytest.mark.slow  # 40 s; the dense table's test above runs the same row placement by default
+def test_the_sparse_table_two_processes_end_like_one_and_restore_in_one(tmp_path):
+  one = str(tmp_path / 'one')
+  config = helpers.load_config('smoke.py')
+  config.data.synthetic.num_train, config.num_epochs, config.log_every_steps = 512, 2, 4
+  config.bsd.top_k = 3
+  train.train_and_evaluate(config, one)
+  two = str(tmp_path / 'two')
+  rc, out = _launch(two, '--config.bsd.top_k=3')
+  assert rc == 0, out
+  _assert_same_state(one, two)
+  state, _ = helpers.read_checkpoint_state(two)
+  assert sorted(state['alpha']) == ['ids', 'rest', 'values']
+  proc = helpers.run_cli([f'--workdir={two}'], module='bsd_jax.evaluate')  # onto 1 device
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  with open(os.path.join(two, 'eval', 'metrics.json')) as f:
+    evaluated = json.load(f)
+  assert evaluated['metrics']['accuracy'] == pytest.approx(
+      helpers.read_metrics(two, 'test')[-1]['accuracy'], abs=1e-6)
+
+
 def _process(workdir, port, process_id):
   env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_NUM_CPU_DEVICES='4')
   return subprocess.Popen(

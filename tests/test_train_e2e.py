@@ -130,12 +130,14 @@ def test_every_row_is_updated_exactly_once_per_epoch(tmp_path, source):
   np.testing.assert_allclose(state['alpha'][:1000].sum(1), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize('method', ['pskd', pytest.param('dlb', marks=pytest.mark.slow)])
-def test_baselines_resume_bit_exact(tmp_path, method):
-  """PS-KD keeps a per-sample table, DLB a carry and the previous batch: both survive a stop."""
+@pytest.mark.parametrize('flag', ['--config.method=pskd', '--config.bsd.top_k=3',
+                                  pytest.param('--config.method=dlb', marks=pytest.mark.slow)],
+                         ids=['pskd', 'bsd_sparse', 'dlb'])
+def test_tables_and_carries_resume_bit_exact(tmp_path, flag):
+  """PS-KD keeps a per-sample table, BSD's sparse posterior a table of several arrays (class
+  ids among them), DLB a carry and the previous batch: each survives a stop."""
   # 512 samples: 8 steps per epoch, 2 epochs; the stop lands early in epoch 2.
-  extra = [f'--config.method={method}', '--config.num_epochs=2',
-           '--config.data.synthetic.num_train=512']
+  extra = [flag, '--config.num_epochs=2', '--config.data.synthetic.num_train=512']
   reference, stopped = str(tmp_path / 'reference'), str(tmp_path / 'stopped')
   _run(reference, *extra)
   rc, out = _run_until(stopped, 'step 8/', signal.SIGTERM, *extra)

@@ -84,5 +84,6 @@ def mix_batch(key, x, mix: MixConfig):
 def mixed_loss(loss_fn, inputs, perm, lam):
   """lam x loss_fn(inputs) + (1 - lam) x loss_fn(inputs with the labels and table rows of the
   partners perm): the method's loss against the mixed targets (module docstring)."""
-  partner = inputs._replace(labels=inputs.labels[perm], rows=inputs.rows[perm])
+  partner = inputs._replace(labels=inputs.labels[perm],
+                            rows=jax.tree.map(lambda r: r[perm], inputs.rows))
   return lam * loss_fn(inputs) + (1.0 - lam) * loss_fn(partner)

@@ -12,6 +12,16 @@ from typing import Any, Callable
 
 from bsd_jax.errors import UserError
 
+# Keys added since the first version, and what their absence in a run's config.json meant: a run
+# directory of an earlier version is evaluated (load_run_config) and resumed (resume_check) as
+# what it was.
+ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
+                'table_dtype': 'float32',            # the only storage before the key existed
+                'data.val_size': 0, 'data.val_seed': 0,               # no validation split
+                'data.cutmix_alpha': 0.0, 'data.mixup_alpha': 0.0,    # no CutMix or Mixup
+                'data.mix_prob': 1.0, 'data.mix_switch_prob': 0.5,
+                'bsd.top_k': 0, 'bsd.top_k_shadow': False}           # the dense posterior
+
 
 @dataclasses.dataclass
 class Run:
@@ -43,11 +53,12 @@ def load_run_config(workdir):
   if isinstance(saved.get('model'), str):  # written before config.model became a group
     saved['model'] = {'name': saved.pop('model'),
                       'cnn_widths': saved.pop('cnn_widths', [32, 64, 128])}
-  saved.setdefault('table_dtype', 'float32')  # the only storage before the key existed
-  # Keys added since: what their absence meant (no validation split, no CutMix or Mixup).
-  for key, value in (('val_size', 0), ('val_seed', 0), ('cutmix_alpha', 0.0),
-                     ('mixup_alpha', 0.0), ('mix_prob', 1.0), ('mix_switch_prob', 0.5)):
-    saved.get('data', {}).setdefault(key, value)
+  for key, value in ABSENT_MEANS.items():
+    *sections, leaf = key.split('.')
+    node = saved
+    for section in sections:
+      node = node.setdefault(section, {})
+    node.setdefault(leaf, value)
   config = config_dict.ConfigDict(saved)
   config.lock()
   return config

@@ -7,11 +7,13 @@ the epoch, the logits of an extra view that the input pipeline adds to the batch
 same-class partner of each sample; DLB: the previous batch, augmented again), and a carry from
 the previous step (DLB: that batch's logits). The train step gathers the rows, forwards the
 batch and its extra view together, scatters `update_rows(rows, probs, epoch)` back for the
-visited samples, and keeps `next_carry(inputs)`. Methods without a table keep a [N, 1] zero
-column and methods without a carry a scalar, so every method has the same TrainState layout.
+visited samples, and keeps `next_carry(inputs)`. A table is an [N, W] array or a dict of
+arrays with N rows (BSD's sparse posterior: class ids, values, rest), every one split by rows.
+Methods without a table keep a [N, 1] zero column and methods without a carry a scalar, so
+every method has the same TrainState layout.
 
 Everything else the loop does for a method is a field too (`epoch_stats`, `refresh_pass`,
-`row_targets`, `description`), so that train.py and step.py never name one. Adding a method:
+`row_targets`, `class_targets`, `description`), so that train.py and step.py never name one. Adding a method:
 a factory `config -> Method` in baselines.py (or a module of its own), one entry in METHODS, its
 config section in configs/default.py and its checks in bsd_jax/config_check.py.
 """
@@ -25,7 +27,8 @@ class StepInputs(NamedTuple):
   logits: jax.Array          # [B, K] train-mode logits of the batch
   labels: jax.Array          # [B]
   mask: jax.Array            # [B] 1 for real samples, 0 for the padding of an epoch's last batch
-  rows: jax.Array            # [B, W] the batch's rows of the per-sample table
+  rows: Any                  # the batch's rows of the per-sample table: [B, W], or a dict of
+                             # [B, ...] arrays (BSD's sparse posterior)
   epoch: jax.Array           # int32 scalar, 0-based
   extra_logits: Any = None   # [B, K] logits of the extra view, when the method asks for one
   extra_labels: Any = None
@@ -36,20 +39,24 @@ class StepInputs(NamedTuple):
 class Method(NamedTuple):
   name: str
   loss: Callable                      # StepInputs -> scalar
-  init_table: Callable = None         # (labels [N], K) -> [N, W]; None: a zero column
+  init_table: Callable = None         # (labels [N], K) -> [N, W] (or a dict of [N, ...] arrays,
+                                      # every one split by rows); None: a zero column
   update_rows: Callable = None        # (rows, probs, epoch) -> rows; None: the table is fixed
   extra_view: str = None              # None, 'class_pair' or 'previous_batch'
   init_carry: Callable = None         # (batch_size, K) -> carry; None: no carry
   next_carry: Callable = None         # StepInputs -> carry
-  # (table [N_pad, W], labels [N_pad], valid [N_pad] bool, clean labels [N_pad] or None) ->
-  # a tuple of {name: scalar}: statistics of the whole table, logged with each epoch's train
+  # (table, labels [N_pad], valid [N_pad] bool, clean labels [N_pad] or None, *, num_classes)
+  # -> a tuple of {name: scalar}: statistics of the whole table, logged with each epoch's train
   # record in that order (the loop jits it, and jit returns each dict's keys sorted).
   epoch_stats: Callable = None
   # True: update_rows runs on clean eval-mode predictions in one ordered pass over the training
   # set at each epoch end, instead of on the train-pass predictions at each visit.
   refresh_pass: bool = False
-  row_targets: Callable = None        # rows [B, W] -> [B, K] target distributions (SupCon's
+  row_targets: Callable = None        # (rows, K) -> [B, K] target distributions (SupCon's
                                       # 'target_argmax' positives); None: not available
+  # (table, labels, valid, num_classes) -> class_mean_targets of the whole table
+  # (eval/class_targets.npz); None: from row_targets (get_method), or not available
+  class_targets: Callable = None
   description: str = ''               # logged at the start of a run (e.g. derived constants)
 
 
@@ -88,6 +95,11 @@ def get_method(config) -> Method:
   method = METHODS[config.method](config)
   if method.init_table is None:
     method = method._replace(init_table=lambda labels, k: jnp.zeros((labels.shape[0], 1)))
+  if method.class_targets is None and method.row_targets is not None:
+    row_targets = method.row_targets
+    method = method._replace(class_targets=lambda table, labels, valid, num_classes:
+                             class_mean_targets(row_targets(table, num_classes), labels, valid,
+                                                num_classes))
   if method.init_carry is None:
     method = method._replace(init_carry=lambda b, k: jnp.zeros((), jnp.float32))
   return method

@@ -90,7 +90,7 @@ def hparams(config) -> dict:
           'temperature': float(b.temperature)}
 
 
-def epoch_stats(alpha, labels, valid, clean_labels=None):
+def epoch_stats(alpha, labels, valid, clean_labels=None, *, num_classes=None):
   """(posterior_stats, and noisy_label_recovery when the labels were corrupted)."""
   if clean_labels is None:
     return (posterior_stats(alpha, labels, valid),)
@@ -100,8 +100,12 @@ def epoch_stats(alpha, labels, valid, clean_labels=None):
 
 def bsd(config):
   """BSD: soft-target CE on the posterior mean of the sample's Dirichlet, and
-  alpha_i <- gamma alpha_i + p_i at each visit (or from an eval pass at each epoch end)."""
+  alpha_i <- gamma alpha_i + p_i at each visit (or from an eval pass at each epoch end); with
+  config.bsd.top_k = k > 0 the posterior is kept sparse (bsd_sparse.py)."""
   hp = hparams(config)
+  if config.bsd.top_k:
+    from bsd_jax.methods import bsd_sparse
+    return bsd_sparse.method(config, hp)
   return Method(
       'bsd',
       lambda inp: masked_mean(losses.soft_cross_entropy(
@@ -110,5 +114,5 @@ def bsd(config):
       update_rows=lambda rows, probs, epoch: update_alpha(rows, probs, hp['gamma']),
       epoch_stats=epoch_stats,
       refresh_pass=config.bsd.prediction_source == 'eval_pass',
-      row_targets=posterior_mean,
+      row_targets=lambda rows, num_classes: posterior_mean(rows),
       description=f'BSD: {hp}')

@@ -1,6 +1,6 @@
-"""BSD's posterior kept sparse, for tables too large to hold dense (ImageNet-21k: 14.2M x 21,843):
-the math, as pure functions tested alone (tests/test_bsd_sparse.py). Not yet wired into the
-trainer (it is to become config.bsd.top_k = k).
+"""BSD's posterior kept sparse (`config.bsd.top_k = k`), for tables too large to hold dense
+(ImageNet-21k: 14.2M x 21,843): the math as pure functions tested alone
+(tests/test_bsd_sparse.py), and the Method the trainer runs (`method`).
 
 A row keeps k (class id, alpha) pairs and one scalar `rest`: the total alpha of the other K - k
 classes, spread evenly over them. The row's total S = sum(values) + rest is the dense row's
@@ -88,18 +88,111 @@ def soft_cross_entropy(logits, ids, values, rest, temperature: float = 1.0):
   return -(jnp.sum(kept_t * kept_log_q, -1) + other_t[..., 0] * unkept_sum)
 
 
+def weight_on(ids, kept_t, other_t, classes):
+  """[...] target mass of each row on its class `classes` [...] (kept or not)."""
+  on = ids == classes[..., None]
+  return jnp.where(jnp.any(on, -1), jnp.sum(jnp.where(on, kept_t, 0.0), -1), other_t[..., 0])
+
+
+def argmax_class(ids, kept_t, other_t):
+  """[...] the class of each row's largest target mass; -1 where an unkept class holds more than
+  every kept one (which of them is undefined: they share the rest evenly)."""
+  best = jnp.take_along_axis(ids, jnp.argmax(kept_t, -1)[..., None], -1)[..., 0]
+  return jnp.where(other_t[..., 0] > jnp.max(kept_t, -1), -1, best)
+
+
 def posterior_stats(ids, values, rest, labels, valid, num_classes: int):
   """bsd.posterior_stats of the sparse rows: mean largest target probability, mean target weight
   on the given label, fraction of rows whose target argmax is not the label."""
   kept_t, other_t = target(ids, values, rest, num_classes)
   w = valid.astype(jnp.float32)
   n = jnp.maximum(jnp.sum(w), 1.0)
-  on_label = ids == labels[:, None]
-  label_weight = jnp.where(jnp.any(on_label, -1), jnp.sum(jnp.where(on_label, kept_t, 0.0), -1),
-                           other_t[:, 0])
-  top = jnp.max(kept_t, -1)
-  argmax = jnp.take_along_axis(ids, jnp.argmax(kept_t, -1)[:, None], -1)[:, 0]
-  changed = (argmax != labels) | (other_t[:, 0] > top)
-  return {'target_max_prob': jnp.sum(w * jnp.maximum(top, other_t[:, 0])) / n,
-          'target_label_weight': jnp.sum(w * label_weight) / n,
+  changed = argmax_class(ids, kept_t, other_t) != labels
+  return {'target_max_prob': jnp.sum(w * jnp.maximum(jnp.max(kept_t, -1), other_t[:, 0])) / n,
+          'target_label_weight': jnp.sum(w * weight_on(ids, kept_t, other_t, labels)) / n,
           'target_argmax_changed': jnp.sum(w * changed) / n}
+
+
+def noisy_label_recovery(ids, values, rest, noisy_labels, clean_labels, valid, num_classes: int):
+  """bsd.noisy_label_recovery of the sparse rows."""
+  kept_t, other_t = target(ids, values, rest, num_classes)
+  w = (valid & (noisy_labels != clean_labels)).astype(jnp.float32)
+  n = jnp.maximum(jnp.sum(w), 1.0)
+  recovered = argmax_class(ids, kept_t, other_t) == clean_labels
+  return {'noisy_target_argmax_clean': jnp.sum(w * recovered) / n,
+          'noisy_target_clean_weight': jnp.sum(w * weight_on(ids, kept_t, other_t,
+                                                             clean_labels)) / n}
+
+
+def class_mean_targets(ids, values, rest, labels, valid, num_classes: int):
+  """methods.class_mean_targets of the sparse rows without a dense [N, K] target: each label's
+  summed unkept share spread over its row, then the kept classes' excess over it added."""
+  kept_t, other_t = target(ids, values, rest, num_classes)
+  w = valid.astype(jnp.float32)
+  counts = jax.ops.segment_sum(w, labels, num_classes)
+  base = jax.ops.segment_sum(w * other_t[:, 0], labels, num_classes)
+  sums = jnp.broadcast_to(base[:, None], (num_classes, num_classes))
+  sums = sums.at[labels[:, None], ids].add(w[:, None] * (kept_t - other_t))
+  return sums / jnp.maximum(counts, 1.0)[:, None], counts
+
+
+def shadow_gap(ids, values, rest, shadow, valid):
+  """How far the sparse targets are from the dense posterior updated with the same predictions
+  (`shadow`, config.bsd.top_k_shadow), over the valid rows: the mean and largest |t_sparse -
+  t_dense| over rows and classes, and the mean total variation 1/2 sum_j |t_sparse - t_dense|."""
+  num_classes = shadow.shape[-1]
+  t_sparse = dense(ids, values, rest, num_classes) / total(values, rest)
+  t_dense = shadow.astype(jnp.float32) / jnp.sum(shadow.astype(jnp.float32), -1, keepdims=True)
+  gap = jnp.abs(t_sparse - t_dense)
+  w = valid.astype(jnp.float32)
+  n = jnp.maximum(jnp.sum(w), 1.0)
+  return {'shadow_abs_mean': jnp.sum(w[:, None] * gap) / (n * num_classes),
+          'shadow_abs_max': jnp.max(jnp.where(valid[:, None], gap, 0.0)),
+          'shadow_tv_mean': jnp.sum(w * 0.5 * jnp.sum(gap, -1)) / n}
+
+
+def method(config, hp):
+  """The sparse BSD Method: rows are {'ids', 'values', 'rest'} (and 'shadow', the dense alpha
+  updated alongside, with config.bsd.top_k_shadow), the loss and the update as above."""
+  from bsd_jax.methods import Method, bsd, masked_mean
+  k, shadow = config.bsd.top_k, config.bsd.top_k_shadow
+
+  def init_table(labels, num_classes):
+    ids, values, rest = init(labels, num_classes, k, hp['c'], hp['eps'])
+    rows = {'ids': ids, 'values': values, 'rest': rest}
+    if shadow:
+      rows['shadow'] = bsd.init_alpha(labels, num_classes, hp['c'], hp['eps'])
+    return rows
+
+  def loss(inp):
+    r = inp.rows
+    return masked_mean(soft_cross_entropy(inp.logits, r['ids'], r['values'], r['rest'],
+                                          hp['temperature']), inp.mask)
+
+  def update_rows(rows, probs, epoch):
+    ids, values, rest = update(rows['ids'], rows['values'], rows['rest'], probs, hp['gamma'])
+    new = {'ids': ids, 'values': values, 'rest': rest}
+    if shadow:
+      new['shadow'] = bsd.update_alpha(rows['shadow'], probs, hp['gamma'])
+    return new
+
+  def epoch_stats(table, labels, valid, clean_labels=None, *, num_classes):
+    sparse = (table['ids'], table['values'], table['rest'])
+    out = (posterior_stats(*sparse, labels, valid, num_classes),)
+    if clean_labels is not None:
+      out += (noisy_label_recovery(*sparse, labels, clean_labels, valid, num_classes),)
+    if shadow:
+      out += (shadow_gap(*sparse, table['shadow'], valid),)
+    return out
+
+  def row_targets(rows, num_classes):
+    return dense(rows['ids'], rows['values'], rows['rest'], num_classes) / total(
+        rows['values'], rows['rest'])
+
+  return Method(
+      'bsd', loss, init_table=init_table, update_rows=update_rows, epoch_stats=epoch_stats,
+      refresh_pass=config.bsd.prediction_source == 'eval_pass', row_targets=row_targets,
+      class_targets=lambda table, labels, valid, num_classes: class_mean_targets(
+          table['ids'], table['values'], table['rest'], labels, valid, num_classes),
+      description=f'BSD, sparse posterior: top {k} classes per row'
+                  f'{" and a dense shadow table" if shadow else ""}: {hp}')

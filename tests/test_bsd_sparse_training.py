@@ -1,0 +1,101 @@
+"""config.bsd.top_k in the trainer: k = K trains like the dense posterior, k < K conserves each
+row's mass, and the compiled step moves batch-by-k rows, never batch-by-K ones."""
+import re
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from bsd_jax import train
+from bsd_jax.methods import bsd, bsd_sparse
+from tests import helpers
+
+
+def _smoke(workdir, **bsd_keys):
+  config = helpers.load_config('smoke.py')
+  config.num_epochs = 3
+  for key, value in bsd_keys.items():
+    config.bsd[key] = value
+  train.train_and_evaluate(config, str(workdir))
+  return config
+
+
+def test_with_every_class_kept_it_trains_like_the_dense_posterior(tmp_path):
+  config = _smoke(tmp_path / 'dense')
+  _smoke(tmp_path / 'sparse', top_k=config.data.synthetic.num_classes)
+  dense, _ = helpers.read_checkpoint_state(tmp_path / 'dense')
+  sparse, _ = helpers.read_checkpoint_state(tmp_path / 'sparse')
+  k = config.data.synthetic.num_classes
+  table = sparse.pop('alpha')
+  np.testing.assert_allclose(bsd_sparse.dense(table['ids'], table['values'], table['rest'], k),
+                             dense.pop('alpha'), rtol=1e-4, atol=1e-6)
+  assert not np.any(table['rest'])  # every class kept: nothing left to spread
+  # 48 steps apart by float rounding (the loss sums the log-probabilities in another order): the
+  # weights within 3e-5 and BatchNorm's statistics within 9e-5 were measured.
+  chex.assert_trees_all_close((sparse['params'], sparse['batch_stats']),
+                              (dense['params'], dense['batch_stats']), rtol=0, atol=3e-4)
+  for got, want in zip(helpers.read_metrics(tmp_path / 'sparse'),
+                       helpers.read_metrics(tmp_path / 'dense')):
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+      assert got[key] == (value if isinstance(value, str) else pytest.approx(value, abs=1e-4)), key
+
+
+def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp_path):
+  """Each visit adds one probability vector, wherever the sparse row puts it: after 3 epochs
+  every row's total (kept values + rest) is the dense row's, gamma^3 (c + (K-1) eps) +
+  gamma^2 + gamma + 1, the wrapped last batch included; the dense shadow table agrees."""
+  config = helpers.load_config('smoke.py')
+  config.data.synthetic.num_train = 1000  # not a multiple of the batch: the last batch wraps
+  config.num_epochs, config.bsd.top_k, config.bsd.top_k_shadow = 3, 3, True
+  train.train_and_evaluate(config, str(tmp_path))
+  state, _ = helpers.read_checkpoint_state(str(tmp_path))
+  table = {k: v[:1000] for k, v in state['alpha'].items()}
+  hp, k = bsd.hparams(config), config.data.synthetic.num_classes
+  g = hp['gamma']
+  expected = g ** 3 * (hp['c'] + (k - 1) * hp['eps']) + g ** 2 + g + 1
+  totals = np.asarray(bsd_sparse.total(table['values'], table['rest']))[:, 0]
+  np.testing.assert_allclose(totals, expected, rtol=1e-5)
+  np.testing.assert_allclose(table['shadow'].sum(1), expected, rtol=1e-5)
+  ids = np.sort(table['ids'], 1)
+  assert table['ids'].shape == (1000, 3) and np.all(ids[:, 1:] != ids[:, :-1])  # distinct
+  assert np.all(table['rest'] > 0)
+  records = helpers.read_metrics(str(tmp_path), 'train')
+  gaps = [r['shadow_tv_mean'] for r in records]
+  assert len(gaps) == 3 and all(0 < v < 1 for v in gaps)
+  assert all(0 < r['shadow_abs_mean'] <= r['shadow_abs_max'] < 1 for r in records)
+  # The logged gap is the one of the saved tables.
+  t_sparse = bsd_sparse.dense(table['ids'], table['values'], table['rest'], k) / totals[:, None]
+  t_dense = table['shadow'] / table['shadow'].sum(1, keepdims=True)
+  tv = 0.5 * np.abs(np.asarray(t_sparse) - t_dense).sum(1)
+  assert records[-1]['shadow_tv_mean'] == pytest.approx(float(tv.mean()), rel=1e-4)
+  # The class targets written at the end come from the sparse rows: each row sums to one.
+  with np.load(tmp_path / 'eval' / 'class_targets.npz') as f:
+    np.testing.assert_allclose(f['matrix'][f['counts'] > 0].sum(1), 1.0, rtol=1e-5)
+    assert f['counts'].sum() == 1000
+
+
+IMAGENET_21K = 21843
+
+
+def _collectives(hlo: str, shape: str):
+  """HLO lines of collectives whose result has the given shape ('16,21843')."""
+  ops = ('all-gather', 'all-reduce', 'collective-permute', 'all-to-all', 'reduce-scatter')
+  pattern = re.compile(rf'\[{shape}\]')
+  return [l for l in hlo.splitlines() if any(o in l for o in ops) and pattern.search(l)]
+
+
+@pytest.mark.parametrize('top_k', [0, 32], ids=['dense', 'sparse'])
+def test_at_21843_classes_the_step_moves_batch_by_k_rows_not_batch_by_k(top_k):
+  """The batch's rows travel between the devices as [batch, 2k + 1] values: no collective of
+  shape [16, 21843] in the compiled sparse step (the dense step, the control, has them)."""
+  state, train_step, data, _, batch = helpers.step_setup(
+      jax.devices(), n=64, top_k=top_k, num_classes=IMAGENET_21K)
+  hlo = train_step.lower(state, data, batch).compile().as_text()
+  batch_by_classes = _collectives(hlo, f'16,{IMAGENET_21K}')
+  if top_k:
+    assert batch_by_classes == []
+    assert _collectives(hlo, '16,32') != []  # the kept ids and values do travel
+  else:
+    assert batch_by_classes != []
