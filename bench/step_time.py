@@ -53,17 +53,21 @@ def _config(args, spec):
   section, typed like its default)."""
   from ml_collections import config_flags
 
-  from bsd_jax import resume_check
+  from bsd_jax import resume_check, sweep_grid
+  from bsd_jax.errors import UserError
   config = config_flags.config_flags._ConfigFileParser('config').parse(args.config)
   method, _, setting = spec.partition(':')
   config.method = method
   if setting:
-    key, _, value = setting.partition('=')
-    section = config[resume_check.METHOD_SECTIONS.get(method, method)]
-    if key not in section:
-      raise SystemExit(f'--methods {spec}: {method} has no key {key!r} (config.'
-                       f'{resume_check.METHOD_SECTIONS.get(method, method)})')
-    section[key] = type(section[key])(value)
+    if args.torch:
+      raise SystemExit(f'--methods {spec}: --torch times the plain methods only')
+    key, _, text = setting.partition('=')
+    key = f'{resume_check.METHOD_SECTIONS.get(method, method)}.{key}'
+    try:
+      node, leaf = sweep_grid._parent_and_leaf(config, key)
+      node[leaf] = sweep_grid._typed(config, key, text)
+    except UserError as e:
+      raise SystemExit(f'--methods {spec}: {str(e).replace("--grid ", "config.")}') from None
   config.data.source = 'synthetic'
   config.data.synthetic.num_train = args.num_train
   config.data.synthetic.num_test = 8

@@ -12,19 +12,22 @@ from bsd_jax.data import mix
 from bsd_jax.state import TrainState
 
 
+def _stored(table, table_dtype):
+  return table if isinstance(table, dict) else table.astype(table_dtype)
+
+
 def make_init_state(model, method, tx, image_shape, num_classes, batch_size,
                     table_dtype=jnp.float32):
   """init_state(rng, labels [N_pad]) -> a fresh TrainState (to be jitted with out_shardings);
-  the per-sample table's float arrays are stored in table_dtype (class ids stay int32)."""
+  an [N, W] table is stored in table_dtype, a dict of arrays (BSD's sparse posterior) as the
+  method made each (it applies config.table_dtype where it can)."""
   def init_state(rng, labels):
     k_params, k_state = jax.random.split(rng)
     variables = model.init(k_params, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
     params = variables['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
-                      alpha=jax.tree.map(lambda a: a.astype(table_dtype)
-                                         if jnp.issubdtype(a.dtype, jnp.floating) else a,
-                                         method.init_table(labels, num_classes)),
+                      alpha=_stored(method.init_table(labels, num_classes), table_dtype),
                       rng=k_state,
                       carry=method.init_carry(batch_size, num_classes))
 

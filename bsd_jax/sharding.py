@@ -168,5 +168,6 @@ def scatter_rows(table, idx, rows, valid, mesh):
 
     return jax.tree.map(scatter, block, local_rows)
 
-  return jax.shard_map(local_scatter, mesh=mesh, in_specs=(P(AXIS, None), P(AXIS), P(AXIS, None), P(AXIS)),
+  return jax.shard_map(local_scatter, mesh=mesh,
+                       in_specs=(P(AXIS, None), P(AXIS), P(AXIS, None), P(AXIS)),
                        out_specs=P(AXIS, None), check_vma=False)(table, idx, rows, valid)

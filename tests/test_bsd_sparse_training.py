@@ -1,9 +1,11 @@
 """config.bsd.top_k in the trainer: k = K trains like the dense posterior, k < K conserves each
 row's mass, and the compiled step moves batch-by-k rows, never batch-by-K ones."""
+import logging
 import re
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -42,14 +44,20 @@ def test_with_every_class_kept_it_trains_like_the_dense_posterior(tmp_path):
       assert got[key] == (value if isinstance(value, str) else pytest.approx(value, abs=1e-4)), key
 
 
-def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp_path):
+def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp_path, caplog):
   """Each visit adds one probability vector, wherever the sparse row puts it: after 3 epochs
   every row's total (kept values + rest) is the dense row's, gamma^3 (c + (K-1) eps) +
   gamma^2 + gamma + 1, the wrapped last batch included; the dense shadow table agrees."""
   config = helpers.load_config('smoke.py')
   config.data.synthetic.num_train = 1000  # not a multiple of the batch: the last batch wraps
   config.num_epochs, config.bsd.top_k, config.bsd.top_k_shadow = 3, 3, True
+  caplog.set_level(logging.INFO)
   train.train_and_evaluate(config, str(tmp_path))
+  # 1000 rows of 3 ids, 3 values, 1 rest and 10 shadow values, 4 bytes each; 125 rows a device.
+  line = ('Per-sample table: ids int32 [1000, 3], rest float32 [1000, 1], shadow float32 '
+          f'[1000, 10], values float32 [1000, 3], {68000 / 2**20:.3g} MiB in all, '
+          f'{8500 / 2**20:.3g} MiB per device')
+  assert line in caplog.text
   state, _ = helpers.read_checkpoint_state(str(tmp_path))
   table = {k: v[:1000] for k, v in state['alpha'].items()}
   hp, k = bsd.hparams(config), config.data.synthetic.num_classes
@@ -99,3 +107,20 @@ def test_at_21843_classes_the_step_moves_batch_by_k_rows_not_batch_by_k(top_k):
     assert _collectives(hlo, '16,32') != []  # the kept ids and values do travel
   else:
     assert batch_by_classes != []
+
+
+def test_table_dtype_stores_the_values_and_the_ids_stay_int32():
+  state, train_step, data, batch, batch_dev = helpers.step_setup(
+      jax.devices(), top_k=3, table_dtype='bfloat16')
+  table = state.alpha
+  assert table['ids'].dtype == np.int32
+  assert table['values'].dtype == jnp.bfloat16 and table['rest'].dtype == np.float32
+  before = np.asarray(bsd_sparse.total(table['values'], table['rest']))
+  after, _ = train_step(state, data, batch_dev)
+  visited = batch['index'][batch['mask'] > 0]
+  totals = np.asarray(bsd_sparse.total(after.alpha['values'], after.alpha['rest']))
+  gamma = bsd.hparams(helpers.load_config('smoke.py'))['gamma']
+  # The row's total, gamma S + 1, to float32 rounding: the float32 rest absorbs the rounding of
+  # the values to bfloat16 (8 significant bits).
+  np.testing.assert_allclose(totals[visited], gamma * before[visited] + 1, rtol=1e-6)
+  assert after.alpha['ids'].dtype == np.int32 and after.alpha['rest'].dtype == np.float32

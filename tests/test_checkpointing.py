@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from bsd_jax import checkpointing
+from bsd_jax import checkpointing, methods
 from bsd_jax.errors import UserError
 from tests import helpers
 
@@ -59,6 +59,32 @@ def test_table_padding_follows_the_device_count(tmp_path, top_k):
     assert got.shape[0] == 12 and got.dtype == saved.dtype
     np.testing.assert_array_equal(np.asarray(got)[:10], np.asarray(saved)[:10])
   chex.assert_trees_all_equal(jax.device_get(restored.params), jax.device_get(state.params))
+
+
+@pytest.mark.parametrize('top_k', [0, TOP_K], ids=['dense', 'sparse'])
+def test_a_table_restored_onto_more_devices_gives_the_same_statistics(tmp_path, top_k):
+  """4 devices -> 8: 10 samples in 12 rows, then 16; the padding rows added are zeros, and the
+  epoch statistics and class targets of the table stay those of its 10 rows (not NaN)."""
+  state = _trained_state(jax.devices()[:4], 10, top_k)
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=1)
+  ckpt.save(1, state, {})
+  restored = ckpt.restore(1, _abstract(helpers.step_setup(jax.devices(), n=10, top_k=top_k)[0]))
+  ckpt.close()
+  config = helpers.load_config('smoke.py')
+  config.bsd.top_k = top_k
+  method = methods.get_method(config)
+  labels = np.arange(10, dtype=np.int32) % helpers.K  # any labels: the same for both tables
+  out = []
+  for table in (state.alpha, restored.alpha):
+    rows = jax.tree.leaves(table)[0].shape[0]
+    padded = np.zeros(rows, np.int32)
+    padded[:10] = labels
+    valid = np.arange(rows) < 10
+    host = jax.device_get(table)
+    out.append((method.epoch_stats(host, padded, valid, num_classes=helpers.K),
+                method.class_targets(host, padded, valid, helpers.K)))
+  chex.assert_tree_all_finite(out[1])
+  chex.assert_trees_all_close(out[1], out[0], rtol=1e-6)
 
 
 def test_a_dense_checkpoint_is_refused_for_a_sparse_config(tmp_path, trained):

@@ -51,6 +51,13 @@ def test_missing_step_and_missing_run_are_one_line_errors(run_dir, tmp_path):
   shutil.copy(os.path.join(run_dir, 'config.json'), tmp_path / 'config.json')
   with pytest.raises(UserError, match='no checkpoint to evaluate'):
     evaluate.evaluate(str(tmp_path))
+  with open(tmp_path / 'config.json') as f:
+    config = json.load(f)
+  config['bsd'] = 'dense'  # edited by hand
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump(config, f)
+  with pytest.raises(UserError, match=r"config\.json: 'bsd' is not a section"):
+    evaluate.evaluate(str(tmp_path))
 
 
 def test_unreadable_checkpoint_falls_back_or_is_a_one_line_error(run_dir, tmp_path):
@@ -76,13 +83,15 @@ def test_unreadable_checkpoint_falls_back_or_is_a_one_line_error(run_dir, tmp_pa
 
 
 def test_a_run_written_before_model_became_a_group_still_evaluates(run_dir, tmp_path):
-  """Older config.json files have `model` and `cnn_widths` at the top and no `table_dtype`."""
+  """Older config.json files have `model` and `cnn_widths` at the top and no `table_dtype` or
+  `bsd.top_k` (the dense posterior)."""
   old = tmp_path / 'old'
   shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns('eval'))
   with open(old / 'config.json') as f:
     config = json.load(f)
   model = config.pop('model')
   config.pop('table_dtype')
+  config['bsd'].pop('top_k'), config['bsd'].pop('top_k_shadow')
   config['model'], config['cnn_widths'] = model['name'], model['cnn_widths']
   with open(old / 'config.json', 'w') as f:
     json.dump(config, f)

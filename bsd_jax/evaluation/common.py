@@ -58,6 +58,9 @@ def load_run_config(workdir):
     node = saved
     for section in sections:
       node = node.setdefault(section, {})
+      if not isinstance(node, dict):
+        raise UserError(f'{path}: {section!r} is not a section (a config.json edited by hand?); '
+                        'restore it, or use another --workdir')
     node.setdefault(leaf, value)
   config = config_dict.ConfigDict(saved)
   config.lock()

@@ -13,9 +13,10 @@ Methods without a table keep a [N, 1] zero column and methods without a carry a 
 every method has the same TrainState layout.
 
 Everything else the loop does for a method is a field too (`epoch_stats`, `refresh_pass`,
-`row_targets`, `class_targets`, `description`), so that train.py and step.py never name one. Adding a method:
-a factory `config -> Method` in baselines.py (or a module of its own), one entry in METHODS, its
-config section in configs/default.py and its checks in bsd_jax/config_check.py.
+`row_targets`, `class_targets`, `description`), so that train.py and step.py never name one.
+Adding a method: a factory `config -> Method` in baselines.py (or a module of its own), one
+entry in METHODS, its config section in configs/default.py and its checks in
+bsd_jax/config_check.py.
 """
 from typing import Any, Callable, NamedTuple
 
@@ -39,8 +40,9 @@ class StepInputs(NamedTuple):
 class Method(NamedTuple):
   name: str
   loss: Callable                      # StepInputs -> scalar
-  init_table: Callable = None         # (labels [N], K) -> [N, W] (or a dict of [N, ...] arrays,
-                                      # every one split by rows); None: a zero column
+  init_table: Callable = None         # (labels [N], K) -> [N, W], stored in table_dtype; or a
+                                      # dict of [N, ...] arrays, each stored as made (every one
+                                      # split by rows); None: a zero column
   update_rows: Callable = None        # (rows, probs, epoch) -> rows; None: the table is fixed
   extra_view: str = None              # None, 'class_pair' or 'previous_batch'
   init_carry: Callable = None         # (batch_size, K) -> carry; None: no carry

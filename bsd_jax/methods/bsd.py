@@ -21,9 +21,10 @@ def init_alpha(labels, num_classes: int, c: float, eps: float, dtype=jnp.float32
 
 
 def posterior_mean(alpha):
-  """Mean of Dir(alpha) over the last axis: the soft target, rows sum to one."""
+  """Mean of Dir(alpha) over the last axis: the soft target, rows sum to one. A row of zeros (a
+  padding row that a restore onto more devices added) gives zeros, not NaN."""
   alpha = alpha.astype(jnp.float32)
-  return alpha / jnp.sum(alpha, axis=-1, keepdims=True)
+  return alpha / jnp.maximum(jnp.sum(alpha, axis=-1, keepdims=True), jnp.finfo(jnp.float32).tiny)
 
 
 def update_alpha(alpha, probs, gamma: float):

@@ -4,26 +4,31 @@
 
 A row keeps k (class id, alpha) pairs and one scalar `rest`: the total alpha of the other K - k
 classes, spread evenly over them. The row's total S = sum(values) + rest is the dense row's
-total (an update makes it gamma x S + sum(p), wherever the mass sits; exact to float32
-rounding, and in bfloat16 storage as far from it as the dense table's own rounding), so only
-the spread of the unkept mass is approximated; with k = K the row is the dense row (rest = 0).
+total (an update makes it gamma x S + sum(p), wherever the mass sits), so only the spread of the
+unkept mass is approximated; with k = K the row is the dense row (rest = 0). The values may be
+stored in bfloat16 (config.table_dtype); `rest` is float32 and absorbs the values' rounding, so
+the total stays exact to float32 rounding either way.
 
-Shapes: ids int32 [..., k], values [..., k], rest [..., 1] (a row of the table is the three).
+Shapes: ids int32 [..., k], values [..., k], rest float32 [..., 1] (a row of the table is the
+three).
 """
 import jax
 import jax.numpy as jnp
 
+from bsd_jax import models
+from bsd_jax.methods import Method, bsd, masked_mean
+
 
 def init(labels, num_classes: int, k: int, c: float, eps: float, dtype=jnp.float32):
   """The prior: c on the label, eps on every other class; the kept slots hold the label and the
-  k - 1 classes after it (cyclically), the rest eps x (K - k)."""
+  k - 1 classes after it (cyclically), the rest eps x (K - k). Values in `dtype`."""
   if not 0 < k <= num_classes:
     raise ValueError(f'bsd_sparse.init: k must be in 1..{num_classes}, got {k}')
   offsets = jnp.arange(k, dtype=jnp.int32)
   ids = (labels[:, None].astype(jnp.int32) + offsets[None, :]) % num_classes
   values = jnp.where(offsets[None, :] == 0, jnp.asarray(c, dtype), jnp.asarray(eps, dtype))
   values = jnp.broadcast_to(values, ids.shape).astype(dtype)
-  rest = jnp.full(labels.shape + (1,), eps * (num_classes - k), dtype)
+  rest = jnp.full(labels.shape + (1,), eps * (num_classes - k), jnp.float32)
   return ids, values, rest
 
 
@@ -38,9 +43,16 @@ def total(values, rest):
   return jnp.sum(values.astype(jnp.float32), -1, keepdims=True) + rest.astype(jnp.float32)
 
 
-def update(ids, values, rest, probs, gamma: float):
+def _positive(s):
+  """s, or the smallest float32 where it is 0: a row of zeros (a padding row that a restore
+  onto more devices added) has targets of zeros, not NaN."""
+  return jnp.maximum(s, jnp.finfo(jnp.float32).tiny)
+
+
+def update(ids, values, rest, probs, gamma: float, store_dtype=None):
   """gamma x alpha + p on the union of the kept ids and the top k of p; the k largest are kept
-  and `rest` set so that the row's total is gamma x S + sum(p) exactly (S: the old total).
+  and `rest` set so that the row's total is gamma x S + sum(p) exactly (S: the old total), the
+  kept values as they will be stored (`store_dtype`, default values.dtype) counted.
   probs [..., K] carry no gradient."""
   num_classes, k = probs.shape[-1], ids.shape[-1]
   probs = jax.lax.stop_gradient(probs.astype(jnp.float32))
@@ -54,17 +66,18 @@ def update(ids, values, rest, probs, gamma: float):
   new = jnp.where(jnp.concatenate([jnp.zeros_like(already), already], -1), -jnp.inf, new)
   kept, slot = jax.lax.top_k(new, k)
   new_ids = jnp.take_along_axis(cand_ids, slot, -1)
-  kept = kept.astype(values.dtype)  # rest makes up for the storage's rounding of the kept values
+  # Rounded as stored: rest makes up for the storage's rounding of the kept values.
+  kept = kept.astype(store_dtype or values.dtype).astype(values.dtype)
   new_total = gamma * old_total + jnp.sum(probs, -1, keepdims=True)
   new_rest = (jnp.zeros_like(new_total) if k >= num_classes else jnp.maximum(
       new_total - jnp.sum(kept.astype(jnp.float32), -1, keepdims=True), 0.0))
-  return new_ids, kept, new_rest.astype(rest.dtype)
+  return new_ids, kept, new_rest
 
 
 def target(ids, values, rest, num_classes: int):
   """(target mass of each kept class [..., k], of each unkept class [..., 1]): the posterior
   mean; the kept mass plus (K - k) x the unkept share is one."""
-  s = total(values, rest)
+  s = _positive(total(values, rest))
   k = ids.shape[-1]
   return values.astype(jnp.float32) / s, _other_share(rest.astype(jnp.float32), num_classes, k) / s
 
@@ -141,8 +154,8 @@ def shadow_gap(ids, values, rest, shadow, valid):
   (`shadow`, config.bsd.top_k_shadow), over the valid rows: the mean and largest |t_sparse -
   t_dense| over rows and classes, and the mean total variation 1/2 sum_j |t_sparse - t_dense|."""
   num_classes = shadow.shape[-1]
-  t_sparse = dense(ids, values, rest, num_classes) / total(values, rest)
-  t_dense = shadow.astype(jnp.float32) / jnp.sum(shadow.astype(jnp.float32), -1, keepdims=True)
+  t_sparse = dense(ids, values, rest, num_classes) / _positive(total(values, rest))
+  t_dense = bsd.posterior_mean(shadow)
   gap = jnp.abs(t_sparse - t_dense)
   w = valid.astype(jnp.float32)
   n = jnp.maximum(jnp.sum(w), 1.0)
@@ -153,15 +166,16 @@ def shadow_gap(ids, values, rest, shadow, valid):
 
 def method(config, hp):
   """The sparse BSD Method: rows are {'ids', 'values', 'rest'} (and 'shadow', the dense alpha
-  updated alongside, with config.bsd.top_k_shadow), the loss and the update as above."""
-  from bsd_jax.methods import Method, bsd, masked_mean
+  updated alongside, with config.bsd.top_k_shadow), the loss and the update as above; the
+  values and the shadow in config.table_dtype, ids int32, rest float32."""
   k, shadow = config.bsd.top_k, config.bsd.top_k_shadow
+  dtype = models.DTYPES[config.table_dtype]
 
   def init_table(labels, num_classes):
-    ids, values, rest = init(labels, num_classes, k, hp['c'], hp['eps'])
+    ids, values, rest = init(labels, num_classes, k, hp['c'], hp['eps'], dtype)
     rows = {'ids': ids, 'values': values, 'rest': rest}
     if shadow:
-      rows['shadow'] = bsd.init_alpha(labels, num_classes, hp['c'], hp['eps'])
+      rows['shadow'] = bsd.init_alpha(labels, num_classes, hp['c'], hp['eps'], dtype)
     return rows
 
   def loss(inp):
@@ -170,7 +184,8 @@ def method(config, hp):
                                           hp['temperature']), inp.mask)
 
   def update_rows(rows, probs, epoch):
-    ids, values, rest = update(rows['ids'], rows['values'], rows['rest'], probs, hp['gamma'])
+    ids, values, rest = update(rows['ids'], rows['values'], rows['rest'], probs, hp['gamma'],
+                               dtype)
     new = {'ids': ids, 'values': values, 'rest': rest}
     if shadow:
       new['shadow'] = bsd.update_alpha(rows['shadow'], probs, hp['gamma'])
@@ -186,8 +201,8 @@ def method(config, hp):
     return out
 
   def row_targets(rows, num_classes):
-    return dense(rows['ids'], rows['values'], rows['rest'], num_classes) / total(
-        rows['values'], rows['rest'])
+    return dense(rows['ids'], rows['values'], rows['rest'], num_classes) / _positive(total(
+        rows['values'], rows['rest']))
 
   return Method(
       'bsd', loss, init_table=init_table, update_rows=update_rows, epoch_stats=epoch_stats,
