@@ -3,9 +3,10 @@
 
 Runs a grid of methods x seeds x the --grid keys' values (bsd_jax/sweep_grid.py) on one host,
 `--parallel` runs at a time, each a plain `python -m bsd_jax.main` in <workdir>/<label>/seed<s>
-with its output in log.txt there, then writes and prints the results table (bsd_jax/results_table.py). The same
-`--config.KEY=VALUE` overrides apply to every run. Run again with the same arguments, it skips
-finished runs and resumes stopped ones. Several runs share one GPU well when a single run does
+with its output in log.txt there, then writes and prints the results table
+(bsd_jax/results_table.py). The same `--config.KEY=VALUE` overrides apply to every run. Run again
+with the same arguments, it skips finished runs and resumes stopped ones; another sweep into the
+same workdir adds its runs to the table (sweep.json keeps them all). Several runs share one GPU well when a single run does
 not fill it (CIFAR-size models): each run then gets 1/parallel of the GPU memory.
 """
 import json
@@ -99,6 +100,30 @@ def run_grid(config_path, workdir, overrides, runs, parallel, env):
   return failed
 
 
+def _write_manifest(workdir, config_path, overrides, runs):
+  """<workdir>/sweep.json: the labels in table order and each run's config, overrides and
+  arguments. A second sweep into the same workdir adds its runs to the earlier sweeps' (a run of
+  the same label and seed is replaced), so that the table keeps every run there."""
+  path = os.path.join(workdir, 'sweep.json')
+  earlier = {'labels': [], 'runs': []}
+  if os.path.exists(path):
+    try:
+      with open(path) as f:
+        earlier = json.load(f)
+    except ValueError as e:
+      _fail(f'{path} cannot be read ({e}): restore it, or use another --workdir')
+  new = [{'label': l, 'seed': s, 'config': config_path, 'overrides': overrides, 'args': a}
+         for l, s, a in runs]
+  replaced = {(r['label'], r['seed']) for r in new}
+  kept = [r for r in earlier.get('runs', []) if (r['label'], r['seed']) not in replaced]
+  manifest = {'config': config_path, 'overrides': overrides,
+              'labels': list(dict.fromkeys(earlier.get('labels', []) + [r['label'] for r in new])),
+              'runs': kept + new}
+  with open(path + '.tmp', 'w') as f:
+    json.dump(manifest, f, indent=2)
+  os.replace(path + '.tmp', path)
+
+
 def main(argv):
   del argv
   if not cli.WORKDIR.value:
@@ -113,11 +138,7 @@ def main(argv):
     _fail(str(e))
   workdir = cli.WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
-  manifest = {'config': config_path, 'overrides': overrides,
-              'labels': list(dict.fromkeys(label for label, _, _ in runs)),
-              'runs': [{'label': l, 'seed': s, 'args': a} for l, s, a in runs]}
-  with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
-    json.dump(manifest, f, indent=2)
+  _write_manifest(workdir, config_path, overrides, runs)
   print(f'{len(runs)} runs, {_PARALLEL.value} at a time, in {workdir}', flush=True)
   failed = run_grid(config_path, workdir, overrides, runs, _PARALLEL.value, _env(_PARALLEL.value))
   try:

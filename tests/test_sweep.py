@@ -81,6 +81,29 @@ def test_unfinished_runs_are_listed_not_averaged(sweep_dir, tmp_path):
   assert rows['ce']['top-1 %']['mean'] == seed0['accuracy']
 
 
+def test_a_second_sweep_into_the_same_workdir_keeps_the_first_ones_runs_in_the_table(
+    sweep_dir, tmp_path):
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(sweep_dir, copy)
+  with open(os.path.join(copy, 'sweep.json')) as f:
+    first = json.load(f)
+  # Another sweep: CE alone, another override; its one run is finished already.
+  proc = helpers.run_cli(['--config=configs/smoke.py', '--methods=ce', '--seeds=0',
+                          '--config.num_epochs=3', '--config.eval_every_epochs=2',
+                          '--config.data.val_size=100', '--config.log_every_steps=4',
+                          f'--workdir={copy}'], module='bsd_jax.sweep')
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  with open(os.path.join(copy, 'sweep.json')) as f:
+    merged = json.load(f)
+  assert merged['labels'] == first['labels'] == ['ce', W03, W08]
+  assert len(merged['runs']) == 6
+  ce0 = [r for r in merged['runs'] if (r['label'], r['seed']) == ('ce', 0)]
+  assert len(ce0) == 1 and ce0[0]['overrides'][-1] == '--config.log_every_steps=4'
+  table = results_table.write_table(copy)
+  assert all(f'| {label} | 2 |' in table for label in ('ce', W03, W08))
+
+
 @pytest.mark.slow
 def test_rerun_keeps_finished_runs(sweep_dir):
   run_dirs = [os.path.join(sweep_dir, label, f'seed{s}') for label in ('ce', W08)
