@@ -46,36 +46,29 @@ def test_save_then_restore_is_identical_on_any_device_count(tmp_path, trained, r
 
 
 @pytest.mark.parametrize('top_k', [0, TOP_K], ids=['dense', 'sparse'])
-def test_table_padding_follows_the_device_count(tmp_path, top_k):
-  """10 samples: 16 table rows on 8 devices, 12 on 4; the 10 real rows survive the move."""
-  state = _trained_state(jax.devices(), 10, top_k)
-  assert {a.shape[0] for a in jax.tree.leaves(state.alpha)} == {16}
-  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=1)
-  ckpt.save(1, state, {})
-  target = _abstract(helpers.step_setup(jax.devices()[:4], n=10, top_k=top_k)[0])
-  restored = ckpt.restore(1, target)
-  ckpt.close()
-  for got, saved in zip(jax.tree.leaves(restored.alpha), jax.tree.leaves(state.alpha)):
-    assert got.shape[0] == 12 and got.dtype == saved.dtype
-    np.testing.assert_array_equal(np.asarray(got)[:10], np.asarray(saved)[:10])
-  chex.assert_trees_all_equal(jax.device_get(restored.params), jax.device_get(state.params))
-
-
-@pytest.mark.parametrize('top_k', [0, TOP_K], ids=['dense', 'sparse'])
-def test_a_table_restored_onto_more_devices_gives_the_same_statistics(tmp_path, top_k):
-  """4 devices -> 8: 10 samples in 12 rows, then 16; the padding rows added are zeros, and the
-  epoch statistics and class targets of the table stay those of its 10 rows (not NaN)."""
+def test_table_padding_follows_the_device_count_both_ways(tmp_path, top_k):
+  """10 samples: 12 table rows on 4 devices, 16 on 8, 12 again on 4; the 10 real rows survive
+  each move. The padding rows a restore onto more devices adds are zeros: the epoch statistics
+  and class targets of the table stay those of its 10 rows (not NaN)."""
   state = _trained_state(jax.devices()[:4], 10, top_k)
-  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=1)
+  assert {a.shape[0] for a in jax.tree.leaves(state.alpha)} == {12}
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
   ckpt.save(1, state, {})
-  restored = ckpt.restore(1, _abstract(helpers.step_setup(jax.devices(), n=10, top_k=top_k)[0]))
+  on_8 = ckpt.restore(1, _abstract(helpers.step_setup(jax.devices(), n=10, top_k=top_k)[0]))
+  ckpt.save(2, on_8, {})
+  on_4 = ckpt.restore(2, _abstract(state))
   ckpt.close()
+  for restored, rows in ((on_8, 16), (on_4, 12)):
+    for got, saved in zip(jax.tree.leaves(restored.alpha), jax.tree.leaves(state.alpha)):
+      assert got.shape[0] == rows and got.dtype == saved.dtype
+      np.testing.assert_array_equal(np.asarray(got)[:10], np.asarray(saved)[:10])
+    chex.assert_trees_all_equal(jax.device_get(restored.params), jax.device_get(state.params))
   config = helpers.load_config('smoke.py')
   config.bsd.top_k = top_k
   method = methods.get_method(config)
   labels = np.arange(10, dtype=np.int32) % helpers.K  # any labels: the same for both tables
   out = []
-  for table in (state.alpha, restored.alpha):
+  for table in (state.alpha, on_8.alpha):
     rows = jax.tree.leaves(table)[0].shape[0]
     padded = np.zeros(rows, np.int32)
     padded[:10] = labels

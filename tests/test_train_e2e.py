@@ -115,7 +115,10 @@ def test_command_line_overrides_reach_the_run(tmp_path):
   assert max(r['epoch'] for r in helpers.read_metrics(tmp_path)) == 1
 
 
-@pytest.mark.parametrize('source', ['train_pass', 'eval_pass'])
+# train_pass is slow-marked: the sparse posterior's conservation test (test_bsd_sparse_training.py)
+# checks the same totals of an update-at-visit run with a wrapped last batch by default.
+@pytest.mark.parametrize('source', [pytest.param('train_pass', marks=pytest.mark.slow),
+                                    'eval_pass'])
 def test_every_row_is_updated_exactly_once_per_epoch(tmp_path, source):
   """Each update adds one probability vector: after 2 epochs every row of alpha sums to
   gamma^2 * (c + (K-1) eps) + gamma + 1, including the samples of the wrapped last batch."""
@@ -130,7 +133,9 @@ def test_every_row_is_updated_exactly_once_per_epoch(tmp_path, source):
   np.testing.assert_allclose(state['alpha'][:1000].sum(1), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize('flag', ['--config.method=pskd', '--config.bsd.top_k=3',
+# PS-KD's and DLB's are slow-marked: the sparse table's resume runs the same table code by default.
+@pytest.mark.parametrize('flag', [pytest.param('--config.method=pskd', marks=pytest.mark.slow),
+                                  '--config.bsd.top_k=3',
                                   pytest.param('--config.method=dlb', marks=pytest.mark.slow)],
                          ids=['pskd', 'bsd_sparse', 'dlb'])
 def test_tables_and_carries_resume_bit_exact(tmp_path, flag):
