@@ -44,7 +44,7 @@ def _run(tmp_path, method, k):
   return _progress_lines(out), helpers.read_metrics(tmp_path / f'k{k}'), leaves
 
 
-@pytest.mark.slow  # 35 s: K = 1, 3 and 8 runs; the stop-and-resume test below runs by default
+@pytest.mark.slow  # 35 s: K = 1, 3 and 8 runs
 def test_steps_per_call_changes_nothing_but_the_speed(tmp_path):
   method = 'dlb'  # an extra view and a carried state (BSD: the stop-and-resume test below)
   lines1, metrics1, leaves1 = _run(tmp_path, method, 1)
@@ -82,6 +82,7 @@ def _loss_close(lines_a, lines_b):
              for a, b in zip(lines_a, lines_b, strict=True))
 
 
+@pytest.mark.slow  # 36 s: K > 1 is opt-in (the default is 1); the call lengths run by default
 def test_a_run_of_several_steps_per_call_stops_and_resumes_bit_exact(tmp_path):
   """SIGTERM lands between calls; the resumed run (here with another K > 1) ends where the
   uninterrupted one does. The stopped run logs every 2 steps (a line and a sync every call), so

@@ -71,6 +71,7 @@ def test_supcon_step_on_8_devices_equals_1_device(positives):
   assert first[1] > first[0] + 1e-3
 
 
+@pytest.mark.slow  # 14 s; the loss against a brute-force loop and the config checks run by default
 def test_bsd_with_supcon_trains_and_evaluates(tmp_path):
   config = helpers.load_config('smoke.py')
   config.data.augment = True
