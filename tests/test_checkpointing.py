@@ -91,8 +91,8 @@ def test_a_dense_checkpoint_is_refused_for_a_sparse_config(tmp_path):
   ckpt.close()
 
 
-def test_keeps_only_the_last_k(tmp_path, trained):
-  state, _ = trained
+def test_keeps_only_the_last_k(tmp_path):
+  state = helpers.step_setup(jax.devices())[0]
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
   for s in (1, 2, 3):
     ckpt.save(s, state, {})
