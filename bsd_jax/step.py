@@ -45,6 +45,9 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
   from the prediction on its mixed image (as PS-KD's code stores the prediction on the image it
   trained on; bsd.prediction_source = 'eval_pass' updates from clean images instead).
   """
+  update = (None if method.update_rows is None else
+            sharding.per_device_rows(method.update_rows, mesh))
+
   def train_step(state, data, batch):
     index, mask = batch['index'], batch['mask']
     batch_size = index.shape[0]
@@ -96,9 +99,8 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
     probs = jax.nn.softmax(inputs.logits.astype(jnp.float32), axis=-1)
     alpha = state.alpha
-    if update_table and method.update_rows is not None:
+    if update_table and update is not None:
       # Update at visit (METHOD.md 1): the same train-pass forward gives the loss and the update.
-      update = sharding.per_device_rows(method.update_rows, mesh)
       alpha = sharding.scatter_rows(alpha, index, update(rows, probs, epoch), mask > 0, mesh)
     carry = state.carry if method.next_carry is None else method.next_carry(inputs)
     count = jnp.sum(mask)
@@ -199,12 +201,12 @@ def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
   """refresh(state, data, batch) -> state with the batch's rows updated from clean eval-mode
   predictions (a method with refresh_pass: one extra forward pass per epoch)."""
   predict_images = make_predict_images(model, mean, std)
+  update = sharding.per_device_rows(method.update_rows, mesh)
 
   def refresh(state, data, batch):
     probs = predict_images(state, _images(data, batch, 'index', mesh))
     rows = sharding.gather_rows(state.alpha, batch['index'], mesh)
     epoch = state.step // steps_per_epoch - 1  # runs after the epoch's last step
-    update = sharding.per_device_rows(method.update_rows, mesh)
     alpha = sharding.scatter_rows(state.alpha, batch['index'], update(rows, probs, epoch),
                                   batch['mask'] > 0, mesh)
     return state.replace(alpha=alpha)

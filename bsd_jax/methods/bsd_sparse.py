@@ -154,9 +154,8 @@ def shadow_gap(ids, values, rest, shadow, valid):
   (`shadow`, config.bsd.top_k_shadow), over the valid rows: the mean and largest |t_sparse -
   t_dense| over rows and classes, and the mean total variation 1/2 sum_j |t_sparse - t_dense|."""
   num_classes = shadow.shape[-1]
-  t_sparse = dense(ids, values, rest, num_classes) / _positive(total(values, rest))
-  t_dense = bsd.posterior_mean(shadow)
-  gap = jnp.abs(t_sparse - t_dense)
+  gap = jnp.abs(bsd.posterior_mean(dense(ids, values, rest, num_classes)) -
+                bsd.posterior_mean(shadow))
   w = valid.astype(jnp.float32)
   n = jnp.maximum(jnp.sum(w), 1.0)
   return {'shadow_abs_mean': jnp.sum(w[:, None] * gap) / (n * num_classes),
@@ -201,8 +200,7 @@ def method(config, hp):
     return out
 
   def row_targets(rows, num_classes):
-    return dense(rows['ids'], rows['values'], rows['rest'], num_classes) / _positive(total(
-        rows['values'], rows['rest']))
+    return bsd.posterior_mean(dense(rows['ids'], rows['values'], rows['rest'], num_classes))
 
   return Method(
       'bsd', loss, init_table=init_table, update_rows=update_rows, epoch_stats=epoch_stats,
