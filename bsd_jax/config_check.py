@@ -73,6 +73,7 @@ def _check_method(config):
 
 
 def _check_bsd(config):
+  from bsd_jax import methods
   from bsd_jax.methods import bsd
   b = config.bsd
   if b.gamma is None:
@@ -93,6 +94,11 @@ def _check_bsd(config):
            f'{b.prediction_source!r}')
   _require(b.top_k >= 0, f'config.bsd.top_k must be >= 0 (0 = the dense posterior), got '
            f'{b.top_k}')
+  _require(config.table_dtype != 'bfloat16' or methods.bfloat16_holds(gamma),
+           f"config.table_dtype = 'bfloat16' cannot hold BSD's posterior at gamma = {gamma:.4f}: "
+           f'an update moves an entry by {1 - gamma:.2%} of its distance to the prediction, '
+           'below bfloat16\'s resolution (2^-8), so the entries stop learning; use '
+           "table_dtype 'float32' (bsd.top_k keeps a smaller table)")
   _require(b.top_k > 0 or not b.top_k_shadow, 'config.bsd.top_k_shadow needs config.bsd.top_k '
            '> 0 (it measures the sparse posterior against the dense one)')
 
@@ -137,7 +143,14 @@ def _check_dlb(config):
 
 
 def _check_temporal_ensembling(config):
-  _in(config.temporal_ensembling.alpha, 0, 1, 'temporal_ensembling.alpha', high_open=True)
+  from bsd_jax import methods
+  a = config.temporal_ensembling.alpha
+  _in(a, 0, 1, 'temporal_ensembling.alpha', high_open=True)
+  _require(config.table_dtype != 'bfloat16' or methods.bfloat16_holds(a),
+           f"config.table_dtype = 'bfloat16' cannot hold temporal ensembling's EMA at "
+           f'temporal_ensembling.alpha = {a}: an update moves an entry by {1 - a:.0%} of its '
+           "distance to the prediction, too little for bfloat16's resolution (2^-8) to follow "
+           "within 1% (alpha <= 0.609 can); use table_dtype 'float32'")
   _positive(config, 'temporal_ensembling.max_weight', strict=False)
   _positive(config, 'temporal_ensembling.rampup_epochs')
 

@@ -16,12 +16,16 @@ def accuracy(probs, labels):
   return jnp.mean(jnp.argmax(probs, axis=-1) == labels)
 
 
-def top_k_accuracy(probs, labels, k: int = 5):
-  """Fraction of samples whose label is among the k most probable classes: fewer than k classes
-  have a strictly larger probability (a tie with the label counts in its favour)."""
-  probs = jnp.asarray(probs)
-  p = jnp.take_along_axis(probs, jnp.asarray(labels)[:, None], axis=-1)
-  return jnp.mean(jnp.sum(probs > p, axis=-1) < k)
+def top_k_accuracy(logits, labels, k: int = 5):
+  """Fraction of samples whose label is among the k highest logits: fewer than k other classes
+  have a logit at least the label's (a tie counts against the label, so a model that outputs
+  the same logit for every class scores 0). From logits, not probabilities: a probability that
+  underflows to 0 (a logit gap above ~88 in float32) would tie with every other such class."""
+  logits = jnp.asarray(logits, jnp.float32)
+  labels = jnp.asarray(labels)
+  z = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+  others = jnp.arange(logits.shape[-1]) != labels[:, None]
+  return jnp.mean(jnp.sum((logits >= z) & others, axis=-1) < k)
 
 
 def nll(probs, labels):
@@ -115,7 +119,7 @@ def reliability_bins(probs, labels, num_bins: int = 15):
 # One line per reported metric, written next to the numbers in eval/metrics.json.
 DEFINITIONS = {
     'accuracy': 'top-1',
-    'top5': 'the label among the 5 most probable classes (ties in its favour); >= 5 classes only',
+    'top5': 'the label among the 5 highest logits (a tie counts against it); >= 5 classes only',
     'nll': 'mean -log p(y), p clipped at 1e-12',
     'ece': 'top-label, 15 equal-width bins (m/15, (m+1)/15], empty bins skipped',
     'ece_10': 'as ece with 10 bins',
@@ -127,8 +131,9 @@ DEFINITIONS = {
 }
 
 
-def classification_metrics(probs, labels):
-  """The metrics reported for every evaluation, as python floats (top5 with >= 5 classes)."""
+def classification_metrics(probs, labels, logits=None):
+  """The metrics reported for every evaluation, as python floats (top5 from `logits`, when
+  given, with >= 5 classes)."""
   out = {
       'accuracy': float(accuracy(probs, labels)),
       'nll': float(nll(probs, labels)),
@@ -136,14 +141,14 @@ def classification_metrics(probs, labels):
       'brier': float(brier(probs, labels)),
       'confidence': float(confidence(probs)),
   }
-  if np.shape(probs)[-1] >= 5:
-    out['top5'] = float(top_k_accuracy(probs, labels, 5))
+  if logits is not None and np.shape(logits)[-1] >= 5:
+    out['top5'] = float(top_k_accuracy(logits, labels, 5))
   return out
 
 
-def full_metrics(probs, labels):
+def full_metrics(probs, labels, logits=None):
   """The per-epoch metrics plus ECE at 10 bins, adaptive and class-wise ECE (15 bins), AURC."""
-  out = classification_metrics(probs, labels)
+  out = classification_metrics(probs, labels, logits)
   out.update({
       'ece_10': float(ece(probs, labels, num_bins=10)),
       'adaptive_ece': float(adaptive_ece(probs, labels, 15)),

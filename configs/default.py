@@ -16,7 +16,8 @@ def get_config():
   c.model.cnn_widths = (32, 64, 128)  # channels per stage of name='cnn'
   c.compute_dtype = 'float32'       # or 'bfloat16' (params, BN statistics, losses stay float32)
   c.table_dtype = 'float32'         # storage of the per-sample table (BSD alpha, PS-KD, TE):
-                                    # or 'bfloat16' (half the memory; updates computed in float32)
+                                    # or 'bfloat16' (half the memory; refused where it
+                                    # cannot follow the update: BSD, docs/design.md)
   c.seed = 0                        # init, data order and augmentation
 
   c.num_epochs = 200

@@ -45,7 +45,7 @@ def run_cli(args, module='bsd_jax.main', **kwargs):
 
 
 def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype='float32', top_k=0,
-               num_classes=K):
+               num_classes=K, bsd_gamma=None):
   """Everything a train step needs, built by experiment.build as training builds it, on a mesh
   over `devices`: random 16x16 images of `num_classes` classes, batch 16 (`supcon`:
   config.supcon values; the per-sample table stored in `table_dtype`; `top_k`: config.bsd.top_k).
@@ -53,7 +53,7 @@ def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype='float3
   padding samples (mask 0)."""
   config = load_config("smoke.py")
   config.method, config.batch_size, config.table_dtype = method_name, 16, table_dtype
-  config.bsd.top_k = top_k
+  config.bsd.top_k, config.bsd.gamma = top_k, bsd_gamma
   for key, value in (supcon or {}).items():
     config.supcon[key] = value
   config.data.augment = True

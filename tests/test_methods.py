@@ -83,10 +83,53 @@ def test_cskd():
   assert _loss(config, extra=E) == pytest.approx(expected, rel=1e-5)
 
 
-def test_tfkd_reg():
-  teacher = np.array([[0.99, 0.005, 0.005]])
-  expected = 0.9 * CE + 0.1 * _kl(teacher, Z, 20.0)
-  assert _loss(_config('tfkd_reg')) == pytest.approx(expected, rel=1e-5)
+def _authors_tfkd_reg(outputs, labels, reg_alpha, reg_temperature, multiplier,
+                      correct_prob=0.99):
+  """loss_kd_regularization of yuanli2333/Teacher-free-Knowledge-Distillation
+  (my_loss_function.py) as torch computes it: F.cross_entropy averages over the batch,
+  nn.KLDivLoss() averages target * (log target - input) over all B x K elements, the student's
+  log_softmax(outputs) is not divided by T, and the teacher is softmax(teacher_soft / T)."""
+  b, k = outputs.shape
+  rows = np.arange(b)
+  log_p = _log_softmax(outputs)
+  loss_ce = -np.mean(log_p[rows, labels])
+  teacher_soft = np.full((b, k), (1 - correct_prob) / (k - 1))
+  teacher_soft[rows, labels] = correct_prob
+  t = _softmax(teacher_soft / reg_temperature)
+  loss_soft_regu = np.mean(t * (np.log(t) - log_p)) * multiplier
+  return (1 - reg_alpha) * loss_ce + reg_alpha * loss_soft_regu
+
+
+def _batch_loss(config, logits, labels, **fields):
+  method = methods.get_method(config)
+  b = logits.shape[0]
+  inputs = methods.StepInputs(
+      logits=jnp.asarray(logits, jnp.float32), labels=jnp.asarray(labels), mask=jnp.ones(b),
+      rows=jnp.zeros((b, 1)), epoch=jnp.asarray(3, jnp.int32),
+      **{k: jnp.asarray(v, jnp.float32 if k != 'extra_labels' else jnp.int32)
+         for k, v in fields.items()})
+  return float(method.loss(inputs))
+
+
+@pytest.mark.parametrize('alpha,temperature,m', [(0.1, 20.0, 100.0), (0.1, 40.0, 50.0),
+                                                 (0.95, 40.0, 1.0)])
+def test_tfkd_reg_is_its_authors_loss_on_random_logits(alpha, temperature, m):
+  # Their CIFAR-100 settings (ResNet-18, GoogLeNet, MobileNetV2); ours takes m / K per sample.
+  rng = np.random.default_rng(3)
+  k = 100
+  logits = rng.normal(0, 3, (8, k))
+  labels = rng.integers(0, k, 8)
+  config = _config('tfkd_reg', tfkd={'alpha': alpha, 'temperature': temperature,
+                                      'multiplier': m / k})
+  assert _batch_loss(config, logits, labels) == pytest.approx(
+      _authors_tfkd_reg(logits, labels, alpha, temperature, m), rel=1e-5)
+
+
+def test_tfkd_reg_does_not_soften_the_student():
+  # By hand for one sample: the teacher softened at T = 20, the student's log-probabilities at 1.
+  teacher = _softmax(np.array([[0.99, 0.005, 0.005]]) / 20.0)
+  kl = float((teacher * (np.log(teacher) - _log_softmax(Z))).sum())
+  assert _loss(_config('tfkd_reg')) == pytest.approx(0.9 * CE + 0.1 * kl, rel=1e-5)
 
 
 def test_dlb():
@@ -94,8 +137,27 @@ def test_dlb():
   assert _loss(config, extra=E, extra_mask=0.0, carry=Z) == pytest.approx(CE, rel=1e-6)
   ce_extra = float(-_log_softmax(E)[0, 0])
   carry = np.array([[1.0, 1.0, 0.0]])
-  expected = (CE + ce_extra + 9 * _kl(carry, E, 3.0)) / 2
+  # CE averaged over both halves, the KL over the repeated half only (their 'batchmean').
+  expected = (CE + ce_extra) / 2 + 9 * _kl(carry, E, 3.0)
   assert _loss(config, extra=E, carry=carry) == pytest.approx(expected, rel=1e-5)
+
+
+def test_dlb_is_its_authors_loss_on_random_logits():
+  """Meta-knowledge-Lab/DLB, dlb.py: F.cross_entropy(cat(out_pre, out), cat(pre_label, label))
+  + alpha T^2 F.kl_div(log_softmax(out_pre / T), softmax(pre_out / T), 'batchmean')."""
+  rng = np.random.default_rng(4)
+  b, k, t, a = 6, 10, 3.0, 1.0
+  out, out_pre, pre_out = (rng.normal(0, 2, (b, k)) for _ in range(3))
+  label, pre_label = rng.integers(0, k, b), rng.integers(0, k, b)
+  both = np.concatenate([_log_softmax(out_pre), _log_softmax(out)])
+  ce = -np.mean(both[np.arange(2 * b), np.concatenate([pre_label, label])])
+  teacher = _softmax(pre_out / t)
+  kl = np.sum(teacher * (np.log(teacher) - _log_softmax(out_pre / t))) / b
+  expected = ce + a * t * t * kl
+  config = _config('dlb', dlb={'temperature': t, 'weight': a})
+  got = _batch_loss(config, out, label, extra_logits=out_pre, extra_labels=pre_label,
+                    extra_mask=np.ones(b), carry=pre_out)
+  assert got == pytest.approx(expected, rel=1e-5)
 
 
 def test_temporal_ensembling():

@@ -111,15 +111,35 @@ def test_reliability_bins_count_every_sample_once():
   assert np.isnan(acc[0])
 
 
-def test_top5_counts_the_label_among_the_five_most_probable_ties_in_its_favour():
-  probs = np.array([[0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],   # label rank 5: out
-                    [0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],   # label rank 4: in
-                    [0.25, 0.15, 0.15, 0.15, 0.15, 0.15, 0.00],   # tied for 2nd..6th: in
-                    [0.40, 0.20, 0.10, 0.10, 0.10, 0.10, 0.00]])  # 0.0 below five others: out
+def test_top5_counts_the_label_among_the_five_highest_logits_ties_against_it():
+  logits = np.log(np.array([[0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],   # label rank 5: out
+                            [0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],   # label rank 4: in
+                            [0.25, 0.15, 0.15, 0.15, 0.15, 0.15, 0.01],   # tied 2nd..6th: out
+                            [0.40, 0.20, 0.10, 0.10, 0.10, 0.05, 0.05]])) # 5 above, 1 tie: out
   labels = np.array([5, 4, 5, 6])
-  assert float(metrics.top_k_accuracy(probs, labels, 5)) == 0.5
-  assert float(metrics.top_k_accuracy(probs, np.zeros(4, int), 1)) == 1.0
-  full = metrics.classification_metrics(probs, labels)
-  assert full['top5'] == 0.5
-  four = probs[:, :4] / probs[:, :4].sum(1, keepdims=True)
-  assert 'top5' not in metrics.classification_metrics(four, np.zeros(4, int))
+  assert float(metrics.top_k_accuracy(logits, labels, 5)) == 0.25
+  assert float(metrics.top_k_accuracy(logits, np.zeros(4, int), 1)) == 1.0
+  probs = np.asarray(metrics.softmax(logits))
+  assert metrics.classification_metrics(probs, labels, logits)['top5'] == 0.25
+  assert 'top5' not in metrics.classification_metrics(probs, labels)
+  four = logits[:, :4]
+  assert 'top5' not in metrics.classification_metrics(probs[:, :4], np.zeros(4, int), four)
+
+
+def test_top5_of_a_label_whose_probability_underflows_is_a_miss():
+  # 200 classes: three classes far ahead (the label's probability underflows to 0 in float32,
+  # as do those of the 196 others), the label ranked 151st.
+  logits = np.zeros((1, 200), np.float32)
+  logits[0, :3] = [300.0, 200.0, 150.0]
+  logits[0, 3:] = -np.arange(197, dtype=np.float32) * 0.01
+  label = np.array([150])
+  probs = np.asarray(metrics.softmax(logits))
+  assert probs[0, 150] == 0.0 and np.sum(probs[0] > 0) < 5  # the defect's conditions hold
+  assert float(metrics.top_k_accuracy(logits, label, 5)) == 0.0
+  assert float(metrics.top_k_accuracy(logits, np.array([2]), 5)) == 1.0
+
+
+def test_top5_of_a_constant_model_is_zero():
+  logits = np.zeros((6, 100), np.float32)
+  assert float(metrics.top_k_accuracy(logits, np.arange(6), 5)) == 0.0
+  assert float(metrics.top_k_accuracy(logits + 3.0, np.arange(6), 100)) == 1.0

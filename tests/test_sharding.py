@@ -86,8 +86,9 @@ def test_step_updates_exactly_the_visited_valid_rows():
 
 
 def test_bfloat16_table_is_split_over_the_devices_and_updated_like_float32():
-  state, train_step, data, batch, batch_dev = helpers.step_setup(jax.devices(),
-                                                                 table_dtype='bfloat16')
+  # gamma 0.6: a decay bfloat16 can follow (BSD's usual ones are refused, test_bsd_posterior.py)
+  state, train_step, data, batch, batch_dev = helpers.step_setup(
+      jax.devices(), table_dtype='bfloat16', bsd_gamma=0.6)
   assert state.alpha.dtype == jnp.bfloat16
   shards = state.alpha.addressable_shards
   assert len({s.device for s in shards}) == 8
@@ -98,7 +99,7 @@ def test_bfloat16_table_is_split_over_the_devices_and_updated_like_float32():
   assert _collectives_on_table(hlo) == []
   after, _ = train_step(state, data, batch_dev)
   assert after.alpha.dtype == jnp.bfloat16 and after.alpha.sharding == state.alpha.sharding
-  ref_state, ref_step, _, _, _ = helpers.step_setup(jax.devices())
+  ref_state, ref_step, _, _, _ = helpers.step_setup(jax.devices(), bsd_gamma=0.6)
   reference, _ = ref_step(ref_state, data, batch_dev)
   visited = batch['index'][batch['mask'] > 0]
   # Same update, rounded to bfloat16 (8 significant bits) once.

@@ -73,7 +73,7 @@ class TestSuite(Suite):
     record = {'step': step, 'epoch': step // r.exp.steps_per_epoch, 'dataset': r.ds.name,
               'split': r.config.data.test_split, 'num_samples': int(labels.shape[0]),
               'method': r.config.method,
-              'metrics': metrics.full_metrics(self._probs, labels),
+              'metrics': metrics.full_metrics(self._probs, labels, logits),
               'reliability': _bins(self._probs, labels)}
     if mode != 'off' and r.ds.val_labels is not None:
       t, scaled_metrics, self._scaled = scaled(logits, labels, r.predictions(state, 'val')[0],

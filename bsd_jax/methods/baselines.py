@@ -63,33 +63,40 @@ def cskd(config):
 
 
 def tfkd_reg(config):
-  """Teacher-free KD, regularisation form (Yuan et al. 2020): a virtual teacher with
-  `correct_prob` on the label and the rest uniform, softened as softmax(q / T); loss
-  (1 - a) CE + a * multiplier * KL(teacher || softmax(z / T)). The KL is summed over classes
-  per sample (their code averages it over batch x classes and multiplies to compensate)."""
+  """Teacher-free KD, regularisation form (Yuan et al. 2020), as its authors' code computes it
+  (loss_kd_regularization): a virtual teacher q with `correct_prob` on the label and the rest
+  uniform, softened as t = softmax(q / T); loss (1 - a) CE + a * multiplier * KL(t || softmax(z)),
+  the student NOT divided by T. The KL is summed over classes per sample; their code averages it
+  over batch x classes (KLDivLoss's 'mean') and multiplies by their m, so multiplier = m / K
+  (their ResNet-18 on CIFAR-100: m = 100, multiplier 1)."""
   c = config.tfkd
 
   def loss(inp):
     k = inp.logits.shape[-1]
     q = jnp.where(_one_hot_like(inp) > 0, c.correct_prob, (1 - c.correct_prob) / (k - 1))
-    per = ((1 - c.alpha) * losses.cross_entropy(inp.logits, inp.labels)
-           + c.alpha * c.multiplier * kl_divergence(q, inp.logits, c.temperature))
+    teacher = jax.nn.softmax(q / c.temperature, -1)
+    log_t = jax.nn.log_softmax(q / c.temperature, -1)
+    log_p = jax.nn.log_softmax(inp.logits.astype(jnp.float32), -1)
+    kl = jnp.sum(teacher * (log_t - log_p), -1)
+    per = (1 - c.alpha) * losses.cross_entropy(inp.logits, inp.labels) + c.alpha * c.multiplier * kl
     return masked_mean(per, inp.mask)
 
   return Method('tfkd_reg', loss)
 
 
 def dlb(config):
-  """DLB (Shen et al. 2022): each batch also carries the previous batch, augmented again; CE on
-  both, plus alpha T^2 KL(softmax(z_prev/T) || softmax(z_now/T)) on the repeated samples, where
-  z_prev are their logits from the previous step (the carry)."""
+  """DLB (Shen et al. 2022), as its authors' code computes it: each batch also carries the
+  previous batch, augmented again; CE averaged over both halves, plus
+  alpha T^2 KL(softmax(z_prev/T) || softmax(z_now/T)) averaged over the repeated samples
+  (F.kl_div's 'batchmean'), where z_prev are their logits from the previous step (the carry)."""
   temp, weight = config.dlb.temperature, config.dlb.weight
 
   def loss(inp):
     ce_all = (jnp.sum(losses.cross_entropy(inp.logits, inp.labels) * inp.mask)
               + jnp.sum(losses.cross_entropy(inp.extra_logits, inp.extra_labels) * inp.extra_mask))
-    kl = jnp.sum(kl_divergence(inp.carry, inp.extra_logits, temp) * inp.extra_mask)
-    return (ce_all + weight * temp ** 2 * kl) / jnp.maximum(jnp.sum(inp.mask + inp.extra_mask), 1)
+    kl = kl_divergence(inp.carry, inp.extra_logits, temp)
+    return (ce_all / jnp.maximum(jnp.sum(inp.mask + inp.extra_mask), 1)
+            + weight * temp ** 2 * masked_mean(kl, inp.extra_mask))
 
   return Method('dlb', loss, extra_view='previous_batch',
                 init_carry=lambda b, k: jnp.zeros((b, k), jnp.float32),

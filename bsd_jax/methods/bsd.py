@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from bsd_jax import losses
-from bsd_jax.methods import Method, masked_mean
+from bsd_jax.methods import Method, check_bfloat16_decay, masked_mean
 
 
 def init_alpha(labels, num_classes: int, c: float, eps: float, dtype=jnp.float32):
@@ -28,7 +28,9 @@ def posterior_mean(alpha):
 
 
 def update_alpha(alpha, probs, gamma: float):
-  """One Bayesian update with discount: gamma * alpha + probs (probs carry no gradient)."""
+  """One Bayesian update with discount: gamma * alpha + probs (probs carry no gradient).
+  alpha [..., K] float32, or bfloat16 where `methods.bfloat16_holds(gamma)` (else ValueError)."""
+  check_bfloat16_decay(alpha.dtype, gamma, 'bsd.update_alpha')
   probs = jax.lax.stop_gradient(probs)
   return (gamma * alpha.astype(jnp.float32) + probs).astype(alpha.dtype)
 

@@ -6,8 +6,9 @@ A row keeps k (class id, alpha) pairs and one scalar `rest`: the total alpha of 
 classes, spread evenly over them. The row's total S = sum(values) + rest is the dense row's
 total (an update makes it gamma x S + sum(p), wherever the mass sits), so only the spread of the
 unkept mass is approximated; with k = K the row is the dense row (rest = 0). The values may be
-stored in bfloat16 (config.table_dtype); `rest` is float32 and absorbs the values' rounding, so
-the total stays exact to float32 rounding either way.
+stored in bfloat16 (config.table_dtype) where bfloat16 can follow the update
+(`methods.bfloat16_holds(gamma)`: gamma <= 0.609, never at a usual run length); `rest` is float32
+and absorbs the values' rounding, so the total stays exact to float32 rounding either way.
 
 Shapes: ids int32 [..., k], values [..., k], rest float32 [..., 1] (a row of the table is the
 three).
@@ -16,20 +17,42 @@ import jax
 import jax.numpy as jnp
 
 from bsd_jax import models
-from bsd_jax.methods import Method, bsd, masked_mean
+from bsd_jax.methods import Method, bsd, check_bfloat16_decay, masked_mean
 
 
 def init(labels, num_classes: int, k: int, c: float, eps: float, dtype=jnp.float32):
   """The prior: c on the label, eps on every other class; the kept slots hold the label and the
-  k - 1 classes after it (cyclically), the rest eps x (K - k). Values in `dtype`."""
+  k - 1 classes after it (cyclically), the rest eps x (K - k). Values in `dtype`; rounded to
+  bfloat16, the rest is what they leave of the prior's total c + (K - 1) eps."""
   if not 0 < k <= num_classes:
     raise ValueError(f'bsd_sparse.init: k must be in 1..{num_classes}, got {k}')
   offsets = jnp.arange(k, dtype=jnp.int32)
   ids = (labels[:, None].astype(jnp.int32) + offsets[None, :]) % num_classes
-  values = jnp.where(offsets[None, :] == 0, jnp.asarray(c, dtype), jnp.asarray(eps, dtype))
-  values = jnp.broadcast_to(values, ids.shape).astype(dtype)
-  rest = jnp.full(labels.shape + (1,), eps * (num_classes - k), jnp.float32)
+  values = jnp.where(offsets[None, :] == 0, jnp.float32(c), jnp.float32(eps))
+  values = jnp.broadcast_to(values, ids.shape)
+  if jnp.dtype(dtype) == jnp.float32:
+    return ids, values, jnp.full(labels.shape + (1,), eps * (num_classes - k), jnp.float32)
+  prior_total = jnp.full(labels.shape + (1,), c + eps * (num_classes - 1), jnp.float32)
+  values, rest = _stored(values, prior_total, num_classes, dtype)
   return ids, values, rest
+
+
+def _stored(kept, row_total, num_classes: int, dtype):
+  """(the kept values [..., k] float32 as stored in `dtype`, the rest [..., 1] float32 that makes
+  each row's total `row_total`). Rounded to nearest; a row whose rounded values would exceed
+  its total (bfloat16 rounding up a large value over a small rest) has them rounded towards
+  zero instead, so that the rest is never negative and the row's mass is kept."""
+  k = kept.shape[-1]
+  stored = kept.astype(dtype)
+  if jnp.dtype(dtype) != jnp.float32:
+    down = jnp.where(stored.astype(jnp.float32) > kept,
+                     jnp.nextafter(stored, jnp.zeros_like(stored)), stored)
+    over = jnp.sum(stored.astype(jnp.float32), -1, keepdims=True) > row_total
+    stored = jnp.where(over, down, stored)
+  if k >= num_classes:
+    return stored, jnp.zeros_like(row_total)
+  return stored, jnp.maximum(row_total - jnp.sum(stored.astype(jnp.float32), -1, keepdims=True),
+                             0.0)
 
 
 def _other_share(rest, num_classes: int, k: int):
@@ -53,7 +76,9 @@ def update(ids, values, rest, probs, gamma: float, store_dtype=None):
   """gamma x alpha + p on the union of the kept ids and the top k of p; the k largest are kept
   and `rest` set so that the row's total is gamma x S + sum(p) exactly (S: the old total), the
   kept values as they will be stored (`store_dtype`, default values.dtype) counted.
-  probs [..., K] carry no gradient."""
+  probs [..., K] carry no gradient. Values in bfloat16 only where `methods.bfloat16_holds(gamma)`
+  (else ValueError)."""
+  check_bfloat16_decay(store_dtype or values.dtype, gamma, 'bsd_sparse.update')
   num_classes, k = probs.shape[-1], ids.shape[-1]
   probs = jax.lax.stop_gradient(probs.astype(jnp.float32))
   old_total = total(values, rest)
@@ -67,11 +92,9 @@ def update(ids, values, rest, probs, gamma: float, store_dtype=None):
   kept, slot = jax.lax.top_k(new, k)
   new_ids = jnp.take_along_axis(cand_ids, slot, -1)
   # Rounded as stored: rest makes up for the storage's rounding of the kept values.
-  kept = kept.astype(store_dtype or values.dtype).astype(values.dtype)
   new_total = gamma * old_total + jnp.sum(probs, -1, keepdims=True)
-  new_rest = (jnp.zeros_like(new_total) if k >= num_classes else jnp.maximum(
-      new_total - jnp.sum(kept.astype(jnp.float32), -1, keepdims=True), 0.0))
-  return new_ids, kept, new_rest
+  stored, new_rest = _stored(kept, new_total, num_classes, store_dtype or values.dtype)
+  return new_ids, stored.astype(values.dtype), new_rest
 
 
 def target(ids, values, rest, num_classes: int):
