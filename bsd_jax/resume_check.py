@@ -40,6 +40,8 @@ def _acts(key, c):
     return METHOD_SECTIONS.get(c.get('method')) == section
   if key.startswith('supcon.') and key != 'supcon.weight':
     return (c.get('supcon.weight') or 0) > 0
+  if key == 'label_noise.clean_val':
+    return c.get('label_noise.kind', 'none') != 'none' and bool(c.get('data.val_size'))
   if key.startswith('label_noise.') and key != 'label_noise.kind':
     return c.get('label_noise.kind', 'none') != 'none'
   if key.startswith('data.stream.'):

@@ -100,8 +100,10 @@ def get_config():
   c.label_noise.kind = 'none'       # 'none', 'symmetric' or 'asymmetric'
   c.label_noise.rate = 0.0          # probability that a label is replaced
   c.label_noise.seed = 0            # fixed across training seeds unless changed
+  c.label_noise.clean_val = False   # True: the validation split (data.val_size) keeps clean
+                                    # labels (analysis only; by default it is as noisy as train)
   # Asymmetric noise beyond CIFAR-10 on an image folder: a CSV with columns path (its folder
-  # names the class) or class, and coarse_label, e.g. ../shared/data/cifar100-png/labels.csv.gz.
+  # names the class) or class, and coarse_label, e.g. the CIFAR-100 PNG folder's labels.csv.gz.
   # tfds cifar100 brings its own coarse labels.
   c.label_noise.superclass_csv = config_dict.placeholder(str)
 

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bsd_jax import data, periodic, sharding, train
+from bsd_jax import data, metrics, periodic, sharding, train
 from bsd_jax.data import order, stream_batches
+from bsd_jax.evaluation import common
 from bsd_jax.methods import bsd
 from bsd_jax.errors import UserError
 from tests import helpers
@@ -150,7 +151,18 @@ def test_validation_split_of_the_streamed_source(imagenet_dir, tmp_path):
   with open(tmp_path / 'eval' / 'metrics.json') as f:
     record = json.load(f)
   assert record['val_samples'] == 6 and record['num_samples'] == NUM_VAL
-  assert 'temperature' in record  # a float, or None where no T fits 6 samples
+  # T fitted on the streamed validation split: the checkpoint's validation logits, streamed
+  # again here, give the same T (or no T fits them, and the record says None).
+  config, ds, exp, state, _ = common.load_checkpoint(str(tmp_path))
+  val_logits, _ = common.checkpoint_run(config, ds, exp).predictions(state, 'val')
+  assert val_logits.shape[0] == 6
+  try:
+    expected = metrics.fit_temperature(val_logits, ds.val_labels)
+  except ValueError:
+    expected = None
+  assert (record['temperature'] is None) == (expected is None)
+  if expected is not None:
+    assert record['temperature'] == pytest.approx(expected, rel=1e-5)
 
 
 def test_each_process_reads_exactly_its_rows_of_the_global_batch(imagenet_dir):

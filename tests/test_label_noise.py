@@ -91,3 +91,40 @@ def test_bad_noise_settings(kind, rate, match):
   config.label_noise.kind, config.label_noise.rate = kind, rate
   with pytest.raises(UserError, match=match):
     check_config(config, 1)
+
+
+def _noisy_with_val(**noise):
+  """(the smoke config with 40% symmetric noise and a 500-sample validation split, its data)."""
+  from bsd_jax import data
+  config = helpers.load_config('smoke.py')
+  config.label_noise.kind, config.label_noise.rate = 'symmetric', 0.4
+  config.data.val_size = 500
+  for key, value in noise.items():
+    config.label_noise[key] = value
+  return config, data.load(config)
+
+
+def test_validation_labels_carry_the_same_noise_and_are_saved_and_read_back(tmp_path):
+  config, ds = _noisy_with_val()
+  clean_val = ds.val_labels.copy()
+  noisy_ds, clean, to_save = label_noise.prepare(config, ds, str(tmp_path))
+  n = clean_val.size
+  assert _within_binomial(np.sum(noisy_ds.val_labels != clean_val), n, 0.4)
+  # its own stream: not the first n of the training labels' draw
+  assert not np.array_equal(noisy_ds.val_labels != clean_val,
+                            (noisy_ds.train_labels != clean)[:n])
+  label_noise.save(config, str(tmp_path), clean, to_save)
+  again, _, nothing = label_noise.prepare(config, ds, str(tmp_path))  # a resume reads them back
+  assert nothing is None and np.array_equal(again.val_labels, noisy_ds.val_labels)
+  # the evaluate command's dataset: the same noisy validation labels
+  read = label_noise.with_saved_val_labels(config, ds, str(tmp_path))
+  assert np.array_equal(read.val_labels, noisy_ds.val_labels)
+
+
+def test_clean_val_keeps_the_validation_labels_clean(tmp_path):
+  config, ds = _noisy_with_val(clean_val=True)
+  noisy_ds, clean, to_save = label_noise.prepare(config, ds, str(tmp_path))
+  assert np.array_equal(noisy_ds.val_labels, ds.val_labels)
+  assert np.mean(noisy_ds.train_labels != clean) > 0.3
+  assert set(to_save) == {'noisy'}
+  assert label_noise.with_saved_val_labels(config, ds, str(tmp_path)) is ds

@@ -1,5 +1,13 @@
 """A run directory written before the redesign (tests/fixtures/README.md) still evaluates to the
-numbers that code computed, and resumes to the same end as the uninterrupted run, bit for bit."""
+numbers that code computed, and resumes to the same end as the uninterrupted run.
+
+The fixture's numbers were computed on another CPU (an AMD EPYC); XLA rounds differently per CPU
+(an Intel Xeon with AVX-512 gave NLL 2.4983530 for 2.4983532, table entries 2.4e-7 apart), so
+every float is compared with a relative tolerance of 1e-4 and an absolute one of 1e-5 (TOL):
+far above rounding, far below any change of method or data (a wrong label, one step more or a
+changed loss moves these numbers by more than 1e-3). Integers, strings and the structure are
+compared exactly. Bit-for-bit resume on one machine is tested by tests/test_faults.py and
+tests/test_checkpointing.py."""
 import json
 import os
 import shutil
@@ -9,6 +17,8 @@ import numpy as np
 import pytest
 
 from tests import helpers
+
+TOL = {'rtol': 1e-4, 'atol': 1e-5}
 
 FIXTURE = os.path.join(helpers.REPO, 'tests', 'fixtures', 'run_9c28292')
 EXPECTED = os.path.join(helpers.REPO, 'tests', 'fixtures', 'run_9c28292_expected')
@@ -51,6 +61,23 @@ def _without_additions(got, expected):
   return got
 
 
+def _assert_close(got, expected, where='record'):
+  """got == expected, floats within TOL, everything else exactly."""
+  if isinstance(expected, dict):
+    assert isinstance(got, dict) and sorted(got) == sorted(expected), where
+    for key in expected:
+      _assert_close(got[key], expected[key], f'{where}.{key}')
+  elif isinstance(expected, list):
+    assert isinstance(got, list) and len(got) == len(expected), where
+    for i, (g, e) in enumerate(zip(got, expected)):
+      _assert_close(g, e, f'{where}[{i}]')
+  elif isinstance(expected, float) and not isinstance(got, bool):
+    assert isinstance(got, (int, float)), where
+    assert got == pytest.approx(expected, rel=TOL['rtol'], abs=TOL['atol']), where
+  else:
+    assert got == expected and type(got) is type(expected), where
+
+
 def _run(args, module):
   proc = helpers.run_cli(args, module=module)
   out, _ = proc.communicate(timeout=300)
@@ -73,13 +100,13 @@ def test_old_run_directory_evaluates_to_the_recorded_numbers(tmp_path, suite, ar
        'bsd_jax.evaluate')
   with open(os.path.join(workdir, 'eval', f'{name}.json')) as f:
     got = json.load(f)
-  # Every field that code wrote has the same value; later versions may add fields (the test
-  # suite's reliability bins, the definition of its temperature).
-  assert _without_additions(got, _expected(f'eval_{name}.json', workdir, inputs)) == \
-      _expected(f'eval_{name}.json', workdir, inputs)
+  # Every field that code wrote has the same value (floats within TOL); later versions may add
+  # fields (the test suite's reliability bins, the definition of its temperature).
+  expected = _expected(f'eval_{name}.json', workdir, inputs)
+  _assert_close(_without_additions(got, expected), expected, name)
 
 
-def test_old_run_directory_resumes_to_the_same_end_bit_for_bit(tmp_path):
+def test_old_run_directory_resumes_to_the_same_end(tmp_path):
   workdir = _copy(tmp_path)
   out = _run(RUN_FLAGS + ['--workdir', workdir], 'bsd_jax.main')
   assert 'Resumed' in out and 'at step 8' in out
@@ -90,11 +117,14 @@ def test_old_run_directory_resumes_to_the_same_end_bit_for_bit(tmp_path):
   with np.load(os.path.join(EXPECTED, 'final_state.npz')) as expected:
     assert sorted(got) == sorted(expected.files)
     for key in expected.files:
-      np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+      if np.issubdtype(expected[key].dtype, np.floating):
+        np.testing.assert_allclose(got[key], expected[key], err_msg=key, **TOL)
+      else:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
   got, expected = helpers.read_metrics(workdir), helpers.read_metrics(EXPECTED)
-  # The records that code wrote, every value the same; the test records written after the
-  # restored step gain top5 (added since).
-  assert [_without_additions(g, e) for g, e in zip(got, expected)] == expected
+  # The records that code wrote, every value the same (floats within TOL); the test records
+  # written after the restored step gain top5 (added since).
+  _assert_close([_without_additions(g, e) for g, e in zip(got, expected)], expected, 'metrics')
   assert len(got) == len(expected)
   assert {k for g, e in zip(got, expected) for k in set(g) - set(e)} == {'top5'}
   # The fixture predates event files: its records before the restored step are written as

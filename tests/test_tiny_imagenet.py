@@ -110,6 +110,10 @@ def test_a_run_trains_and_evaluates_on_it(tiny, tmp_path):
      r'train/n01443537/images holds no .JPEG images'),
     (lambda r: Image.new('RGB', (32, 32)).save(
         os.path.join(r, 'val', 'images', 'val_0.JPEG'), format='JPEG'), r'val_0.JPEG is 32x32'),
+    # an image without an annotation line would be dropped from the test split
+    (lambda r: Image.new('RGB', (64, 64)).save(
+        os.path.join(r, 'val', 'images', 'val_extra.JPEG'), format='JPEG'),
+     r'val/images/val_extra.JPEG has no line in val/val_annotations.txt \(1 of 10'),
 ])
 def test_a_missing_or_malformed_file_is_one_line_naming_it(tiny, tmp_path, breakage, message):
   root = str(tmp_path / 'tiny-imagenet-200')

@@ -121,8 +121,13 @@ def test_final_evaluation_fits_t_on_the_validation_split(val_run):
 
 def test_evaluate_scales_or_refuses(val_run, tmp_path):
   record = evaluate.evaluate(val_run, temperature_scaling='on')
-  assert record['temperature'] == pytest.approx(
-      json.load(open(os.path.join(val_run, 'eval', 'metrics.json')))['temperature'])
+  # The evaluate command's T minimises the validation NLL of the checkpoint's own logits, and
+  # is the T the training's final evaluation logged.
+  t = record['temperature']
+  val_logits, val_labels, _, _ = _scaled_by_hand(val_run)
+  for factor in (0.98, 1.02):
+    assert _nll(val_logits, val_labels, t * factor) > _nll(val_logits, val_labels, t)
+  assert t == pytest.approx(helpers.read_metrics(val_run, 'test')[-1]['temperature'], rel=1e-6)
   assert os.path.exists(os.path.join(val_run, 'eval', 'reliability_scaled.png'))
   record = evaluate.evaluate(val_run, temperature_scaling='off')
   assert 'temperature' not in record and 'scaled_metrics' not in record
@@ -145,11 +150,14 @@ def test_evaluate_scales_or_refuses(val_run, tmp_path):
   assert not (plain / 'eval').exists()
 
 
-def test_fit_and_scaled_metrics_agree_with_the_metrics_of_scaled_probabilities():
+def test_fit_temperature_minimises_the_nll_and_scaled_metrics_are_those_of_scaled_probs():
   rng = np.random.default_rng(3)
   logits = rng.normal(0, 4, (300, 5))
-  labels = rng.integers(0, 5, 300)
-  t = 1.7
+  labels = np.argmax(logits + rng.normal(0, 4, (300, 5)), 1)  # over-confident logits: T > 1
+  t = metrics.fit_temperature(logits, labels)
+  grid = np.exp(np.linspace(np.log(0.2), np.log(20), 2001))
+  best = grid[np.argmin([_nll(logits, labels, g) for g in grid])]
+  assert t > 1 and t == pytest.approx(best, rel=0.01)  # the grid's spacing is 0.23%
   probs = metrics.softmax(logits, t)
   e = np.exp(logits / t - (logits / t).max(1, keepdims=True))  # computed here, in float64
   np.testing.assert_allclose(probs, e / e.sum(1, keepdims=True), rtol=1e-6)

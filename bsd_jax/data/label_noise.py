@@ -13,7 +13,9 @@ The noisy labels are computed once and written to <workdir>/noisy_labels.npz wit
 labels and the settings that made them; a resumed run reads them back, and a workdir whose file
 was made with other settings or another training set is refused. `prepare` only reads and
 checks; `save` writes, after the caller's other checks. Kind and rate are checked with the rest
-of the config (bsd_jax/config_check.py).
+of the config (bsd_jax/config_check.py). The validation split (config.data.val_size), held out
+before the noise, gets the same noise from its own stream of the seed unless
+config.label_noise.clean_val.
 """
 import csv
 import dataclasses
@@ -60,9 +62,11 @@ def asymmetric_map(num_classes, coarse_labels=None, fine_labels=None):
   return target
 
 
-def corrupt_labels(labels, num_classes, kind, rate, seed, coarse_labels=None):
+def corrupt_labels(labels, num_classes, kind, rate, seed, coarse_labels=None, move_to=None):
   """Noisy copy of `labels` ([n] int). `coarse_labels` ([n], aligned with labels) gives the
-  superclasses for asymmetric noise beyond CIFAR-10."""
+  superclasses for asymmetric noise beyond CIFAR-10; `move_to` ([K], asymmetric_map's answer)
+  is the map itself, made from other samples' superclasses. `seed`: anything
+  np.random.default_rng takes."""
   labels = np.asarray(labels)
   if kind not in KINDS or not 0.0 <= rate <= 1.0:
     raise ValueError(f'label noise {kind!r} at rate {rate} (config_check.py refuses it)')
@@ -75,7 +79,9 @@ def corrupt_labels(labels, num_classes, kind, rate, seed, coarse_labels=None):
     offset = rng.integers(1, num_classes, labels.shape[0])
     noisy = (labels + offset) % num_classes
   else:
-    noisy = asymmetric_map(num_classes, coarse_labels, labels)[labels]
+    if move_to is None:
+      move_to = asymmetric_map(num_classes, coarse_labels, labels)
+    noisy = move_to[labels]
   return np.where(flip, noisy, labels).astype(labels.dtype)
 
 
@@ -120,8 +126,39 @@ def _coarse_labels(config, ds):
   return ds.train_coarse_labels
 
 
+def _noisy_val(config, ds):
+  """Whether the validation split's labels carry the noise too (the default: a practitioner's
+  held-out labels are as noisy as the training labels; label_noise.clean_val keeps them clean,
+  for analysis)."""
+  return (config.label_noise.kind != 'none' and ds.val_labels is not None
+          and not config.label_noise.clean_val)
+
+
+def _saved_val(saved, path, ds):
+  if 'val_noisy' not in saved.files or not np.array_equal(saved['val_clean'], ds.val_labels):
+    raise UserError(f'{path} holds no noisy labels for this validation split of '
+                    f'{ds.val_labels.size} samples (made with config.label_noise.clean_val = '
+                    'True or another split); use another --workdir')
+  return saved['val_noisy']
+
+
+def with_saved_val_labels(config, ds, workdir):
+  """The dataset with the validation labels the run trained with: noisy ones read back from
+  <workdir>/noisy_labels.npz where the run's noise reached its validation split (the evaluate
+  command: temperature scaling fits T on the labels training had)."""
+  if not _noisy_val(config, ds):
+    return ds
+  path = os.path.join(workdir, FILE)
+  if not os.path.exists(path):
+    raise UserError(f'{path} is missing: the run trained with label noise on its validation '
+                    'labels; restore it, or evaluate with --temperature_scaling=off')
+  with np.load(path) as saved:
+    return dataclasses.replace(ds, val_labels=_saved_val(saved, path, ds).astype(np.int32))
+
+
 def prepare(config, ds, workdir):
-  """(dataset with noisy train labels, clean train labels, labels to save or None).
+  """(dataset with noisy train (and validation) labels, clean train labels, what `save` writes
+  or None).
 
   Without noise: (ds, None, None). Raises UserError before anything is written."""
   settings = _settings(config)
@@ -140,20 +177,37 @@ def prepare(config, ds, workdir):
                         f'{saved["clean"].size} samples; this config gives {settings} on '
                         f'{clean.size}; use another --workdir')
       noisy, to_save = saved['noisy'], None
+      val_noisy = _saved_val(saved, path, ds) if _noisy_val(config, ds) else None
   else:
-    coarse = _coarse_labels(config, ds) if settings['kind'] == 'asymmetric' else None
+    move_to = None
+    if settings['kind'] == 'asymmetric':
+      move_to = asymmetric_map(ds.num_classes, _coarse_labels(config, ds), clean)
     noisy = corrupt_labels(clean, ds.num_classes, settings['kind'], settings['rate'],
-                           settings['seed'], coarse_labels=coarse)
-    to_save = noisy
+                           settings['seed'], move_to=move_to)
+    val_noisy = None
+    if _noisy_val(config, ds):  # the same process, its own stream of the same seed
+      val_noisy = corrupt_labels(ds.val_labels, ds.num_classes, settings['kind'],
+                                 settings['rate'], (settings['seed'], 1), move_to=move_to)
+    to_save = {'noisy': noisy}
+    if val_noisy is not None:
+      to_save.update(val_clean=ds.val_labels, val_noisy=val_noisy)
   logging.info('Label noise %s: %d of %d training labels differ from the clean ones (%.4f)',
                settings, int(np.sum(noisy != clean)), clean.size, float(np.mean(noisy != clean)))
-  return dataclasses.replace(ds, train_labels=noisy.astype(np.int32)), clean, to_save
+  ds = dataclasses.replace(ds, train_labels=noisy.astype(np.int32))
+  if val_noisy is not None:
+    logging.info('The validation labels carry the same noise: %d of %d differ '
+                 '(config.label_noise.clean_val keeps them clean)',
+                 int(np.sum(val_noisy != ds.val_labels)), ds.val_labels.size)
+    ds = dataclasses.replace(ds, val_labels=val_noisy.astype(np.int32))
+  return ds, clean, to_save
 
 
-def save(config, workdir, clean, noisy):
-  """Write the noisy labels, the clean ones and the settings (np.savez, then an atomic rename)."""
+def save(config, workdir, clean, labels):
+  """Write the noisy labels (`labels`: prepare's {'noisy', and 'val_clean', 'val_noisy' where
+  the validation labels carry the noise}), the clean ones and the settings (np.savez, then an
+  atomic rename)."""
   path = os.path.join(workdir, FILE)
   tmp = path + '.tmp.npz'
-  np.savez(tmp, clean=clean, noisy=noisy, realised_rate=np.mean(noisy != clean),
-           **_settings(config))
+  np.savez(tmp, clean=clean, realised_rate=np.mean(labels['noisy'] != clean),
+           **labels, **_settings(config))
   os.replace(tmp, path)

@@ -140,6 +140,15 @@ def load(d) -> Source:
     seen.add(f'val/images/{fields[0]}')
     paths['test'].append(f'val/images/{fields[0]}')
     labels['test'].append(index[fields[1]])
+  unannotated = sorted(f for f in val_files if f'val/images/{f}' not in seen)
+  if unannotated:
+    raise UserError(f'config.data.root: {tree.where("val/images/" + unannotated[0])} has no line '
+                    f'in val/val_annotations.txt ({len(unannotated)} of {len(val_files)} '
+                    'validation images have none): restore the annotations file')
+  if len(wnids) == 200 and len(paths['test']) != 10_000:
+    raise UserError(f'config.data.root: {tree.where("val/images")} holds '
+                    f'{len(paths["test"])} annotated images; Tiny ImageNet has 10,000 (50 per '
+                    'class): restore the validation set')
   logging.info('Tiny ImageNet at %s: %d classes, %d train and %d validation (test) images',
                d.root, len(wnids), len(paths['train']), len(paths['test']))
 

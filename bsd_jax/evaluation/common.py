@@ -20,7 +20,8 @@ ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
                 'data.val_size': 0, 'data.val_seed': 0,               # no validation split
                 'data.cutmix_alpha': 0.0, 'data.mixup_alpha': 0.0,    # no CutMix or Mixup
                 'data.mix_prob': 1.0, 'data.mix_switch_prob': 0.5,
-                'bsd.top_k': 0, 'bsd.top_k_shadow': False}           # the dense posterior
+                'bsd.top_k': 0, 'bsd.top_k_shadow': False,           # the dense posterior
+                'label_noise.clean_val': True}       # validation labels were kept clean
 
 
 @dataclasses.dataclass
@@ -70,6 +71,7 @@ def load_run_config(workdir):
 def load_checkpoint(workdir, step=None):
   """(config, dataset, experiment, state, step) of a run's checkpoint; UserError if unusable."""
   from bsd_jax import checkpointing, data, experiment
+  from bsd_jax.data import label_noise
 
   config = load_run_config(workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints, read_only=True)
@@ -78,7 +80,7 @@ def load_checkpoint(workdir, step=None):
     raise UserError(f'{ckpt.directory}: no checkpoint to evaluate')
   if step is not None and step not in available:
     raise UserError(f'--step {step}: no such checkpoint in {ckpt.directory} (have {available})')
-  ds = data.load(config)
+  ds = label_noise.with_saved_val_labels(config, data.load(config), workdir)
   try:
     exp = experiment.build(config, ds)
   except KeyError as e:  # a name or key this version does not know (a config.json edited by hand)
