@@ -106,6 +106,7 @@ class _Run:
     return {'num_train': self.ds.num_train, 'num_classes': self.ds.num_classes,
             'dataset': self.ds.name, 'method': self.config.method,
             'model': self.config.model.name,
+            'config': json.loads(self.config.to_json()),  # config.json, should it be lost
             'epoch_sums': None if sums is None else {k: float(v) for k, v in sums.items()}}
 
 
@@ -214,7 +215,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 def _train(config, workdir, lock):
   # Checks: everything that can be wrong is checked before anything is written.
-  _agreed('read the workdir', lambda: workdir_lib.check_config(workdir, config))
+  _agreed('read the workdir', lambda: workdir_lib.check_config(workdir, config,
+                                                                restore=distributed.is_main()))
   num_devices = jax.device_count()
   mesh = sharding.make_mesh()
   ds = _agreed('read its part of the data',

@@ -2,14 +2,17 @@
 and config.json (the run it holds; written once, atomically).
 
 The lock is <workdir>/lock.json, created exclusively by the job that trains there and naming it
-(host, pid, start time). A second start refuses at once, naming the holder. A lock whose process
-is gone (same host) is taken over with a warning; a lock from another host is refused with the
-instruction to remove it if that job is dead (this host cannot tell). Reading commands
+by a token (host, boot id, PID namespace, pid and its start time, a random part). A second start
+refuses at once, naming the holder. A lock whose job this host can tell is gone (holder_alive)
+is taken over with a warning, one job at a time; a lock from another host, or of a pid in
+another PID namespace, is refused with the instruction to remove it if that job is dead. A job
+removes the lock at its end only if it still names it. Reading commands
 (evaluate, results_table) take no lock. In a multi-process job process 0 holds it for all.
 """
 import json
 import logging
 import os
+import secrets
 import socket
 import time
 
@@ -30,101 +33,202 @@ def check_path(workdir: str):
     raise UserError(f'--workdir {workdir}: {probe} is not writable')
 
 
-def check_config(workdir: str, config):
-  """UserError when <workdir>/config.json describes another run (resume_check)."""
+def check_config(workdir: str, config, restore: bool = True):
+  """UserError when <workdir>/config.json describes another run (resume_check). Without
+  config.json, a workdir with checkpoints is checked against the config its newest checkpoint
+  saved (and config.json written back from it when `restore`); one whose checkpoints saved none
+  (earlier versions) is refused: its run cannot be told."""
   path = os.path.join(workdir, CONFIG)
   if os.path.exists(path):
     from bsd_jax.evaluation.common import load_run_config  # reads earlier versions' files too
     resume_check.check(json.loads(load_run_config(workdir).to_json()), config, path)
+    return
+  steps = _checkpoint_steps(workdir)
+  if not steps:
+    return
+  for step in reversed(steps):
+    meta = os.path.join(workdir, 'checkpoints', str(step), 'meta', 'metadata')
+    try:
+      with open(meta) as f:
+        saved = json.load(f).get('config')
+    except (OSError, ValueError):
+      continue
+    if saved is not None:
+      resume_check.check(saved, config, f'{meta} (the config of checkpoint {step})')
+      if restore:
+        _write_json(path, json.dumps(saved, indent=2))
+        logging.warning('%s was missing: restored from the copy saved with checkpoint %d',
+                        path, step)
+      return
+  raise UserError(f'{path} is missing and the checkpoints in {workdir} (steps {steps}) were '
+                  'saved without a copy of it, so this config cannot be checked against the run '
+                  'they hold: restore config.json, or use another --workdir')
+
+
+def _checkpoint_steps(workdir):
+  try:
+    names = os.listdir(os.path.join(workdir, 'checkpoints'))
+  except OSError:
+    return []
+  return sorted(int(n) for n in names if n.isdigit())
+
+
+def _write_json(path, text):
+  tmp = f'{path}.tmp{os.getpid()}'
+  try:
+    with open(tmp, 'w') as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except OSError as e:
+    raise UserError(f'{path}: cannot be written ({e.strerror})') from None
 
 
 def write_config(workdir: str, config):
   """config.json of the first start (kept afterwards), written atomically."""
   path = os.path.join(workdir, CONFIG)
   if not os.path.exists(path):
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-      with open(tmp, 'w') as f:
-        f.write(config.to_json(indent=2))
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(tmp, path)
-    except OSError as e:
-      raise UserError(f'{path}: cannot be written ({e.strerror})') from None
+    _write_json(path, config.to_json(indent=2))
 
 NAME = 'lock.json'
+# A takeover of a dead job's lock holds this file (created exclusively) while it checks and
+# removes that lock; one older than this many seconds was left by a crash and is removed.
+TAKEOVER_STALE_S = 30
 
 
-def _alive(pid: int) -> bool:
+def _read(path):
+  try:
+    with open(path) as f:
+      return f.read().strip()
+  except OSError:
+    return None
+
+
+def _pid_start(pid: int):
+  """The start time of process `pid` in clock ticks since boot (/proc/<pid>/stat field 22), or
+  None where it cannot be read (not Linux, or not a process this namespace sees)."""
+  stat = _read(f'/proc/{pid}/stat')
+  if stat is None:
+    return None
+  return int(stat.rsplit(')', 1)[1].split()[19])  # after the command name, field 22 is at 19
+
+
+def job_token() -> dict:
+  """What identifies this job in its lock: the host name, the kernel's boot id, the PID
+  namespace, the pid and its start time, a random part, and a readable start date."""
+  return {'host': socket.gethostname(), 'boot_id': _read('/proc/sys/kernel/random/boot_id'),
+          'pid_ns': _link('/proc/self/ns/pid'), 'pid': os.getpid(),
+          'pid_start': _pid_start(os.getpid()), 'token': secrets.token_hex(8),
+          'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')}
+
+
+def _link(path):
+  try:
+    return os.readlink(path)
+  except OSError:
+    return None
+
+
+def holder_alive(holder: dict, me: dict) -> bool:
+  """Whether the job of a lock on this host name may still run. Dead only when this machine
+  can tell: another boot id (the host restarted since), or the same PID namespace where its pid
+  is gone or now belongs to a process started at another time. A pid in another namespace (a
+  container sharing the host name) is not ours to see: alive. Locks of earlier versions name
+  only host and pid: dead when that pid is gone here."""
+  pid = int(holder.get('pid', -1))
+  if holder.get('boot_id') and me['boot_id'] and holder['boot_id'] != me['boot_id']:
+    return False
+  if holder.get('pid_ns') and me['pid_ns'] and holder['pid_ns'] != me['pid_ns']:
+    return True
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
     return False
   except PermissionError:  # another user's process
-    return True
+    pass
+  if holder.get('pid_start') is not None:
+    start = _pid_start(pid)
+    return start is None or start == holder['pid_start']
   return True
 
 
 class WorkdirLock:
-  """acquire() / release(); also a context manager."""
+  """acquire() / release(). `_step(name)` marks the points where jobs starting at once
+  interleave (tests/test_workdir_lock.py drives them)."""
 
   def __init__(self, workdir: str):
     self.path = os.path.join(workdir, NAME)
     self.held = False
+    self.me = None
+
+  def _step(self, name):
+    """Nothing; a test overrides it to interleave several starters."""
 
   def _holder(self):
     try:
       with open(self.path) as f:
         return json.load(f)
+    except FileNotFoundError:
+      return {}
     except (OSError, ValueError):
       return None  # being written, or torn: treated as held by an unknown job
 
-  def _create(self, me) -> bool:
-    """Create the lock with its content in one step (a hard link of a complete temporary file:
+  def _create(self, path, me) -> bool:
+    """Create `path` with its content in one step (a hard link of a complete temporary file:
     a crash never leaves an empty lock); False when it exists."""
-    tmp = f'{self.path}.{me["host"]}.{me["pid"]}.tmp'
+    tmp = f'{self.path}.{me["token"]}.tmp'
     with open(tmp, 'w') as f:
       json.dump(me, f)
     try:
-      os.link(tmp, self.path)
+      os.link(tmp, path)
       return True
     except FileExistsError:
       return False
     finally:
       os.remove(tmp)
 
+  def _take_over(self, dead, me) -> None:
+    """Remove the lock of the dead job `dead`, if it is still the lock there. Under the
+    takeover file, so that no two jobs check and remove at once: a lock removed is always the
+    one found dead, never a live job's that replaced it."""
+    guard = self.path + '.takeover'
+    if not self._create(guard, me):
+      try:
+        if time.time() - os.path.getmtime(guard) > TAKEOVER_STALE_S:
+          os.remove(guard)  # left by a job that crashed inside its takeover
+      except FileNotFoundError:
+        pass
+      time.sleep(0.05)
+      return
+    try:
+      self._step('takeover')
+      if self._holder() == dead:
+        os.remove(self.path)
+        logging.warning('%s: taking over the lock of process %s (started %s), which is gone',
+                        self.path, dead.get('pid'), dead.get('started'))
+    finally:
+      os.remove(guard)
+
   def acquire(self):
     """Create the lock or raise UserError naming its holder (the workdir must exist)."""
-    me = {'host': socket.gethostname(), 'pid': os.getpid(),
-          'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')}
-    for _ in range(3):
-      if self._create(me):
-        self.held = True
+    me = job_token()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+      self._step('create')
+      if self._create(self.path, me):
+        self.held, self.me = True, me
         return
       holder = self._holder()
+      if holder == {}:
+        continue  # released meanwhile
       if holder is None:
         raise UserError(f'{self.path}: cannot read this lock of another job; if no job runs in '
                         'this workdir, remove the file')
       same_host = holder.get('host') == me['host']
-      if same_host and not _alive(int(holder.get('pid', -1))):
-        # Take it over by renaming it away: of two jobs doing so at once, one rename succeeds.
-        stale = f'{self.path}.stale.{me["pid"]}'
-        try:
-          os.rename(self.path, stale)
-        except FileNotFoundError:
-          continue  # another job took it over first; try again
-        with open(stale) as f:
-          taken = json.load(f)
-        if taken != holder:  # the new lock of a job that took it over first: put it back
-          try:
-            os.link(stale, self.path)
-          except FileExistsError:
-            pass
-          os.remove(stale)
-          continue
-        os.remove(stale)
-        logging.warning('%s: taking over the lock of process %s (started %s), which is gone',
-                        self.path, holder.get('pid'), holder.get('started'))
+      if same_host and not holder_alive(holder, me):
+        self._step('found dead')
+        self._take_over(holder, me)
         continue
       where = (f'process {holder.get("pid")} on this host' if same_host
                else f'process {holder.get("pid")} on host {holder.get("host")}')
@@ -133,9 +237,15 @@ class WorkdirLock:
     raise UserError(f'{self.path}: could not take the lock (other jobs are starting here)')
 
   def release(self):
+    """Remove the lock if it still names this job (nothing when another job's is there)."""
     if self.held:
-      try:
-        os.remove(self.path)
-      except FileNotFoundError:
-        pass
+      holder = self._holder()
+      if holder and holder.get('token') == self.me['token']:
+        try:
+          os.remove(self.path)
+        except FileNotFoundError:
+          pass
+      else:
+        logging.warning('%s no longer names this job (%s): left as it is', self.path,
+                        'removed' if holder == {} else f'process {(holder or {}).get("pid")}')
       self.held = False

@@ -59,7 +59,25 @@ def _write_png(path, value=0):
   Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(path)
 
 
+def _write_bomb(path):
+  """A PNG of ~60 bytes whose header claims 20,000 x 20,000 pixels: over Pillow's
+  decompression-bomb limit, which Pillow raises as DecompressionBombError, not an OSError."""
+  import struct
+  import zlib
+
+  def chunk(kind, payload):
+    return (struct.pack('>I', len(payload)) + kind + payload
+            + struct.pack('>I', zlib.crc32(kind + payload)))
+
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'wb') as f:
+    f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 20000, 20000, 8, 2,
+                                                                 0, 0, 0)) + chunk(b'IEND', b''))
+
+
 @pytest.mark.parametrize('layout, match', [
+    ({'train/a/1.png': 1, 'train/a/2.png': 'bomb', 'test/a/1.png': 1},
+     r'config\.data\.root: cannot read image .*train/a/2\.png: .*decompression-bomb limit'),
     (None, r'config\.data\.root: .* is not a directory'),
     ({}, r'config\.data\.root: .*train is missing'),
     ({'train/a/1.png': 1, 'test/a/1.png': 1, 'train/b/1.png': 1}, r'only in train: \[.b.\]'),
@@ -72,7 +90,9 @@ def test_bad_image_folders(tmp_path, layout, match):
   if layout is not None:
     root.mkdir()
     for rel, kind in layout.items():
-      if kind:
+      if kind == 'bomb':
+        _write_bomb(str(root / rel))
+      elif kind:
         _write_png(str(root / rel))
       else:
         os.makedirs(root / os.path.dirname(rel), exist_ok=True)

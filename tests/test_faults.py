@@ -99,6 +99,34 @@ def test_keys_that_may_change_on_resume_are_accepted(reference, tmp_path):
   assert 'nothing to do' in out
 
 
+def test_a_lost_config_json_is_checked_against_the_checkpoints_copy_and_restored(reference,
+                                                                                 tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference, workdir)
+  os.remove(os.path.join(workdir, 'config.json'))
+  before = _snapshot(workdir)
+  line = _one_error_line(_run(workdir, '--config.learning_rate=0.2', expect=2))
+  assert 'the config of checkpoint 80' in line and 'learning_rate: saved 0.05, now 0.2' in line
+  assert _snapshot(workdir) == before
+  out = _run(workdir)
+  assert 'config.json was missing: restored from the copy saved with checkpoint 80' in out
+  assert 'nothing to do' in out
+  with open(os.path.join(workdir, 'config.json')) as a, \
+       open(os.path.join(reference, 'config.json')) as b:
+    assert json.load(a) == json.load(b)
+
+
+def test_checkpoints_saved_without_a_config_and_no_config_json_are_refused(tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(os.path.join(helpers.REPO, 'tests', 'fixtures', 'run_9c28292'), workdir)
+  os.remove(os.path.join(workdir, 'config.json'))
+  before = _snapshot(workdir)
+  line = _one_error_line(_run(workdir, expect=2))
+  assert 'config.json is missing and the checkpoints' in line
+  assert 'saved without a copy of it' in line and 'restore config.json' in line
+  assert _snapshot(workdir) == before
+
+
 def test_restore_is_strict_about_every_shape_but_the_table_rows(reference):
   config = helpers.load_config('smoke.py')
   config.model.cnn_widths = (8, 8)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from bsd_jax.data import images
 from bsd_jax.data.dataset import Source
 from bsd_jax.errors import UserError
 
@@ -89,8 +90,11 @@ def _decode(tree, rel):
   try:
     with Image.open(io.BytesIO(tree.read(rel))) as im:
       image = np.asarray(im.convert('RGB'))
-  except OSError as e:
-    raise UserError(f'config.data.root: cannot read image {tree.where(rel)}: {e}') from None
+  except Exception as e:  # noqa: BLE001 - narrowed by images.unreadable()
+    why = images.unreadable(e)
+    if why is None:
+      raise
+    raise UserError(f'config.data.root: cannot read image {tree.where(rel)}: {why}') from None
   if image.shape != IMAGE_SHAPE:
     raise UserError(f'config.data.root: {tree.where(rel)} is {image.shape[1]}x{image.shape[0]}, '
                     'not 64x64 (Tiny ImageNet images are 64x64)')
