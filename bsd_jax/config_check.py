@@ -51,6 +51,8 @@ def _check_training(config, num_devices):
              f'config.{key} = {value} must be a positive multiple of the device count '
              f'({num_devices})')
   _require(config.learning_rate >= 0, 'config.learning_rate must be >= 0')
+  _require(config.peer_timeout_s >= 2, f'config.peer_timeout_s must be >= 2 (seconds), got '
+           f'{config.peer_timeout_s}')
   _require(config.lr_schedule in ('cosine', 'multistep'),
            f"config.lr_schedule: unknown schedule {config.lr_schedule!r}; choose 'cosine' or "
            "'multistep'")

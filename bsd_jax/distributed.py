@@ -9,9 +9,24 @@ import os
 from bsd_jax.errors import UserError
 
 
-def initialize(coordinator_address=None, num_processes=None, process_id=None):
+def _timeouts(peer_timeout_s):
+  """The distributed service's own timeouts, set around bsd_jax's peer watch (bsd_jax/peers.py):
+  its heartbeat outlasts the watch (which reports a stopped peer in one line, where the service
+  would abort the process), and its shutdown barrier waits only briefly. Only those this jax
+  version takes."""
+  import inspect
+  import jax
+  wanted = {'heartbeat_timeout_seconds': int(peer_timeout_s) + 60,
+            'shutdown_timeout_seconds': 30}
+  known = inspect.signature(jax.distributed.initialize).parameters
+  return {k: v for k, v in wanted.items() if k in known}
+
+
+def initialize(coordinator_address=None, num_processes=None, process_id=None,
+               peer_timeout_s=60.0):
   """jax.distributed.initialize from explicit flags, or from SLURM when the job has several
-  tasks; nothing for a single process. Returns a line saying what was done."""
+  tasks, then the watch of the other processes (bsd_jax/peers.py); nothing for a single
+  process. Returns a line saying what was done."""
   explicit = {'--coordinator_address': coordinator_address, '--num_processes': num_processes,
               '--process_id': process_id}
   given = [k for k, v in explicit.items() if v is not None]
@@ -25,11 +40,15 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None):
       raise UserError(f'--process_id {process_id} must be in [0, --num_processes '
                       f'{num_processes})')
     if num_processes > 1:
-      jax.distributed.initialize(coordinator_address, num_processes, process_id)
+      jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                                 **_timeouts(peer_timeout_s))
   elif int(os.environ.get('SLURM_NTASKS', '1')) > 1 and 'SLURM_STEP_ID' in os.environ:
-    jax.distributed.initialize()  # coordinator, count and id from the SLURM environment
+    # coordinator, count and id from the SLURM environment
+    jax.distributed.initialize(**_timeouts(peer_timeout_s))
   else:
     return 'single process'
+  from bsd_jax import peers
+  peers.start(peer_timeout_s)
   return (f'process {jax.process_index()} of {jax.process_count()}, '
           f'{jax.local_device_count()} local of {jax.device_count()} devices')
 

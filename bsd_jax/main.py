@@ -12,7 +12,7 @@ import sys
 
 from absl import flags, logging
 
-from bsd_jax import cli
+from bsd_jax import cli, peers
 from bsd_jax.errors import UserError, fail
 
 cli.define_config_flags()
@@ -31,7 +31,8 @@ def main(argv):
     fail('bsd_jax', '--workdir is required')
   from bsd_jax import distributed, train  # imported after flag parsing: jax reads --jax_* flags
   try:
-    joined = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    joined = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                    cli.CONFIG.value.peer_timeout_s)
     if not distributed.is_main():  # process 0 reports for the job; the others only warn
       logging.logging.getLogger().setLevel(logging.logging.WARNING)
     logging.logging.info('bsd_jax: %s', joined)
@@ -40,6 +41,11 @@ def main(argv):
     fail('bsd_jax', str(e), e.exit_status)
   except KeyboardInterrupt:  # Ctrl-C outside the step loop (which saves and exits 130 itself)
     fail('bsd_jax', 'interrupted before training started or after it ended', 130)
+  except Exception:  # a collective that failed because another process stopped: one line
+    lost = peers.lost_after_failure()
+    if lost:
+      peers.end(lost)
+    raise
   if result.get('stopped_by'):
     sys.exit(128 + signal.Signals[result['stopped_by']].value)
 

@@ -24,7 +24,8 @@ from bsd_jax.evaluation.common import ABSENT_MEANS, flatten
 MAY_CHANGE = ('log_every_steps', 'steps_per_call', 'eval_every_epochs',
               'checkpoint_every_epochs', 'keep_checkpoints', 'eval_batch_size', 'evals.',
               'data.stream.worker_count', 'data.stream.worker_threads', 'data.tfds_data_dir',
-              'data.manual_dir', 'data.download', 'data.root', 'label_noise.superclass_csv')
+              'data.manual_dir', 'data.download', 'data.root', 'label_noise.superclass_csv',
+              'peer_timeout_s')
 
 METHOD_SECTIONS = {'bsd': 'bsd', 'label_smoothing': 'label_smoothing', 'pskd': 'pskd',
                     'cskd': 'cskd', 'tfkd_reg': 'tfkd', 'dlb': 'dlb',

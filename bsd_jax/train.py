@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bsd_jax import (checkpointing, data, distributed, evaluation, experiment, feeds,
+from bsd_jax import (checkpointing, data, distributed, evaluation, experiment, feeds, peers,
                      periodic, sharding, step)
 from bsd_jax.config_check import check_config
 from bsd_jax import workdir as workdir_lib
@@ -190,6 +190,7 @@ def _end_of_epoch(r: _Run, state, sums, step_now, stop):
       _run_suite(r, suite, state, step_now)
   if stopped_by or due(config.checkpoint_every_epochs):
     r.ckpt.save(step_now, state, r.meta(None))
+    peers.progress['checkpoint'] = step_now
   if step_now == total:
     _write_final_evaluation(r, test, test_record, state, step_now)
   return state, last_test, stopped_by
@@ -204,6 +205,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # SIGTERM before or after the step loop (whose StopRequest saves a checkpoint) ends the job
   # like SIGINT does: through the `finally` that releases the lock.
   previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+  peers.on_exit(lock.release)  # a lost peer ends the job from another thread
   try:
     _agreed('take the workdir lock', lambda: lock.acquire()
             if distributed.is_main() and os.path.isdir(workdir) else None)
@@ -280,6 +282,7 @@ def _train(config, workdir, lock):
     epoch_sums = None
   else:
     epoch_sums = saved_meta.get('epoch_sums')
+    peers.progress['checkpoint'] = latest
     logging.info('Resumed from %s at step %d (epoch %d)', ckpt.directory, latest, latest // spe)
 
   # A method's refresh pass, jitted; the state is donated and keeps its shardings.
@@ -318,6 +321,7 @@ def _train(config, workdir, lock):
                                total_steps)
       state, sums = steps.advance(state, sums, step_now, n)
       step_now += n
+      peers.progress['step'] = step_now
       if step_now == first + n:  # keep compilation out of the speed and ETA figures
         jax.block_until_ready(sums)
         logging.info('Compiled and ran the first train call (%d step%s) in %.1f s', n,
@@ -345,6 +349,7 @@ def _train(config, workdir, lock):
       elif stop.agreed(step_now, config.log_every_steps):  # inside an epoch: save here
         stopped_by = stop.name()
         ckpt.save(step_now, state, r.meta(jax.device_get(sums)))
+        peers.progress['checkpoint'] = step_now
       if stopped_by is not None:
         break
   if stopped_by is not None:

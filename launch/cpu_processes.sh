@@ -3,7 +3,8 @@
 #   launch/cpu_processes.sh N DEVICES_PER_PROCESS CONFIG WORKDIR [overrides...]
 # e.g. launch/cpu_processes.sh 2 4 configs/smoke.py runs/mp. PORT (default: random) is the
 # coordinator's port; PYTHON (default: python from PATH) the interpreter, e.g. .venv/bin/python.
-# SIGTERM / Ctrl-C are passed to every process: all save at the same step.
+# SIGTERM / Ctrl-C are passed to every process: all save at the same step. When a process stops
+# (killed, hung), the others exit 75 naming it, and so does this script.
 set -euo pipefail
 usage="usage: launch/cpu_processes.sh N DEVICES_PER_PROCESS CONFIG WORKDIR [overrides...]"
 n=${1:?$usage}; devices=${2:?$usage}; config=${3:?$usage}; workdir=${4:?$usage}
@@ -26,6 +27,8 @@ for pid in "${pids[@]}"; do
     rc=0; wait "$pid" || rc=$?
     kill -0 "$pid" 2>/dev/null || break
   done
-  [ "$rc" -eq 0 ] || status=$rc
+  # 75 (a process stopped; the survivors said which and where to resume) wins over the
+  # killed process's own status, so that a caller can act on it like SLURM's requeue does.
+  if [ "$rc" -eq 75 ] || { [ "$rc" -ne 0 ] && [ "$status" -ne 75 ]; }; then status=$rc; fi
 done
 exit $status

@@ -4,7 +4,8 @@
 # (any --config.key=value overrides follow the workdir; PYTHON names the interpreter, default
 # python from PATH). The processes find each other from the SLURM environment
 # (jax.distributed.initialize). SLURM sends SIGTERM 180 s before the time limit (--signal below); every process then checkpoints after the same step and exits with 143.
-# Submitting the same command again resumes; with REQUEUE=1 the job requeues itself instead
+# Submitting the same command again resumes; with REQUEUE=1 the job requeues itself instead, also
+# when a process of the job stopped (exit 75)
 # (needs a cluster that allows `scontrol requeue`). The workdir must be on a shared filesystem.
 #SBATCH --ntasks-per-node=1
 #SBATCH --signal=TERM@180
@@ -16,8 +17,12 @@ shift 2
 srun --ntasks-per-node=1 --kill-on-bad-exit=1 \
   "${PYTHON:-python}" -m bsd_jax.main --config "$config" --workdir "$workdir" "$@"
 status=$?
-if [ "$status" -eq 143 ] && [ "${REQUEUE:-0}" = 1 ]; then
-  echo "bsd_jax: stopped for the time limit; requeueing job $SLURM_JOB_ID to resume"
+# 143: stopped for the time limit; 75: a process of the job stopped (killed, OOM, node lost, hung)
+# and the others ended naming it; srun reports the highest status of its tasks, which is 137 when
+# the stopped one was killed. All resume from the newest checkpoint.
+case "$status" in 75|137|143) resumable=1 ;; *) resumable=0 ;; esac
+if [ "$resumable" = 1 ] && [ "${REQUEUE:-0}" = 1 ]; then
+  echo "bsd_jax: stopped (exit status $status); requeueing job $SLURM_JOB_ID to resume"
   scontrol requeue "$SLURM_JOB_ID"
 fi
 exit $status

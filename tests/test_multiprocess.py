@@ -118,12 +118,12 @@ def test_the_sparse_table_two_processes_end_like_one_and_restore_in_one(tmp_path
       helpers.read_metrics(two, 'test')[-1]['accuracy'], abs=1e-6)
 
 
-def _process(workdir, port, process_id):
+def _process(workdir, port, process_id, overrides=OVERRIDES):
   env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_NUM_CPU_DEVICES='4')
   return subprocess.Popen(
       [sys.executable, '-m', 'bsd_jax.main', '--config', 'configs/smoke.py', '--workdir', workdir,
        f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
-       f'--process_id={process_id}'] + OVERRIDES, cwd=helpers.REPO, env=env,
+       f'--process_id={process_id}'] + overrides, cwd=helpers.REPO, env=env,
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -165,3 +165,49 @@ def test_unreadable_image_in_one_process_rows_stops_both_with_one_line_errors(tm
   assert re.search(r"bsd_jax: error: config\.data\.root: cannot read image \S*7\.png", out), out
   assert 'bsd_jax: error: another process of this job could not read' in out, out
   assert 'Traceback' not in out and not workdir.exists()
+
+
+# A process of the job stops (killed, or hung): the other ends within seconds in one line, exit
+# 75, and the same command resumes to the end of the uninterrupted run.
+LONGER = ['--config.data.synthetic.num_train=512', '--config.num_epochs=4',
+          '--config.log_every_steps=4', '--config.peer_timeout_s=5']
+
+
+@pytest.fixture(scope='module')
+def two_processes_longer(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('two_longer'))
+  rc, out = _launch(workdir, overrides=LONGER)
+  assert rc == 0, out
+  return workdir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('sig,within_s', [(signal.SIGKILL, 30), (signal.SIGSTOP, 5 + 30)])
+def test_a_process_that_stops_ends_the_job_in_one_line_and_the_job_resumes(
+    two_processes_longer, tmp_path, sig, within_s):
+  workdir = str(tmp_path / 'run')
+  port = _free_port()
+  procs = [_process(workdir, port, i, LONGER) for i in (0, 1)]
+  seen = []
+  try:
+    for line in procs[0].stdout:
+      seen.append(line)
+      if 'step 12/32' in line:  # inside epoch 2: the newest checkpoint is the one of step 8
+        procs[1].send_signal(sig)
+        break
+    out = ''.join(seen) + procs[0].communicate(timeout=within_s)[0]
+  finally:
+    procs[1].kill()
+    procs[1].communicate(timeout=60)
+  assert procs[0].returncode == 75, out
+  errors = [l for l in out.splitlines() if l.startswith('bsd_jax: error: ')]
+  assert len(errors) == 1 and 'Traceback' not in out, out
+  assert re.search(r'process 1 of 2 stopped \(no sign of life for \d+ s\), at step (12|16); '
+                   r'.*the same command resumes from checkpoint 8 \(exit status 75\)', errors[0])
+  assert not os.path.exists(os.path.join(workdir, 'lock.json'))  # process 0 released it
+  rc, out = _launch(workdir, overrides=LONGER)
+  assert rc == 0 and 'Resumed' in out and 'at step 8' in out, out
+  a, step_a = helpers.read_checkpoint_state(two_processes_longer)
+  b, step_b = helpers.read_checkpoint_state(workdir)
+  assert step_a == step_b == 32
+  chex.assert_trees_all_equal(a, b)  # one machine: bit for bit
