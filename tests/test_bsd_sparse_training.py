@@ -33,15 +33,19 @@ def test_with_every_class_kept_it_trains_like_the_dense_posterior(tmp_path):
   np.testing.assert_allclose(bsd_sparse.dense(table['ids'], table['values'], table['rest'], k),
                              dense.pop('alpha'), rtol=1e-4, atol=1e-6)
   assert not np.any(table['rest'])  # every class kept: nothing left to spread
-  # 48 steps apart by float rounding (the loss sums the log-probabilities in another order): the
-  # weights within 3e-5 and BatchNorm's statistics within 9e-5 were measured.
-  chex.assert_trees_all_close((sparse['params'], sparse['batch_stats']),
-                              (dense['params'], dense['batch_stats']), rtol=0, atol=3e-4)
+  # 48 steps apart by float rounding (the loss sums the log-probabilities in another order),
+  # which training amplifies by an amount that depends on the CPU: the weights within 3e-5 and
+  # BatchNorm's statistics within 9e-5 were measured on one machine, the statistics 5.7e-4 apart
+  # on another (both AMD EPYC). A k = K that trained otherwise would be 1e-2 or more apart.
+  chex.assert_trees_all_close(sparse['params'], dense['params'], rtol=0, atol=3e-4)
+  chex.assert_trees_all_close(sparse['batch_stats'], dense['batch_stats'], rtol=0, atol=2e-3)
+  # The logged figures within 4e-3: at those distances a test sample near a decision boundary
+  # may count otherwise (one sample of 512 is 2e-3).
   for got, want in zip(helpers.read_metrics(tmp_path / 'sparse'),
                        helpers.read_metrics(tmp_path / 'dense')):
     assert got.keys() == want.keys()
     for key, value in want.items():
-      assert got[key] == (value if isinstance(value, str) else pytest.approx(value, abs=1e-4)), key
+      assert got[key] == (value if isinstance(value, str) else pytest.approx(value, abs=4e-3)), key
 
 
 def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp_path, caplog):
