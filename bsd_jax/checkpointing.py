@@ -22,6 +22,7 @@ import time
 import jax
 import orbax.checkpoint as ocp
 
+from bsd_jax import peers
 from bsd_jax.errors import UserError
 
 TABLE = 'alpha'  # the row-split table (an array, or a dict of them: 'alpha/ids', ...): its row
@@ -225,6 +226,8 @@ class Checkpointer:
             state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         self._mngr().wait_until_finished()
     except Exception as e:  # OSError, or orbax's wrapping of it
+      if peers.lost_after_failure():  # a process of the job stopped: not the disk (main.py)
+        raise
       # The run stops on this error: orbax's other failed writes, reported later by its threads,
       # stay quiet (asyncio's reports too: _pending_io_quiet); this one line says it all.
       level = logging.CRITICAL  # the absl logger stays quiet (finally)

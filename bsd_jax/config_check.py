@@ -51,8 +51,8 @@ def _check_training(config, num_devices):
              f'config.{key} = {value} must be a positive multiple of the device count '
              f'({num_devices})')
   _require(config.learning_rate >= 0, 'config.learning_rate must be >= 0')
-  _require(config.peer_timeout_s >= 2, f'config.peer_timeout_s must be >= 2 (seconds), got '
-           f'{config.peer_timeout_s}')
+  from bsd_jax import peers
+  peers.check_timeout(config.peer_timeout_s)
   _require(config.lr_schedule in ('cosine', 'multistep'),
            f"config.lr_schedule: unknown schedule {config.lr_schedule!r}; choose 'cosine' or "
            "'multistep'")
@@ -100,7 +100,8 @@ def _check_bsd(config):
            f"config.table_dtype = 'bfloat16' cannot hold BSD's posterior at gamma = {gamma:.4f}: "
            f'an update moves an entry by {1 - gamma:.2%} of its distance to the prediction, '
            'below bfloat16\'s resolution (2^-8), so the entries stop learning; use '
-           "table_dtype 'float32' (bsd.top_k keeps a smaller table)")
+           "table_dtype 'float32' (bsd.top_k keeps a smaller table; a run directory made with "
+           'bfloat16 cannot resume: start it again in another --workdir)')
   _require(b.top_k > 0 or not b.top_k_shadow, 'config.bsd.top_k_shadow needs config.bsd.top_k '
            '> 0 (it measures the sparse posterior against the dense one)')
 

@@ -12,12 +12,12 @@ from bsd_jax.errors import UserError
 def _timeouts(peer_timeout_s):
   """The distributed service's own timeouts, set around bsd_jax's peer watch (bsd_jax/peers.py):
   its heartbeat outlasts the watch (which reports a stopped peer in one line, where the service
-  would abort the process), and its shutdown barrier waits only briefly. Only those this jax
-  version takes."""
+  would abort the process), and so does its shutdown barrier (process 0 writes the final
+  evaluation while the others wait there). Only those this jax version takes."""
   import inspect
   import jax
   wanted = {'heartbeat_timeout_seconds': int(peer_timeout_s) + 60,
-            'shutdown_timeout_seconds': 30}
+            'shutdown_timeout_seconds': int(peer_timeout_s) + 60}
   known = inspect.signature(jax.distributed.initialize).parameters
   return {k: v for k, v in wanted.items() if k in known}
 

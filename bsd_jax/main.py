@@ -31,8 +31,9 @@ def main(argv):
     fail('bsd_jax', '--workdir is required')
   from bsd_jax import distributed, train  # imported after flag parsing: jax reads --jax_* flags
   try:
+    timeout = peers.check_timeout(cli.CONFIG.value.get('peer_timeout_s', 60.0))
     joined = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                                    cli.CONFIG.value.peer_timeout_s)
+                                    timeout)
     if not distributed.is_main():  # process 0 reports for the job; the others only warn
       logging.logging.getLogger().setLevel(logging.logging.WARNING)
     logging.logging.info('bsd_jax: %s', joined)

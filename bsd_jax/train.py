@@ -211,6 +211,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             if distributed.is_main() and os.path.isdir(workdir) else None)
     return _train(config, workdir, lock)
   finally:
+    peers.stop()  # this process's part is done: the others do not wait for its beat
     lock.release()
     signal.signal(signal.SIGTERM, previous)
 

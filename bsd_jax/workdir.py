@@ -153,6 +153,16 @@ def holder_alive(holder: dict, me: dict) -> bool:
   return True
 
 
+def _remove_if_token(path, token):
+  """Remove `path` if it (still) holds `token`."""
+  try:
+    with open(path) as f:
+      if json.load(f).get('token') == token:
+        os.remove(path)
+  except (OSError, ValueError):
+    pass
+
+
 class WorkdirLock:
   """acquire() / release(). `_step(name)` marks the points where jobs starting at once
   interleave (tests/test_workdir_lock.py drives them)."""
@@ -193,11 +203,15 @@ class WorkdirLock:
     takeover file, so that no two jobs check and remove at once: a lock removed is always the
     one found dead, never a live job's that replaced it."""
     guard = self.path + '.takeover'
-    if not self._create(guard, me):
+    if not self._create(guard, dict(me, at=time.time())):
       try:
-        if time.time() - os.path.getmtime(guard) > TAKEOVER_STALE_S:
-          os.remove(guard)  # left by a job that crashed inside its takeover
-      except FileNotFoundError:
+        with open(guard) as f:
+          other = json.load(f)
+        # Left by a job that crashed inside its takeover? Its starters share this host's clock
+        # (only a job on the holder's host takes over).
+        if time.time() - float(other.get('at', 0)) > TAKEOVER_STALE_S:
+          _remove_if_token(guard, other.get('token'))
+      except (OSError, ValueError):
         pass
       time.sleep(0.05)
       return
@@ -208,7 +222,7 @@ class WorkdirLock:
         logging.warning('%s: taking over the lock of process %s (started %s), which is gone',
                         self.path, dead.get('pid'), dead.get('started'))
     finally:
-      os.remove(guard)
+      _remove_if_token(guard, me['token'])
 
   def acquire(self):
     """Create the lock or raise UserError naming its holder (the workdir must exist)."""

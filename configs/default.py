@@ -40,8 +40,9 @@ def get_config():
   c.eval_every_epochs = 1           # test-set evaluation; the last epoch is always evaluated
   c.keep_checkpoints = 3
   c.peer_timeout_s = 60.0           # multi-process: a process whose beat is still this long
-                                    # (stopped, hung, its host gone) ends the job in one line,
-                                    # exit 75 (docs/training.md, "What survives which fault")
+                                    # (killed, stopped, its host gone; >= 10) ends the job in
+                                    # one line, exit 75 (docs/training.md, "What survives
+                                    # which fault")
 
   # Evaluation suites run during training (bsd_jax/evaluation/), each every `every_epochs`
   # epochs and at the end (0 = off), its numbers in metrics.jsonl under split '<suite>'. The

@@ -27,8 +27,12 @@ for pid in "${pids[@]}"; do
     rc=0; wait "$pid" || rc=$?
     kill -0 "$pid" 2>/dev/null || break
   done
-  # 75 (a process stopped; the survivors said which and where to resume) wins over the
-  # killed process's own status, so that a caller can act on it like SLURM's requeue does.
-  if [ "$rc" -eq 75 ] || { [ "$rc" -ne 0 ] && [ "$status" -ne 75 ]; }; then status=$rc; fi
+  # 75 (a process stopped; the survivors said which and where to resume) wins over a killed
+  # process's signal status (> 128), so that a caller can act on it like SLURM's requeue does;
+  # a process's own failure (1, 2, 3) wins over 75: the others stopped because of it.
+  if [ "$rc" -ne 0 ]; then
+    if [ "$status" -eq 0 ] || { [ "$rc" -eq 75 ] && [ "$status" -gt 128 ]; } \
+        || { [ "$status" -eq 75 ] && [ "$rc" -lt 128 ]; }; then status=$rc; fi
+  fi
 done
 exit $status

@@ -14,13 +14,20 @@ set -uo pipefail
 usage="usage: sbatch [options] launch/slurm.sh CONFIG WORKDIR [overrides...]"
 config=${1:?$usage}; workdir=${2:?$usage}
 shift 2
-srun --ntasks-per-node=1 --kill-on-bad-exit=1 \
+# --kill-on-bad-exit=0: when a task dies, the others end themselves with one line naming it and
+# exit 75 (bsd_jax/peers.py) instead of being killed by srun without a word.
+srun --ntasks-per-node=1 --kill-on-bad-exit=0 \
   "${PYTHON:-python}" -m bsd_jax.main --config "$config" --workdir "$workdir" "$@"
 status=$?
-# 143: stopped for the time limit; 75: a process of the job stopped (killed, OOM, node lost, hung)
-# and the others ended naming it; srun reports the highest status of its tasks, which is 137 when
-# the stopped one was killed. All resume from the newest checkpoint.
+# 143: stopped for the time limit; 75: a process of the job stopped (killed, OOM, node lost,
+# frozen) and the others ended naming it; srun reports the highest status of its tasks, 137 when
+# the stopped one was killed. All resume from the newest checkpoint; MAX_REQUEUES (default 3)
+# bounds the requeues of a job that keeps failing this way.
 case "$status" in 75|137|143) resumable=1 ;; *) resumable=0 ;; esac
+if [ "${SLURM_RESTART_COUNT:-0}" -ge "${MAX_REQUEUES:-3}" ] && [ "$status" -ne 143 ]; then
+  resumable=0
+  echo "bsd_jax: exit status $status after ${SLURM_RESTART_COUNT} requeues: not requeued again"
+fi
 if [ "$resumable" = 1 ] && [ "${REQUEUE:-0}" = 1 ]; then
   echo "bsd_jax: stopped (exit status $status); requeueing job $SLURM_JOB_ID to resume"
   scontrol requeue "$SLURM_JOB_ID"

@@ -31,6 +31,7 @@ def _expect_error(config, workdir, match):
     ('batch_size', 60, r'config\.batch_size = 60 must be a positive multiple of the device'),
     ('lr_schedule', 'linear', r'config\.lr_schedule'),
     ('eval_every_epochs', 0, r'config\.eval_every_epochs must be >= 1, got 0'),
+    ('peer_timeout_s', 5.0, r'config\.peer_timeout_s must be a number of seconds >= 10, got 5'),
     ('label_noise.kind', 'pairflip', r"config\.label_noise\.kind: unknown kind 'pairflip'"),
     ('label_noise.rate', 1.5, r'config\.label_noise\.rate must be in \[0, 1\]'),
     ('label_noise.superclass_csv', '/no/such.csv', r'superclass_csv: /no/such\.csv is not a file'),
