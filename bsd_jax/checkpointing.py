@@ -226,7 +226,7 @@ class Checkpointer:
             state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         self._mngr().wait_until_finished()
     except Exception as e:  # OSError, or orbax's wrapping of it
-      if peers.lost_after_failure():  # a process of the job stopped: not the disk (main.py)
+      if peers.lost_after_failure(e):  # a process of the job stopped: not the disk (main.py)
         raise
       # The run stops on this error: orbax's other failed writes, reported later by its threads,
       # stay quiet (asyncio's reports too: _pending_io_quiet); this one line says it all.

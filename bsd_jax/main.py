@@ -42,8 +42,8 @@ def main(argv):
     fail('bsd_jax', str(e), e.exit_status)
   except KeyboardInterrupt:  # Ctrl-C outside the step loop (which saves and exits 130 itself)
     fail('bsd_jax', 'interrupted before training started or after it ended', 130)
-  except Exception:  # a collective that failed because another process stopped: one line
-    lost = peers.lost_after_failure()
+  except Exception as e:  # a collective that failed because another process stopped: one line
+    lost = peers.lost_after_failure(e)
     if lost:
       peers.end(lost)
     raise

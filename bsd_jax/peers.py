@@ -8,7 +8,8 @@ for config.peer_timeout_s while the store kept answering (a process killed, stop
 SIGSTOP, or frozen with its host), or a store that has not answered for as long (the
 coordinator, process 0, is gone), ends the job from the watching thread; a collective that
 fails in the training loop (a peer killed: its connections close at once) ends it from there,
-once the peer's beat has been still for CONFIRM_S. The beat comes from its own thread, so a
+once the peer's beat has been still for CONFIRM_S (or, where the failed collective leaves the
+store silent, from the error's words: lost_after_failure). The beat comes from its own thread, so a
 process that still runs but no longer steps (a deadlock in the program) is not detected. A
 process that finishes (stop()) says so in the store, and is not waited for. If this process
 itself was paused (a suspended job), the watch starts over on waking instead of blaming the
@@ -51,6 +52,7 @@ class _Watch:
     self.reached = time.monotonic()  # the last round in which the store answered
     self.seen = {p: (None, self.reached) for p in range(self.n) if p != self.me}
     self.done = set()  # peers that finished
+    self.store_error = None  # why the store last failed to answer
     self.finished = threading.Event()
     for target in (self._beat, self._poll):
       threading.Thread(target=target, daemon=True, name=f'bsd_jax-{target.__name__[1:]}').start()
@@ -81,18 +83,19 @@ class _Watch:
     return self._dir(_BEATS), set(self._dir(_DONE))
 
   def _poll(self):
-    woke = time.monotonic()
+    slept_from = time.monotonic()
     while not self.finished.wait(BEAT_S):
       now = time.monotonic()
-      if now - woke > BEAT_S + min(5.0, self.timeout / 2):  # this process was paused: start over
+      # A wait of BEAT_S that took far longer: this process was paused (a suspended job, a
+      # frozen VM), not the others: start over. (A slow answer of the store is not a pause.)
+      if now - slept_from > BEAT_S + min(5.0, self.timeout / 2):
         with self.lock:
           self.reached = now
           self.seen = {p: (beat, now) for p, (beat, _) in self.seen.items()}
-      woke = now
       try:
         beats, done = self._round()
-      except Exception:  # noqa: BLE001 - the coordinator cannot be reached: judged below
-        beats = None
+      except Exception as e:  # noqa: BLE001 - the coordinator cannot be reached: judged below
+        beats, self.store_error = None, str(e).split('\n')[0][:300]
       with self.lock:
         if beats is not None:
           self.reached = time.monotonic()
@@ -103,6 +106,7 @@ class _Watch:
       lost = self.stopped(self.timeout)
       if lost:
         end(lost)
+      slept_from = time.monotonic()
 
   def stopped(self, still_s):
     """[(process, why)] of the peers whose beat has been still for `still_s` seconds of a store
@@ -148,17 +152,38 @@ def stop():
     _watch.finish()
 
 
-def lost_after_failure(wait_s: float = 10.0):
-  """After a collective failed: the peers that stopped ([] when none did within `wait_s`; at
-  once for a single process)."""
+# Words of a collective or store that failed because a process of the job went away.
+_COMMUNICATION = ('Gloo', 'Connection reset', 'Connection refused', 'Socket closed', 'UNAVAILABLE',
+                  'DEADLINE_EXCEEDED', 'heartbeat', 'NCCL', 'connection')
+
+
+def lost_after_failure(error=None, wait_s: float = 10.0):
+  """After `error` (an exception of a collective, a save, ...): the peers that stopped, [] when
+  none did within `wait_s` (at once for a single process). The failed collective may leave this
+  process's store silent too (seen on CPU with Gloo); then, for an error that speaks of the
+  connection, the peer is the other process of a 2-process job, or one not known by number."""
   if _watch is None:
     return []
+  text = str(error or '').split('\n')[0]
   deadline = time.monotonic() + wait_s
   while time.monotonic() < deadline:
     lost = _watch.stopped(CONFIRM_S)
     if lost:
       return lost
+    with _watch.lock:
+      silent = time.monotonic() - _watch.reached > CONFIRM_S
+    if silent and any(word in text for word in _COMMUNICATION):
+      why = f'a collective failed: {text[:200]}'
+      if _watch.n == 2:
+        return [(1 - _watch.me, why)]
+      return [(None, why)]
     time.sleep(BEAT_S)
+  with _watch.lock:
+    now = time.monotonic()
+    logging.warning('bsd_jax: no process of the job stopped (the store answered %.1f s ago%s; '
+                    'beats moved %s s ago)', now - _watch.reached,
+                    f', then: {_watch.store_error}' if _watch.store_error else '',
+                    {p: round(now - moved, 1) for p, (_, moved) in _watch.seen.items()})
   return []
 
 
@@ -176,7 +201,9 @@ def end(lost):
   EXIT_PEER_LOST at once (os._exit: jax's shutdown barrier would wait for the peer that is
   gone)."""
   import jax
-  names = '; '.join(f'process {p} of {jax.process_count()} stopped ({why})' for p, why in lost)
+  names = '; '.join(('another process of the job' if p is None else
+                     f'process {p} of {jax.process_count()}') + f' stopped ({why})'
+                    for p, why in lost)
   step, ckpt = progress['step'], progress['checkpoint']
   resume = (f'the same command resumes from checkpoint {ckpt}' if ckpt is not None else
             'no checkpoint was saved yet: the same command starts over')

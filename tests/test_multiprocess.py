@@ -170,7 +170,7 @@ def test_unreadable_image_in_one_process_rows_stops_both_with_one_line_errors(tm
 # A process of the job stops (killed, or hung): the other ends within seconds in one line, exit
 # 75, and the same command resumes to the end of the uninterrupted run.
 LONGER = ['--config.data.synthetic.num_train=512', '--config.num_epochs=4',
-          '--config.log_every_steps=4', '--config.peer_timeout_s=5']
+          '--config.log_every_steps=4', '--config.peer_timeout_s=10']
 
 
 @pytest.fixture(scope='module')
@@ -182,7 +182,7 @@ def two_processes_longer(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('sig,within_s', [(signal.SIGKILL, 30), (signal.SIGSTOP, 5 + 30)])
+@pytest.mark.parametrize('sig,within_s', [(signal.SIGKILL, 30), (signal.SIGSTOP, 10 + 30)])
 def test_a_process_that_stops_ends_the_job_in_one_line_and_the_job_resumes(
     two_processes_longer, tmp_path, sig, within_s):
   workdir = str(tmp_path / 'run')
@@ -202,8 +202,10 @@ def test_a_process_that_stops_ends_the_job_in_one_line_and_the_job_resumes(
   assert procs[0].returncode == 75, out
   errors = [l for l in out.splitlines() if l.startswith('bsd_jax: error: ')]
   assert len(errors) == 1 and 'Traceback' not in out, out
-  assert re.search(r'process 1 of 2 stopped \(no sign of life for \d+ s\), at step (12|16); '
-                   r'.*the same command resumes from checkpoint 8 \(exit status 75\)', errors[0])
+  # Named by its still beat, or (killed) by the collective that failed on its connection.
+  assert re.search(r'process 1 of 2 stopped \((no sign of life for \d+ s|a collective failed: '
+                   r'[^)]+)\), at step (12|13|14|15|16); .*the same command resumes from '
+                   r'checkpoint 8 \(exit status 75\)', errors[0]), errors[0]
   assert not os.path.exists(os.path.join(workdir, 'lock.json'))  # process 0 released it
   rc, out = _launch(workdir, overrides=LONGER)
   assert rc == 0 and 'Resumed' in out and 'at step 8' in out, out
