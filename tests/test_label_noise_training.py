@@ -71,7 +71,8 @@ def test_train_accuracy_against_clean_labels(noisy_run):
      r'noisy_labels\.npz exists: this workdir was trained with label noise'),
 ])
 def test_resume_with_other_noise_is_refused(noisy_run, tmp_path, change, match, npz_match):
-  """config.json names the change; without it (a copy), noisy_labels.npz still refuses."""
+  """config.json names the change; without it (a copy), the checkpoints' copy of the config
+  does; without both, noisy_labels.npz still refuses."""
   _, workdir = noisy_run
   path = os.path.join(workdir, 'noisy_labels.npz')
   with open(path, 'rb') as f:
@@ -83,6 +84,10 @@ def test_resume_with_other_noise_is_refused(noisy_run, tmp_path, change, match, 
   copy = str(tmp_path / 'copy')
   shutil.copytree(workdir, copy)
   os.remove(os.path.join(copy, 'config.json'))
+  with pytest.raises(UserError, match=r'\(the config of checkpoint \d+\) was written for '
+                     r'another run \(' + match[:match.index(':')]):
+    train.train_and_evaluate(_noisy_config(**change), copy)
+  shutil.rmtree(os.path.join(copy, 'checkpoints'))
   with pytest.raises(UserError, match=npz_match):
     train.train_and_evaluate(_noisy_config(**change), copy)
 
