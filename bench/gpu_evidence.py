@@ -14,8 +14,8 @@ budget, its output in OUT/logs/<stage>.log:
    again: step_time_<B>_jax_only);
 3. loop_overhead_k1, loop_overhead_k8: bench/loop_overhead.py (the loop against the bare step)
    with 1 and 8 steps per call (config.steps_per_call);
-4. train: ResNet-18 with BSD on the CIFAR-10 JPEG set (--data: the tarball of
-   ../shared/data/cifar10-jpeg or its unpacked folder) for --epochs epochs, or fewer when its
+4. train: ResNet-18 with BSD on the CIFAR-10 JPEG set (--data: the
+   cifar10-jpeg.tar.gz tarball or its unpacked folder) for --epochs epochs, or fewer when its
    time runs out (then it is stopped with SIGTERM, which checkpoints and ends the run cleanly):
    wall time, images/s (median of the progress lines) and the last test top-1 and ECE.
 
@@ -304,7 +304,7 @@ def main(argv=None):
     return _usage_error(f'{args.out} exists and is not a directory')
   if not os.path.exists(args.data):
     return _usage_error(f'--data {args.data}: no such file or folder (the CIFAR-10 JPEG set, '
-                        '../shared/data/cifar10-jpeg/cifar10-jpeg.tar.gz)')
+                        'cifar10-jpeg.tar.gz)')
   if args.epochs < 1:
     return _usage_error('--epochs must be >= 1')
   args.out = os.path.abspath(args.out)

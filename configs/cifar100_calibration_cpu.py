@@ -4,7 +4,7 @@ CNN 48/96/192, 40 epochs) with a class-balanced validation split of 5,000 images
 rest of the training split; every test evaluation also reports the metrics after temperature
 scaling fitted on it. About 7 minutes a run on 2 CPU cores, two at a time:
 
-    mkdir -p data && tar xzf ../shared/data/cifar100-png/cifar100-png.tar.gz -C data
+    mkdir -p data && tar xzf cifar100-png.tar.gz -C data
     python -m bsd_jax.sweep --config configs/cifar100_calibration_cpu.py \
         --workdir runs/calibration --methods ce,label_smoothing,pskd,bsd --seeds 0,1,2 \
         --bsd_label_weights 0.5 --parallel 2

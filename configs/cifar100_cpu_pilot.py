@@ -3,7 +3,7 @@
 CIFAR-100 from the lossless PNG image folder, a class-balanced subset of 100 images per class
 (10k), a CNN of 48/96/192 channels, no augmentation, 40 epochs, evaluated on the full test set.
 data.root is where the extraction command of docs/data.md puts the PNGs
-(mkdir -p data && tar xzf ../shared/data/cifar100-png/cifar100-png.tar.gz -C data); switch the
+(mkdir -p data && tar xzf cifar100-png.tar.gz -C data); switch the
 method with --config.method=ce.
 """
 import pathlib

@@ -2,7 +2,7 @@
 
 Asymmetric noise on CIFAR-100 moves labels within superclasses: tfds cifar100 brings them; for
 an image folder set --config.label_noise.superclass_csv (e.g. the labels.csv.gz of
-../shared/data/cifar100-png).
+the cifar100-png folder of docs/data.md).
 """
 import pathlib
 import runpy

@@ -1,7 +1,7 @@
 """The CPU label-noise comparison of RESULTS.md: small enough for 11 runs on 2 cores.
 
 CIFAR-10 from the JPEG image folder (mkdir -p data && tar xzf
-../shared/data/cifar10-jpeg/cifar10-jpeg.tar.gz -C data), a class-balanced 5,000-image training
+cifar10-jpeg.tar.gz -C data), a class-balanced 5,000-image training
 subset (500 per class), the full test set; a CNN of 32/64/128 channels with crop + flip, 20
 epochs, lr 0.05 cosine; BSD + SupCon (weight 0.5) and 20% symmetric noise as in
 configs/cifar10_noise.py. --config.supcon.weight=0 gives plain BSD, --config.method=ce CE.
