@@ -136,5 +136,5 @@ def test_gpu_evidence_refuses_missing_data_in_one_line(tmp_path):
   assert proc.returncode == 2
   assert proc.stdout.strip().splitlines() == [
       f'gpu_evidence: error: --data {tmp_path}/nope.tar.gz: no such file or folder (the '
-      'CIFAR-10 JPEG set, ../shared/data/cifar10-jpeg/cifar10-jpeg.tar.gz)']
+      'CIFAR-10 JPEG set, cifar10-jpeg.tar.gz)']
   assert not (tmp_path / 'evidence').exists()
