@@ -255,7 +255,7 @@ def train(stages, args):
   wall = time.monotonic() - start
   if rc not in (0, 128 + signal.SIGTERM):
     raise RuntimeError(f'bsd_jax.main exit status {rc}')
-  from bsd_jax.metric_log import MetricLog
+  from bsd_jax.rundir.metric_log import MetricLog
   tests = [r for r in MetricLog(workdir, enabled=False).read() if r['split'] == 'test']
   if not tests:
     raise RuntimeError('the run ended before its first test evaluation')

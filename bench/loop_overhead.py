@@ -5,7 +5,7 @@
 
 In one invocation: the real loop (bsd_jax.train.train_and_evaluate, evaluation and checkpoints
 at the end only, synthetic data in device memory) and the bare step that loop runs
-(experiment.jit_train_step) on the same model, batch and devices, with the batches already on
+(step.jit_train_step) on the same model, batch and devices, with the batches already on
 the devices. The loop's speed is the one its own progress line reports for each epoch after the
 first (the window starts after the previous epoch's end and excludes compilation); the step's is
 --steps steps after warm-up, timed to the last result. Both take the median over --rounds. The
@@ -85,12 +85,12 @@ def step_rate(config, steps):
   """Steps/s of the bare jitted step on device-resident batches."""
   import jax
 
-  from bsd_jax import data, experiment, feeds
+  from bsd_jax import data, experiment, feeds, step
   ds = data.load(config)
   exp = experiment.build(config, ds)
   state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
       jax.random.PRNGKey(0), exp.padded_labels)
-  train_step = experiment.jit_train_step(config, exp)
+  train_step = step.jit_train_step(config, exp)
   with feeds.make(config, ds, exp) as feed:
     batches = [feed.train_batch(s) for s in range(exp.steps_per_epoch)]
     for batch in batches[:8]:  # compilation and warm-up

@@ -4,7 +4,7 @@
     python bench/step_time.py --model resnet18 --batch_size 128 --num_classes 100 \
         --compute_dtype bfloat16 --torch           # + the PyTorch equivalent, side by side
 
-Each method's step is the one `bsd_jax.main` runs (experiment.jit_train_step: jitted, state
+Each method's step is the one `bsd_jax.main` runs (step.jit_train_step: jitted, state
 donated, the per-sample table row-sharded), on synthetic data of --num_train samples held in
 device memory. Compilation and --warmup steps are excluded; then --rounds rounds time --steps
 steps of each method in turn (interleaved, so that drift in the machine's speed hits both) and
@@ -53,7 +53,8 @@ def _config(args, spec):
   section, typed like its default)."""
   from ml_collections import config_flags
 
-  from bsd_jax import resume_check, sweep_grid
+  from bsd_jax import methods
+  from bsd_jax.studies import sweep_grid
   from bsd_jax.errors import UserError
   config = config_flags.config_flags._ConfigFileParser('config').parse(args.config)
   method, _, setting = spec.partition(':')
@@ -62,7 +63,7 @@ def _config(args, spec):
     if args.torch:
       raise SystemExit(f'--methods {spec}: --torch times the plain methods only')
     key, _, text = setting.partition('=')
-    key = f'{resume_check.METHOD_SECTIONS.get(method, method)}.{key}'
+    key = f'{methods.METHODS[method].section or method}.{key}'
     try:
       node, leaf = sweep_grid._parent_and_leaf(config, key)
       node[leaf] = sweep_grid._typed(config, key, text)
@@ -87,12 +88,12 @@ class JaxRunner:
   def __init__(self, config, ds):
     import jax
 
-    from bsd_jax import experiment, sharding
+    from bsd_jax import experiment, sharding, step
     from bsd_jax.data import order
     self.exp = exp = experiment.build(config, ds)
     self.state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
         jax.random.PRNGKey(0), exp.padded_labels)
-    self.step = experiment.jit_train_step(config, exp)
+    self.step = step.jit_train_step(config, exp)
     self.data = {'labels': jax.device_put(ds.train_labels, sharding.replicated(exp.mesh)),
                  'images': sharding.put_rows(ds.train_images, None, ds.num_train, exp.mesh)}
     index, mask = order.epoch_batches(0, 0, ds.num_train, config.batch_size)

@@ -6,6 +6,7 @@ and files other than checkpoints, which orbax writes from all processes together
 """
 import os
 
+from bsd_jax import peers
 from bsd_jax.errors import UserError
 
 
@@ -47,7 +48,6 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None,
     jax.distributed.initialize(**_timeouts(peer_timeout_s))
   else:
     return 'single process'
-  from bsd_jax import peers
   peers.start(peer_timeout_s)
   return (f'process {jax.process_index()} of {jax.process_count()}, '
           f'{jax.local_device_count()} local of {jax.device_count()} devices')

@@ -23,6 +23,28 @@ class Diverged(UserError):
   exit_status = 3
 
 
+def require(ok, message: str):
+  """UserError(message) unless `ok`: the config checks' one-line refusal."""
+  if not ok:
+    raise UserError(message)
+
+
+def require_in(value, low, high, key, low_open=False, high_open=False):
+  """low <= value <= high (or < at an open end), naming config.`key` otherwise."""
+  ok = ((value > low if low_open else value >= low)
+        and (value < high if high_open else value <= high))
+  brackets = ('(' if low_open else '[') + f'{low}, {high}' + (')' if high_open else ']')
+  require(ok, f'config.{key} must be in {brackets}, got {value}')
+
+
+def require_positive(config, key, strict=True):
+  """config.`key` (a dotted 'section.leaf') > 0, or >= 0 when not strict."""
+  section, leaf = key.split('.')
+  value = config[section][leaf]
+  require(value > 0 if strict else value >= 0,
+          f'config.{key} must be {">" if strict else ">="} 0, got {value}')
+
+
 def fail(prog: str, message: str, status: int = 2):
   """Print `prog: error: message` on stderr and exit with `status`."""
   print(f'{prog}: error: {message}', file=sys.stderr)

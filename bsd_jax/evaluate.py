@@ -16,9 +16,10 @@ import logging
 
 from absl import flags
 
-from bsd_jax import cli
+from bsd_jax import cli, saved_run
 from bsd_jax.errors import UserError, fail
-from bsd_jax.evaluation import SUITES, common
+from bsd_jax.evaluation import SUITES
+from bsd_jax.rundir.run_config import load_run_config
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A bsd_jax run directory.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
@@ -43,14 +44,14 @@ def evaluate(workdir, suite_name='test', step=None, **options) -> dict:
   if unknown:
     raise TypeError(f'suite {suite_name!r} has no option(s) {unknown}')
   options = {k: options.get(k, spec[2]) for k, spec in suite_cls.FLAGS.items()}
-  run_config = common.load_run_config(workdir)
+  run_config = load_run_config(workdir)
   if suite_cls is not SUITES['test'] and run_config.data.source == 'tfds_stream':
     raise UserError(f'--suite {suite_name} needs a test split held in memory; this run streams '
                     "its data (config.data.source = 'tfds_stream'): use --suite test")
   suite_cls.check_options(options)
   suite_cls.check_run(options, run_config)
-  config, ds, exp, state, step = common.load_checkpoint(workdir, step)
-  suite = suite_cls(common.checkpoint_run(config, ds, exp), options)
+  config, ds, exp, state, step = saved_run.load_checkpoint(workdir, step)
+  suite = suite_cls(saved_run.checkpoint_run(config, ds, exp), options)
   record = suite.run(state, step)
   suite.report(record, suite.write(workdir, record))
   return record

@@ -1,5 +1,6 @@
 """What the loop feeds the steps: device-resident data, the batch of each step, the ordered pass
-over the training set (a method's refresh pass) and the test and validation splits' predictions.
+over the training set (a method's refresh pass) and the test and validation splits' predictions
+(`Predictor`: clean images in eval batches, also for the evaluation suites).
 
 `InMemoryFeed` (CIFAR-size sources): every split lives on the devices, split by rows like the
 posterior table (each process holds, and has read, only its devices' rows); a batch is sample
@@ -17,7 +18,7 @@ source's images, K steps at a time).
 import jax
 import numpy as np
 
-from bsd_jax import experiment, sharding, step
+from bsd_jax import eval_step, sharding
 from bsd_jax.data import order, stream_batches
 
 
@@ -98,7 +99,7 @@ class InMemoryFeed(_Feed):
     if ds.val_labels is not None:
       self._eval['val'] = (sharding.put_rows(ds.val_images, ds.val_ids, ds.val_labels.shape[0],
                                              exp.mesh), ds.val_labels.shape[0])
-    self.predictor = experiment.Predictor(exp, config.eval_batch_size)
+    self.predictor = Predictor(exp, config.eval_batch_size)
 
   def train_batch(self, step_now):
     """The batch of one step on the devices (config.steps_per_call = 1)."""
@@ -131,7 +132,7 @@ class StreamFeed(_Feed):
         self._train_records, seed=config.seed, num_train=ds.num_train,
         batch_size=config.batch_size, positions=self._train_rows, augment=config.data.augment,
         extra_view=self.extra_view, partners=self.partners, **self._view)
-    self._outputs = jax.jit(step.make_outputs_images(exp.model, exp.mean, exp.std),
+    self._outputs = jax.jit(eval_step.make_outputs_images(exp.model, exp.mean, exp.std),
                             out_shardings=self.repl)
     self._iter, self._next_step = None, None
 
@@ -199,3 +200,38 @@ class StreamFeed(_Feed):
     if self._iter is not None:
       stream_batches.close_iterator(self._iter)
     self._iter, self._next_step = None, None
+
+
+class Predictor:
+  """Eval-mode logits and probabilities [n, K] (numpy float32) of the uint8 images of a split,
+  in batches of `batch_size`; the last batch is padded, then cut off. One compiled program for
+  every split and set of the same image shape (the training loop's test and validation splits
+  and every evaluation suite)."""
+
+  def __init__(self, exp, batch_size: int):
+    self.mesh, self.batch_size = exp.mesh, batch_size
+    # Replicated output: every process can read the predictions (multi-process jobs).
+    self._outputs = jax.jit(eval_step.make_outputs(exp.model, exp.mesh, exp.mean, exp.std),
+                            out_shardings=sharding.replicated(exp.mesh))
+
+  def on_device(self, state, images, num: int):
+    """(logits, probabilities) of samples 0..num-1 of `images`, split by rows on the devices
+    (sharding.put_rows)."""
+    batches = -(-num // self.batch_size)
+    index = np.zeros(batches * self.batch_size, np.int32)
+    index[:num] = np.arange(num)
+    out = []
+    for b in range(batches):
+      idx = jax.device_put(index[b * self.batch_size:(b + 1) * self.batch_size],
+                           sharding.batch_sharded(self.mesh))
+      out.append(self._outputs(state, {'images': images}, idx))
+    return tuple(np.concatenate([np.asarray(o[i]) for o in out])[:num] for i in (0, 1))
+
+  def outputs(self, state, images: np.ndarray):
+    """(logits, probabilities) of host images uint8 [n, H, W, C] (all rows, every process)."""
+    num = images.shape[0]
+    return self.on_device(state, sharding.put_rows(images, None, num, self.mesh), num)
+
+  def __call__(self, state, images: np.ndarray) -> np.ndarray:
+    """Probabilities of host images uint8 [n, H, W, C]."""
+    return self.outputs(state, images)[1]

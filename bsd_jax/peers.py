@@ -16,11 +16,14 @@ itself was paused (a suspended job), the watch starts over on waking instead of 
 others. The line names the peer, the step and the checkpoint the same command resumes from; the
 cleanups (the lock of process 0) run first, for at most CLEANUP_S.
 """
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
+
+from bsd_jax.errors import UserError
 
 EXIT_PEER_LOST = 75  # EX_TEMPFAIL: run the same command again (launch/slurm.sh requeues on it)
 BEAT_S = 0.5
@@ -35,9 +38,15 @@ _cleanups = []
 _watch = None
 
 
+@contextlib.contextmanager
 def on_exit(fn):
-  """Run `fn()` before a lost peer ends this process (the workdir lock's release)."""
+  """Within the block, run `fn()` before a lost peer ends this process (the workdir lock's
+  release)."""
   _cleanups.append(fn)
+  try:
+    yield
+  finally:
+    _cleanups.remove(fn)
 
 
 class _Watch:
@@ -130,7 +139,6 @@ class _Watch:
 
 def check_timeout(timeout_s):
   """The config's peer_timeout_s, or UserError naming it (before the job starts)."""
-  from bsd_jax.errors import UserError
   if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) \
       or not timeout_s >= MIN_TIMEOUT_S:
     raise UserError(f'config.peer_timeout_s must be a number of seconds >= {MIN_TIMEOUT_S:g}, '
@@ -188,7 +196,7 @@ def lost_after_failure(error=None, wait_s: float = 10.0):
 
 
 def _run_cleanups():
-  for fn in _cleanups:
+  for fn in list(_cleanups):
     try:
       fn()
     except Exception as e:  # noqa: BLE001 - the line that follows matters more

@@ -16,6 +16,7 @@ import os
 from absl import flags
 
 from bsd_jax import cli
+from bsd_jax.data import tfds_common, tfds_source
 from bsd_jax.errors import UserError, fail
 
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Where the prepared dataset goes (tfds '
@@ -41,7 +42,6 @@ def prepare(name: str, data_dir: str, manual_dir: str = None) -> str:
   if os.path.exists(data_dir) and not os.path.isdir(data_dir):
     raise UserError(f'--data_dir {data_dir}: exists and is not a directory')
   _check_manual_dir(manual_dir)
-  from bsd_jax.data import tfds_common, tfds_source
   builder = tfds_common.open_builder(name, data_dir, what='NAME')
   if builder.is_prepared():
     if not tfds_common.random_access(builder):

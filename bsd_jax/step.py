@@ -1,34 +1,23 @@
-"""Pure step functions: one train step, one eval forward, one table refresh.
+"""The train step: its factory, its jit, and the K steps per call the loop runs (`TrainSteps`).
 
-They close over static pieces (model, method, optimizer, mesh) and take arrays only, so that
-train.py can jit them with shardings and donate the state. The training labels live on device
-(`data['labels']`, int32 [N], replicated); a batch is the sample indices `index` [B] (sharded on
-the data axis) and a `mask` [B] that is 0 for the wrap-around padding of an epoch's last batch.
-The images come one of two ways (bsd_jax/feeds.py): a CIFAR-size split lives on the devices too
-(`data['images']`, uint8 [N_pad, H, W, C], split by rows like the table) and is gathered by
-index; a streamed split's images
-(already augmented on the host) arrive in the batch, `images` [B, H, W, C] (and
-`extra_images` for a method's extra view). Which one is a matter of the batch's keys, fixed
-when the step is traced.
+The step function closes over static pieces (model, method, optimizer, mesh) and takes arrays
+only; `jit_train_step` / `jit_train_calls` jit it with the state's shardings and donate the
+state. The training labels live on device (`data['labels']`, int32 [N], replicated); a batch is
+the sample indices `index` [B] (sharded on the data axis) and a `mask` [B] that is 0 for the
+wrap-around padding of an epoch's last batch. The images come one of two ways
+(bsd_jax/feeds.py): a CIFAR-size split lives on the devices too (`data['images']`, uint8
+[N_pad, H, W, C], split by rows like the table) and is gathered by index; a streamed split's
+images (already augmented on the host) arrive in the batch, `images` [B, H, W, C] (and
+`extra_images` for a method's extra view). Which one is a matter of the batch's keys, fixed when
+the step is traced. The eval forward and the table-refresh step are in eval_step.py.
 """
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bsd_jax import losses, methods, sharding
+from bsd_jax import eval_step, losses, methods, sharding
 from bsd_jax.data import augment
 from bsd_jax.data import mix as mix_lib
-
-
-def _gather_images(data, index, mesh):
-  return sharding.take_rows(data['images'], index, mesh)
-
-
-def _images(data, batch, key, mesh):
-  """Images of the samples batch[key] ('index' or 'extra_index'): carried by a streamed batch
-  ('images' / 'extra_images'), else gathered from the device-resident split."""
-  carried = key.replace('index', 'images')
-  return batch[carried] if carried in batch else _gather_images(data, batch[key], mesh)
 
 
 def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
@@ -52,12 +41,12 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     index, mask = batch['index'], batch['mask']
     batch_size = index.shape[0]
     labels = jnp.take(data['labels'], index, axis=0)
-    images = _images(data, batch, 'index', mesh)
+    images = eval_step.images_of(data, batch, 'index', mesh)
     extra = {}
     if method.extra_view is not None:
       extra = {'extra_labels': jnp.take(data['labels'], batch['extra_index'], axis=0),
                'extra_mask': batch['extra_mask']}
-      images = jnp.concatenate([images, _images(data, batch, 'extra_index', mesh)])
+      images = jnp.concatenate([images, eval_step.images_of(data, batch, 'extra_index', mesh)])
     key = jax.random.fold_in(state.rng, state.step)
     views = [images]
     if supcon is not None:  # the second view: another crop and flip of the same batch
@@ -121,16 +110,28 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
 
 
 def zero_sums(data):
-  """Zeros named like a train step's sums (an epoch's running sums start from these)."""
+  """Zeros named like a train step's sums."""
   names = ['loss_sum', 'count', 'correct', 'confidence_sum']
   if 'clean_labels' in data:
     names.append('correct_clean')
   return {k: np.zeros((), np.float32) for k in names}
 
 
+# The loop's running totals of the step's sums: the epoch's (its train record) and those since
+# the last progress line (its loss). Each is a dict of float32 totals with 'count', mergeable by
+# addition; the steps add to them on the devices, and the loop reads one and starts it again
+# (`TrainSteps.take`) instead of subtracting what it logged before.
+TOTALS = ('epoch', 'interval')
+
+
+def add_step(totals, step_sums):
+  """Every running total of `totals` plus one step's sums."""
+  return {k: jax.tree.map(jnp.add, v, step_sums) for k, v in totals.items()}
+
+
 def make_train_calls(train_step):
-  """train_calls(state, data, plan, carried, start, n, sums) -> (state, sums): `n` train steps in
-  one call (config.steps_per_call), the steps' sums added to `sums` on the way.
+  """train_calls(state, data, plan, carried, start, n, totals) -> (state, totals): `n` train
+  steps in one call (config.steps_per_call), each step's sums added to `totals` on the way.
 
   `plan` holds the epoch's batches, [steps_per_epoch, B] arrays sent once per epoch; the call
   runs its steps `start` .. `start + n - 1`. `carried` holds what a streamed batch carries
@@ -138,77 +139,102 @@ def make_train_calls(train_step):
   one compiled program serves every call length, so runs with any two K > 1 execute the same
   program and arithmetic, bit for bit.
   """
-  def train_calls(state, data, plan, carried, start, n, sums):
-    def one_step(i, state_sums):
-      state, sums = state_sums
+  def train_calls(state, data, plan, carried, start, n, totals):
+    def one_step(i, state_totals):
+      state, totals = state_totals
       batch = {k: jax.lax.dynamic_index_in_dim(v, start + i, keepdims=False)
                for k, v in plan.items()}
       batch.update({k: jax.lax.dynamic_index_in_dim(v, i, keepdims=False)
                     for k, v in carried.items()})
       state, step_sums = train_step(state, data, batch)
-      return state, jax.tree.map(jnp.add, sums, step_sums)
+      return state, add_step(totals, step_sums)
 
-    return jax.lax.fori_loop(0, n, one_step, (state, sums))
+    return jax.lax.fori_loop(0, n, one_step, (state, totals))
 
   return train_calls
 
 
-def make_logits_images(model, mean, std):
-  """logits_images(state, images) -> eval-mode logits [B, K] in float32 of uint8 images
-  [B, H, W, C]."""
-  def logits_images(state, images):
-    x = augment.normalize(images, mean, std)
-    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
-                         train=False)
-    return logits.astype(jnp.float32)
-
-  return logits_images
+def _train_step(config, exp, update_table: bool):
+  return make_train_step(
+      exp.model, exp.method, exp.tx, exp.mesh, exp.mean, exp.std,
+      steps_per_epoch=exp.steps_per_epoch, augment_images=exp.augment_on_device,
+      update_table=update_table, supcon=config.supcon if config.supcon.weight > 0 else None,
+      mix=mix_lib.MixConfig.from_config(config.data))
 
 
-def make_predict_images(model, mean, std):
-  """predict_images(state, images) -> eval-mode softmax probabilities [B, K] in float32."""
-  logits_images = make_logits_images(model, mean, std)
-
-  def predict_images(state, images):
-    return jax.nn.softmax(logits_images(state, images), axis=-1)
-
-  return predict_images
+def jit_train_step(config, exp, update_table: bool = True):
+  """One jitted train step: (state, data, batch) -> (state, sums); the state is donated and
+  keeps its shardings."""
+  return jax.jit(_train_step(config, exp, update_table),
+                 out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
+                 donate_argnums=(0,))
 
 
-def make_outputs_images(model, mean, std):
-  """outputs_images(state, images) -> (float32 logits, softmax probabilities) [B, K] of uint8
-  images: evaluation keeps both (temperature scaling needs the logits)."""
-  logits_images = make_logits_images(model, mean, std)
-
-  def outputs_images(state, images):
-    logits = logits_images(state, images)
-    return logits, jax.nn.softmax(logits, axis=-1)
-
-  return outputs_images
+def jit_train_calls(config, exp, update_table: bool = True):
+  """The trainer's jitted call of several steps (make_train_calls): (state, data, plan,
+  carried, start, n, totals) -> (state, totals); state and totals are donated."""
+  return jax.jit(make_train_calls(_train_step(config, exp, update_table)),
+                 out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
+                 donate_argnums=(0, 6))
 
 
-def make_outputs(model, mesh, mean, std):
-  """outputs(state, data, index) -> make_outputs_images of device-resident images."""
-  outputs_images = make_outputs_images(model, mean, std)
+def _jit_train_totals(config, exp, update_table: bool):
+  """One jitted step that adds its sums to the running totals: (state, data, batch, totals) ->
+  (state, totals); state and totals are donated."""
+  train_step = _train_step(config, exp, update_table)
 
-  def outputs(state, data, index):
-    return outputs_images(state, _gather_images(data, index, mesh))
+  def step_totals(state, data, batch, totals):
+    state, step_sums = train_step(state, data, batch)
+    return state, add_step(totals, step_sums)
 
-  return outputs
+  return jax.jit(step_totals, out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
+                 donate_argnums=(0, 3))
 
 
-def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
-  """refresh(state, data, batch) -> state with the batch's rows updated from clean eval-mode
-  predictions (a method with refresh_pass: one extra forward pass per epoch)."""
-  predict_images = make_predict_images(model, mean, std)
-  update = sharding.per_device_rows(method.update_rows, mesh)
+class TrainSteps:
+  """The loop's train steps, run by `feed`: one jitted step per call (config.steps_per_call =
+  1), or calls of up to K steps (make_train_calls). `advance(state, step_now, n)` runs steps
+  step_now .. step_now + n - 1 (n = 1 when K = 1); the steps add their sums to the running
+  totals on the devices, and `take(name)` returns one of them (host float32) and starts it again
+  from zero: 'interval' at a progress line, 'epoch' (and with it 'interval') at an epoch's end.
+  `epoch_sums` (from a checkpoint made mid-epoch) is where the epoch's totals start.
 
-  def refresh(state, data, batch):
-    probs = predict_images(state, _images(data, batch, 'index', mesh))
-    rows = sharding.gather_rows(state.alpha, batch['index'], mesh)
-    epoch = state.step // steps_per_epoch - 1  # runs after the epoch's last step
-    alpha = sharding.scatter_rows(state.alpha, batch['index'], update(rows, probs, epoch),
-                                  batch['mask'] > 0, mesh)
-    return state.replace(alpha=alpha)
+  K = 1 is the single-step program; K > 1 is one loop program for every call length, so any two
+  K > 1 give the same bits, and equal K = 1 to float rounding: XLA fuses the step differently
+  inside a loop (docs/training.md, "Steps per call")."""
 
-  return refresh
+  def __init__(self, config, exp, feed, update_table: bool = True, epoch_sums=None):
+    self.k, self.feed, self.spe = config.steps_per_call, feed, exp.steps_per_epoch
+    self._repl = sharding.replicated(exp.mesh)
+    self._zeros = zero_sums(feed.train_data)
+    if self.k == 1:
+      self._step = _jit_train_totals(config, exp, update_table)
+    else:
+      self._calls = jit_train_calls(config, exp, update_table)
+    epoch = None if epoch_sums is None else {k: np.float32(v) for k, v in epoch_sums.items()}
+    self.totals = jax.device_put({'epoch': epoch or self._zeros, 'interval': self._zeros},
+                                 self._repl)
+
+  def advance(self, state, step_now: int, n: int):
+    feed = self.feed
+    if self.k == 1:
+      state, self.totals = self._step(state, feed.train_data, feed.train_batch(step_now),
+                                      self.totals)
+    else:
+      state, self.totals = self._calls(
+          state, feed.train_data, feed.epoch_plan(step_now // self.spe), feed.carried(step_now, n),
+          step_now % self.spe, n, self.totals)
+    return state
+
+  def peek(self, name: str) -> dict:
+    """Running total `name` on the host (float32), left running (a checkpoint mid-epoch)."""
+    return jax.device_get(self.totals[name])
+
+  def take(self, name: str) -> dict:
+    """Running total `name` on the host (float32); it starts again from zero ('epoch': both
+    do)."""
+    out = self.peek(name)
+    restart = TOTALS if name == 'epoch' else (name,)
+    self.totals = dict(self.totals, **jax.device_put({k: self._zeros for k in restart},
+                                                     self._repl))
+    return out

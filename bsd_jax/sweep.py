@@ -1,10 +1,10 @@
 """python -m bsd_jax.sweep --config C --workdir runs/table --methods ce,bsd --seeds 0,1
     [--grid KEY=V1,V2 ...] [--bsd_label_weights W1,W2] [--parallel N]
 
-Runs a grid of methods x seeds x the --grid keys' values (bsd_jax/sweep_grid.py) on one host,
+Runs a grid of methods x seeds x the --grid keys' values (bsd_jax/studies/sweep_grid.py) on one host,
 `--parallel` runs at a time, each a plain `python -m bsd_jax.main` in <workdir>/<label>/seed<s>
 with its output in log.txt there, then writes and prints the results table
-(bsd_jax/results_table.py). The same `--config.KEY=VALUE` overrides apply to every run. Run again
+(bsd_jax/studies/results_table.py). The same `--config.KEY=VALUE` overrides apply to every run. Run again
 with the same arguments, it skips finished runs and resumes stopped ones; another sweep into the
 same workdir adds its runs to the table (sweep.json keeps them all). Several runs share one GPU well when a single run does
 not fill it (CIFAR-size models): each run then gets 1/parallel of the GPU memory.
@@ -18,7 +18,8 @@ import time
 
 from absl import flags
 
-from bsd_jax import cli, methods, results_table, sweep_grid
+from bsd_jax import cli, methods
+from bsd_jax.studies import results_table, sweep_grid
 from bsd_jax.errors import UserError, fail
 
 cli.define_config_flags()

@@ -9,7 +9,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from ml_collections import config_flags
 
-from bsd_jax import data, experiment, sharding
+from bsd_jax import data, experiment, sharding, step
 
 N, K = 8 * 37, 10  # 296 table rows: a shape that cannot be confused with another in the HLO
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,7 +65,7 @@ def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype='float3
   exp = experiment.build(config, ds, mesh)
   state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(jax.random.PRNGKey(0),
                                                                       exp.padded_labels)
-  train_step = experiment.jit_train_step(config, exp)
+  train_step = step.jit_train_step(config, exp)
   data_dev = {'labels': jax.device_put(labels, sharding.replicated(mesh)),
               'images': sharding.put_rows(images, None, n, mesh)}  # split by rows, as in training
   batch = {'index': rng.choice(n, 16, replace=n < 16).astype(np.int32),

@@ -23,6 +23,8 @@ def _smoke(workdir, **bsd_keys):
   return config
 
 
+# slow: the posterior math with k = K against the dense one is a default test (test_bsd_sparse.py)
+@pytest.mark.slow
 def test_with_every_class_kept_it_trains_like_the_dense_posterior(tmp_path):
   config = _smoke(tmp_path / 'dense')
   _smoke(tmp_path / 'sparse', top_k=config.data.synthetic.num_classes)

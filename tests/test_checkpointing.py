@@ -4,7 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from bsd_jax import checkpointing, methods
+from bsd_jax import methods
+from bsd_jax.rundir import checkpoints
 from bsd_jax.errors import UserError
 from tests import helpers
 
@@ -32,7 +33,7 @@ def trained(request):
 def test_save_then_restore_is_identical_on_any_device_count(tmp_path, trained, restore_devices):
   state, top_k = trained
   expected = jax.device_get(state)
-  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
+  ckpt = checkpoints.Checkpointer(str(tmp_path), keep=2)
   ckpt.save(int(state.step), state, {'num_train': helpers.N, 'epoch_sums': None})
   target = _abstract(helpers.step_setup(jax.devices()[:restore_devices], top_k=top_k)[0])
   restored = ckpt.restore(ckpt.latest_step(), target)
@@ -52,7 +53,7 @@ def test_table_padding_follows_the_device_count_both_ways(tmp_path, top_k):
   and class targets of the table stay those of its 10 rows (not NaN)."""
   state = _trained_state(jax.devices()[:4], 10, top_k)
   assert {a.shape[0] for a in jax.tree.leaves(state.alpha)} == {12}
-  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
+  ckpt = checkpoints.Checkpointer(str(tmp_path), keep=2)
   ckpt.save(1, state, {})
   on_8 = ckpt.restore(1, _abstract(helpers.step_setup(jax.devices(), n=10, top_k=top_k)[0]))
   ckpt.save(2, on_8, {})
@@ -83,7 +84,7 @@ def test_table_padding_follows_the_device_count_both_ways(tmp_path, top_k):
 def test_a_dense_checkpoint_is_refused_for_a_sparse_config(tmp_path):
   """Another table layout is another state: one line naming the array, before anything runs."""
   state = helpers.step_setup(jax.devices())[0]
-  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=1)
+  ckpt = checkpoints.Checkpointer(str(tmp_path), keep=1)
   ckpt.save(1, state, {})
   other = _abstract(helpers.step_setup(jax.devices(), top_k=TOP_K)[0])
   with pytest.raises(UserError, match=r'array alpha\S* was saved with shape'):
@@ -93,7 +94,7 @@ def test_a_dense_checkpoint_is_refused_for_a_sparse_config(tmp_path):
 
 def test_keeps_only_the_last_k(tmp_path):
   state = helpers.step_setup(jax.devices())[0]
-  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
+  ckpt = checkpoints.Checkpointer(str(tmp_path), keep=2)
   for s in (1, 2, 3):
     ckpt.save(s, state, {})
   ckpt.close()

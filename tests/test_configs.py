@@ -39,7 +39,7 @@ def _sweep_args(doc):
 @pytest.mark.parametrize('name', PAPER)
 def test_paper_config_is_valid_and_its_sweep_command_plans(name):
   import runpy
-  from bsd_jax import sweep_grid
+  from bsd_jax.studies import sweep_grid
   config = helpers.load_config(f'paper/{name}')
   check_config(config, num_devices=8)
   assert config.is_locked

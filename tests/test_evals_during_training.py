@@ -80,11 +80,11 @@ def test_a_new_method_with_its_own_statistics_needs_no_change_to_the_loop(tmp_pa
     def stats(table, labels, valid, clean_labels=None, *, num_classes):
       return ({'visited_rows': (table[:, 0] * valid).sum()},)
     return methods.Method(
-        'counting_ce', methods.METHODS['ce'](config).loss,
+        'counting_ce', methods.METHODS['ce'].build(config).loss,
         init_table=lambda labels, k: np.zeros((labels.shape[0], 1), np.float32),
         update_rows=lambda rows, probs, epoch: rows + 1.0, epoch_stats=stats)
 
-  monkeypatch.setitem(methods.METHODS, 'counting_ce', counting_ce)
+  monkeypatch.setitem(methods.METHODS, 'counting_ce', methods.Entry(counting_ce))
   config = helpers.load_config('smoke.py')
   config.method, config.num_epochs = 'counting_ce', 2
   train.train_and_evaluate(config, str(tmp_path))

@@ -2,7 +2,7 @@
 drops later events and a torn last record. (End to end with a run: tests/test_train_e2e.py.)"""
 import numpy as np
 
-from bsd_jax import event_file
+from bsd_jax.rundir import event_file
 from tests import helpers
 
 

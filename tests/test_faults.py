@@ -19,21 +19,29 @@ import chex
 import numpy as np
 import pytest
 
-from bsd_jax import checkpointing, data, experiment
+from bsd_jax import data, experiment
+from bsd_jax.rundir import checkpoints
 from bsd_jax.errors import UserError
 from tests import helpers
 
-EPOCHS, STEPS_PER_EPOCH = 5, 16  # configs/smoke.py: 1024 samples, batch 64
-_run = helpers.run_smoke
+# configs/smoke.py on 256 of its samples (batch 64), a progress line every 2 steps
+SMALL = ('--config.data.synthetic.num_train=256', '--config.data.synthetic.num_test=128',
+         '--config.log_every_steps=2')
+EPOCHS, STEPS_PER_EPOCH = 5, 4
+LAST = EPOCHS * STEPS_PER_EPOCH
+
+
+def _run(workdir, *extra, expect=0):
+  return helpers.run_smoke(workdir, *SMALL, *extra, expect=expect)
 
 
 def _start(workdir, *extra):
-  return helpers.run_cli(helpers.SMOKE + ['--workdir', str(workdir)] + list(extra))
+  return helpers.run_cli(helpers.SMOKE + ['--workdir', str(workdir)] + list(SMALL + extra))
 
 
 def _run_until(workdir, marker):
   """The smoke run killed (-9) when a line contains `marker`."""
-  return helpers.run_smoke_until(workdir, marker, signal.SIGKILL)[1]
+  return helpers.run_smoke_until(workdir, marker, signal.SIGKILL, *SMALL)[1]
 
 
 def _one_error_line(out, prog='bsd_jax'):
@@ -106,10 +114,11 @@ def test_a_lost_config_json_is_checked_against_the_checkpoints_copy_and_restored
   os.remove(os.path.join(workdir, 'config.json'))
   before = _snapshot(workdir)
   line = _one_error_line(_run(workdir, '--config.learning_rate=0.2', expect=2))
-  assert 'the config of checkpoint 80' in line and 'learning_rate: saved 0.05, now 0.2' in line
+  assert f'the config of checkpoint {LAST}' in line
+  assert 'learning_rate: saved 0.05, now 0.2' in line
   assert _snapshot(workdir) == before
   out = _run(workdir)
-  assert 'config.json was missing: restored from the copy saved with checkpoint 80' in out
+  assert f'config.json was missing: restored from the copy saved with checkpoint {LAST}' in out
   assert 'nothing to do' in out
   with open(os.path.join(workdir, 'config.json')) as a, \
        open(os.path.join(reference, 'config.json')) as b:
@@ -131,8 +140,9 @@ def test_restore_is_strict_about_every_shape_but_the_table_rows(reference):
   config = helpers.load_config('smoke.py')
   config.model.cnn_widths = (8, 8)
   exp = experiment.build(config, data.load(config))
-  ckpt = checkpointing.Checkpointer(reference, 3)
-  with pytest.raises(UserError, match=r'checkpoints/80: array batch_stats/BatchNorm_0/mean was '
+  ckpt = checkpoints.Checkpointer(reference, 3)
+  config.data.synthetic.num_train, config.data.synthetic.num_test = 256, 128
+  with pytest.raises(UserError, match=rf'checkpoints/{LAST}: array batch_stats/BatchNorm_0/mean was '
                      r'saved with shape \(16,\), this config makes \(8,\)') as info:
     ckpt.restore(EPOCHS * STEPS_PER_EPOCH, exp.abstract_state)
   assert '\n' not in str(info.value)
@@ -145,7 +155,7 @@ def test_a_torn_last_record_is_dropped_and_the_run_ends_bit_exact(reference, tmp
   workdir = str(tmp_path / 'run')
   _run_until(workdir, f'step {int(2.5 * STEPS_PER_EPOCH)}/')  # killed in epoch 3
   with open(os.path.join(workdir, 'metrics.jsonl'), 'a') as f:
-    f.write('{"step": 48, "epoch": 3, "split": "tra')  # kill -9 during an append
+    f.write('{"step": 12, "epoch": 3, "split": "tra')  # kill -9 during an append
   out = _run(workdir)
   assert 'dropping a partial record' in out
   _assert_same_run(reference, workdir)
@@ -156,14 +166,14 @@ def test_a_torn_last_record_is_dropped_and_the_run_ends_bit_exact(reference, tmp
 def test_a_damaged_newest_checkpoint_is_moved_aside_and_the_run_ends_bit_exact(reference,
                                                                                tmp_path):
   workdir = str(tmp_path / 'run')
-  _run_until(workdir, f'step {int(3.5 * STEPS_PER_EPOCH)}/')  # checkpoints 16, 32, 48
-  _damage(os.path.join(workdir, 'checkpoints', '48'))
+  _run_until(workdir, f'step {int(3.5 * STEPS_PER_EPOCH)}/')  # checkpoints 4, 8, 12
+  _damage(os.path.join(workdir, 'checkpoints', '12'))
   out = _run(workdir)
-  assert 'Checkpoint 48 cannot be restored' in out and 'Resumed from' in out
-  assert 'at step 32' in out
-  assert 'Moved the damaged checkpoint 48' in out
+  assert 'Checkpoint 12 cannot be restored' in out and 'Resumed from' in out
+  assert 'at step 8' in out
+  assert 'Moved the damaged checkpoint 12' in out
   moved = os.listdir(os.path.join(workdir, 'damaged_checkpoints'))
-  assert len(moved) == 1 and moved[0].startswith('48-')  # kept, not deleted
+  assert len(moved) == 1 and moved[0].startswith('12-')  # kept, not deleted
   _assert_same_run(reference, workdir)
 
 
@@ -183,15 +193,15 @@ def test_evaluate_reads_checkpoints_without_touching_a_save_in_progress(referenc
   from bsd_jax import evaluate
   workdir = str(tmp_path / 'run')
   shutil.copytree(reference, workdir)
-  in_progress = os.path.join(workdir, 'checkpoints', '96.orbax-checkpoint-tmp-123')
-  os.makedirs(os.path.join(in_progress, 'state'))  # a training job writing checkpoint 96
+  in_progress = os.path.join(workdir, 'checkpoints', f'{LAST + 4}.orbax-checkpoint-tmp-123')
+  os.makedirs(os.path.join(in_progress, 'state'))  # a training job writing a later checkpoint
   assert evaluate.evaluate(workdir)['step'] == EPOCHS * STEPS_PER_EPOCH
   assert os.path.isdir(in_progress)
 
 
 def test_a_torn_record_inside_the_log_keeps_the_record_appended_to_it(tmp_path):
   """Earlier versions appended after a torn line: the complete record on it is kept."""
-  from bsd_jax.metric_log import MetricLog
+  from bsd_jax.rundir.metric_log import MetricLog
   with open(tmp_path / 'metrics.jsonl', 'w') as f:
     f.write('{"step": 16, "epoch": 1, "split": "train", "loss": 1.0}\n'
             '{"step": 16, "epoch": 1, "spl{"step": 16, "epoch": 1, "split": "test", "nll": 2.0}\n'
@@ -256,7 +266,7 @@ def test_a_lock_from_another_host_is_refused_with_what_to_do(tmp_path):
 
 def test_a_nan_loss_is_one_line_with_exit_status_3(tmp_path):
   line = _one_error_line(_run(tmp_path / 'run', '--config.learning_rate=1e30', expect=3))
-  assert 'training loss is nan at step 8; no checkpoint has been written' in line
+  assert 'training loss is nan at step 2; no checkpoint has been written' in line
 
 
 def test_a_workdir_that_is_a_file_is_refused(tmp_path):
@@ -332,7 +342,7 @@ def test_kill_9_many_times_at_random_moments_ends_bit_exact(reference, tmp_path)
 
 
 def test_only_keys_that_act_in_the_run_are_compared():
-  from bsd_jax import resume_check
+  from bsd_jax.rundir import resume_check
   saved = {'method': 'bsd', 'lr_schedule': 'cosine', 'lr_milestones': [100, 150],
            'bsd': {'gamma': 0.99, 'label_weight_end': 0.5, 'eps': 0.001},
            'pskd': {'alpha_T': 0.8}, 'log_every_steps': 100}

@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bsd_jax import data, metrics, periodic, sharding, train
+from bsd_jax import data, metrics, periodic, saved_run, sharding, train
 from bsd_jax.data import order, stream_batches
-from bsd_jax.evaluation import common
 from bsd_jax.methods import bsd
 from bsd_jax.errors import UserError
 from tests import helpers
@@ -153,8 +152,8 @@ def test_validation_split_of_the_streamed_source(imagenet_dir, tmp_path):
   assert record['val_samples'] == 6 and record['num_samples'] == NUM_VAL
   # T fitted on the streamed validation split: the checkpoint's validation logits, streamed
   # again here, give the same T (or no T fits them, and the record says None).
-  config, ds, exp, state, _ = common.load_checkpoint(str(tmp_path))
-  val_logits, _ = common.checkpoint_run(config, ds, exp).predictions(state, 'val')
+  config, ds, exp, state, _ = saved_run.load_checkpoint(str(tmp_path))
+  val_logits, _ = saved_run.checkpoint_run(config, ds, exp).predictions(state, 'val')
   assert val_logits.shape[0] == 6
   try:
     expected = metrics.fit_temperature(val_logits, ds.val_labels)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from bsd_jax import data, experiment, methods, sharding
+from bsd_jax import step as step_lib
 from bsd_jax.data import mix
 from bsd_jax.errors import UserError
 from bsd_jax.config_check import check_config
@@ -122,7 +123,7 @@ def _step_setup(**data_keys):
 
 
 def _one_step(config, exp, state, data_dev, batch):
-  step = experiment.jit_train_step(config, exp)
+  step = step_lib.jit_train_step(config, exp)
   new, _ = step(jax.tree.map(jnp.copy, state), data_dev,
                 jax.device_put(batch, sharding.batch_sharded(exp.mesh)))
   return jax.device_get(new)

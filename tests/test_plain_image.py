@@ -31,7 +31,8 @@ def _folder(root):
         Image.fromarray(np.full((8, 8, 3), 30 * i, np.uint8)).save(root / split / c / f'{i}.png')
 
 
-@pytest.mark.parametrize('source', ['synthetic', 'folder'])
+# The synthetic source imports less than the folder source: slow.
+@pytest.mark.parametrize('source', [pytest.param('synthetic', marks=pytest.mark.slow), 'folder'])
 def test_a_run_imports_no_tensorflow_tfds_or_grain(tmp_path, source):
   args = ['--config', 'configs/smoke.py', '--workdir', str(tmp_path / 'run'),
           '--config.num_epochs=1']

@@ -85,6 +85,7 @@ def test_step_updates_exactly_the_visited_valid_rows():
   np.testing.assert_allclose(after[visited].sum(1), gamma * before[visited].sum(1) + 1, rtol=1e-5)
 
 
+@pytest.mark.slow  # bfloat16 tables are refused for BSD at every usual run length
 def test_bfloat16_table_is_split_over_the_devices_and_updated_like_float32():
   # gamma 0.6: a decay bfloat16 can follow (BSD's usual ones are refused, test_bsd_posterior.py)
   state, train_step, data, batch, batch_dev = helpers.step_setup(

@@ -104,3 +104,31 @@ def test_a_run_of_several_steps_per_call_stops_and_resumes_bit_exact(tmp_path):
   for a, b in zip(final['reference'], final['stopped'], strict=True):
     np.testing.assert_array_equal(a, b)
   assert helpers.read_metrics(tmp_path / 'reference') == helpers.read_metrics(workdir)
+
+
+@pytest.mark.parametrize('k', [1, 4])
+def test_the_running_totals_hold_the_steps_since_each_was_taken(k):
+  from bsd_jax import data, experiment, feeds, step
+  config = helpers.load_config('smoke.py')
+  config.steps_per_call = k
+  config.data.synthetic.num_train, config.data.synthetic.num_test = 256, 64  # 4 steps of 64
+  ds = data.load(config)
+  exp = experiment.build(config, ds)
+  state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
+      jax.random.PRNGKey(0), exp.padded_labels)
+  with feeds.make(config, ds, exp) as feed:
+    steps = step.TrainSteps(config, exp, feed, epoch_sums={
+        'loss_sum': 10.0, 'count': 5.0, 'correct': 1.0, 'confidence_sum': 2.0})
+    for n in ((1, 1, 1) if k == 1 else (3,)):
+      state = steps.advance(state, int(state.step), n)
+    first = steps.take('interval')
+    assert first['count'] == 3 * 64 and np.isfinite(first['loss_sum'])
+    state = steps.advance(state, 3, 1)
+    second = steps.take('interval')
+    epoch = steps.take('epoch')
+  assert second['count'] == 64
+  assert epoch['count'] == 5 + 4 * 64  # from the checkpoint's sums on
+  np.testing.assert_allclose(epoch['loss_sum'], 10 + first['loss_sum'] + second['loss_sum'],
+                             rtol=1e-6)
+  assert all(v == 0 for v in steps.peek('interval').values())  # both start again at the end
+  assert all(v == 0 for v in steps.peek('epoch').values())

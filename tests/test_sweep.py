@@ -7,12 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from bsd_jax import results_table
+from bsd_jax.studies import results_table
 from tests import helpers
 
 SWEEP = ['--config=configs/smoke.py', '--methods=ce,bsd', '--seeds=0,1',
          '--grid=bsd.label_weight_end=0.3,0.8', '--parallel=2', '--config.num_epochs=3',
-         '--config.eval_every_epochs=2', '--config.data.val_size=100']
+         '--config.eval_every_epochs=2', '--config.data.val_size=100'] + [
+             f'--config.data.synthetic.{key}' for key in ('num_train=300', 'num_test=128')]
 W03, W08 = 'bsd_label_weight_end0.3', 'bsd_label_weight_end0.8'
 
 
@@ -90,8 +91,8 @@ def test_a_second_sweep_into_the_same_workdir_keeps_the_first_ones_runs_in_the_t
   # Another sweep: CE alone, another override; its one run is finished already.
   proc = helpers.run_cli(['--config=configs/smoke.py', '--methods=ce', '--seeds=0',
                           '--config.num_epochs=3', '--config.eval_every_epochs=2',
-                          '--config.data.val_size=100', '--config.log_every_steps=4',
-                          f'--workdir={copy}'], module='bsd_jax.sweep')
+                          '--config.data.val_size=100'] + SWEEP[-2:] + [
+                          '--config.log_every_steps=4', f'--workdir={copy}'], module='bsd_jax.sweep')
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, out
   with open(os.path.join(copy, 'sweep.json')) as f:

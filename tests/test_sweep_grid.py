@@ -1,9 +1,9 @@
-"""The sweep's grid (bsd_jax/sweep_grid.py): which runs, labels and config
+"""The sweep's grid (bsd_jax/studies/sweep_grid.py): which runs, labels and config
 arguments a --grid gives, and its one-line errors. No run is started here (tests/test_sweep.py
 runs a grid)."""
 import pytest
 
-from bsd_jax import sweep_grid
+from bsd_jax.studies import sweep_grid
 from bsd_jax.errors import UserError
 from tests import helpers
 

@@ -7,9 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from bsd_jax import data, evaluate, experiment, metrics, train
+from bsd_jax import data, evaluate, feeds, metrics, saved_run, train
 from bsd_jax.errors import UserError
-from bsd_jax.evaluation import common
 from tests import helpers
 
 VAL = 100
@@ -87,8 +86,8 @@ def test_held_out_images_have_no_table_rows(val_run):
 def _scaled_by_hand(workdir):
   """T minimising the validation NLL and the test NLL after scaling, from the checkpoint's own
   logits (the model run again, not the suite's numbers)."""
-  config, ds, exp, state, _ = common.load_checkpoint(workdir)
-  predictor = experiment.Predictor(exp, 256)
+  config, ds, exp, state, _ = saved_run.load_checkpoint(workdir)
+  predictor = feeds.Predictor(exp, 256)
   val_logits, _ = predictor.outputs(state, ds.val_images)
   test_logits, _ = predictor.outputs(state, ds.test_images)
   return val_logits, ds.val_labels, test_logits, ds.test_labels

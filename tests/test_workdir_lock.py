@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from bsd_jax import workdir as workdir_lib
+from bsd_jax.rundir import lock as workdir_lib
 from bsd_jax.errors import UserError
 
 

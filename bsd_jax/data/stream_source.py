@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from bsd_jax import distributed
 from bsd_jax.data import tfds_common
 from bsd_jax.errors import UserError
 
@@ -139,7 +140,6 @@ def _labels(source, label_key, cache_dir, split):
   other); process 0 writes the cache where the data directory is writable."""
   import jax
 
-  from bsd_jax import distributed
   n = len(source)
   path = os.path.join(cache_dir, f"bsd_jax_labels.{re.sub(r'[^A-Za-z0-9_.-]', '_', split)}.npy")
   labels = _cached(path, n)

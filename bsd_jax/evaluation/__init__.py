@@ -6,7 +6,8 @@ checkpoint and, from config.evals, during training.
   ood.py          OOD detection (sets read by ood_sets.py)
   adversarial.py  FGSM and PGD (attacks.py)
   corruptions.py  CIFAR-10-C / CIFAR-100-C (sets read by corruption_sets.py)
-and common.py (the run's config and checkpoint, result files), reliability.py (the diagram).
+and suite.py (the interface below), common.py (the run a suite evaluates, result files),
+reliability.py (the diagram).
 
 A suite is a class with
   name               the --suite value, the config.evals section of its options and the
@@ -26,59 +27,10 @@ A suite is a class with
   scalars(record)    -> {key: float} for metrics.jsonl
 
 Adding a suite: a module with the class, one entry in SUITES, its section in configs/default.py.
+A checkpoint is loaded for a suite by bsd_jax/saved_run.py.
 """
-from bsd_jax.errors import UserError
+from bsd_jax.evaluation import adversarial, corruptions, ood, testset
 
-
-class Suite:
-  """Defaults of the suite interface (see the module docstring)."""
-  name = ''
-  file = ''
-  FLAGS = {}
-  needs_test_images = False
-
-  def __init__(self, run, options):
-    self.run_ctx, self.options = run, options
-
-  @classmethod
-  def check_options(cls, options):
-    del options
-
-  @classmethod
-  def check_run(cls, options, config):
-    del options, config
-
-  def run(self, state, step: int) -> dict:
-    raise NotImplementedError
-
-  def write(self, workdir, record):
-    from bsd_jax.evaluation import common
-    return [common.write_result(workdir, record, self.file)]
-
-  def report(self, record, paths):
-    del record
-    print(f'wrote {paths[0]}')
-
-  def scalars(self, record) -> dict:
-    raise NotImplementedError
-
-
-def as_list(value):
-  """A flag's list, or a config's comma-separated string, as a list of stripped strings."""
-  if isinstance(value, str):
-    return [v.strip() for v in value.split(',') if v.strip()]
-  return [str(v) for v in value]
-
-
-def numbers(value, what, kind=float):
-  """as_list(value) as numbers of `kind`; UserError naming `what` otherwise."""
-  try:
-    return [kind(v) for v in as_list(value)]
-  except ValueError as e:
-    raise UserError(f'{what}: {e}') from None
-
-
-from bsd_jax.evaluation import adversarial, corruptions, ood, testset  # noqa: E402
 
 SUITES = {s.name: s for s in (testset.TestSuite, ood.OODSuite, adversarial.AdversarialSuite,
                               corruptions.CorruptionsSuite)}

@@ -7,7 +7,8 @@ import numpy as np
 from bsd_jax import metrics
 from bsd_jax.data import augment
 from bsd_jax.errors import UserError
-from bsd_jax.evaluation import Suite, attacks, common, numbers
+from bsd_jax.evaluation import attacks, common
+from bsd_jax.evaluation.suite import Suite, numbers
 
 
 class AdversarialSuite(Suite):

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from bsd_jax.data import tfds_common
 from bsd_jax.errors import UserError
 
 # The 15 corruptions of Hendrycks & Dietterich (2019) that the CIFAR-C means are taken over.
@@ -49,7 +50,6 @@ def _tfds_config(name, severity):
 
 
 def _tfds_builder(name, severity, data_dir):
-  from bsd_jax.data import tfds_common
   return tfds_common.open_builder(_tfds_config(name, severity), data_dir, what='--corruptions')
 
 
@@ -130,7 +130,6 @@ def images(spec, name, severity, max_samples=None):
   """(uint8 images [n, H, W, C], int32 labels [n]) of one corruption at one severity."""
   kind, where = _parse(spec)
   if kind == 'tfds':
-    from bsd_jax.data import tfds_common
     images, labels = tfds_common.read_columns(_tfds_builder(name, severity, where), 'test',
                                               ['image', 'label'], take=max_samples)
     return images.astype(np.uint8), labels.astype(np.int32)

@@ -4,7 +4,8 @@ import logging
 
 from bsd_jax import metrics
 from bsd_jax.errors import UserError
-from bsd_jax.evaluation import Suite, as_list, common, corruption_sets, numbers
+from bsd_jax.evaluation import common, corruption_sets
+from bsd_jax.evaluation.suite import Suite, as_list, numbers
 
 
 class CorruptionsSuite(Suite):

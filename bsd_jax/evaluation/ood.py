@@ -4,7 +4,8 @@ import numpy as np
 
 from bsd_jax import metrics
 from bsd_jax.errors import UserError
-from bsd_jax.evaluation import Suite, as_list, common, ood_sets
+from bsd_jax.evaluation import common, ood_sets
+from bsd_jax.evaluation.suite import Suite, as_list
 
 DEFINITIONS = {'auroc': 'exact rank-based AUROC, OOD = positive, ties count 1/2',
                'fpr95': 'fraction of in-distribution samples scored as OOD at the threshold '

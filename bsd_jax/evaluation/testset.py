@@ -8,7 +8,8 @@ import os
 
 from bsd_jax import metrics
 from bsd_jax.errors import UserError
-from bsd_jax.evaluation import Suite, common
+from bsd_jax.evaluation import common
+from bsd_jax.evaluation.suite import Suite
 from bsd_jax.evaluation.reliability import save_reliability_diagram
 
 SCALINGS = ('auto', 'on', 'off')

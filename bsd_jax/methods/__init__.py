@@ -1,120 +1,51 @@
-"""Training methods: the `Method` record, what a step gives it (`StepInputs`), and the registry.
+"""Training methods: the registry (METHODS, `register`, `get_method`) over the `Method` record of
+method.py.
 
-A method turns the step's logits into a scalar loss. What it may use arrives in `StepInputs`:
-the batch's labels and mask, its rows of the method's per-sample table (BSD: the Dirichlet
-parameters alpha; PS-KD: last epoch's predictions; temporal ensembling: the prediction EMA),
-the epoch, the logits of an extra view that the input pipeline adds to the batch (CS-KD: a
-same-class partner of each sample; DLB: the previous batch, augmented again), and a carry from
-the previous step (DLB: that batch's logits). The train step gathers the rows, forwards the
-batch and its extra view together, scatters `update_rows(rows, probs, epoch)` back for the
-visited samples, and keeps `next_carry(inputs)`. A table is an [N, W] array or a dict of
-arrays with N rows (BSD's sparse posterior: class ids, values, rest), every one split by rows.
-Methods without a table keep a [N, 1] zero column and methods without a carry a scalar, so
-every method has the same TrainState layout.
-
-Everything else the loop does for a method is a field too (`epoch_stats`, `refresh_pass`,
-`row_targets`, `class_targets`, `description`), so that train.py and step.py never name one.
-Adding a method: a factory `config -> Method` in baselines.py (or a module of its own), one
-entry in METHODS, its config section in configs/default.py and its checks in
-bsd_jax/config_check.py.
+A method is a factory `config -> Method` (a loss over the step's logits, and what it keeps per
+sample) registered with its config section, the checks of that section and which of its keys act
+(`Entry`). The config check, the resume check and the sweep's grid read those from here, so
+adding a method is: its module (here, or anywhere that calls `register` before the config is
+checked, e.g. the config file), its `register` call, and its section in configs/default.py
+(docs/design.md, "Adding a method").
 """
-from typing import Any, Callable, NamedTuple
-
-import jax
 import jax.numpy as jnp
 
+from bsd_jax.methods import baselines, bsd
+from bsd_jax.methods.method import (Entry, Method, StepInputs, bfloat16_holds,  # noqa: F401
+                                    class_mean_targets)
 
-class StepInputs(NamedTuple):
-  logits: jax.Array          # [B, K] train-mode logits of the batch
-  labels: jax.Array          # [B]
-  mask: jax.Array            # [B] 1 for real samples, 0 for the padding of an epoch's last batch
-  rows: Any                  # the batch's rows of the per-sample table: [B, W], or a dict of
-                             # [B, ...] arrays (BSD's sparse posterior)
-  epoch: jax.Array           # int32 scalar, 0-based
-  extra_logits: Any = None   # [B, K] logits of the extra view, when the method asks for one
-  extra_labels: Any = None
-  extra_mask: Any = None
-  carry: Any = None
+METHODS = {}
 
 
-class Method(NamedTuple):
-  name: str
-  loss: Callable                      # StepInputs -> scalar
-  init_table: Callable = None         # (labels [N], K) -> [N, W], stored in table_dtype; or a
-                                      # dict of [N, ...] arrays, each stored as made (every one
-                                      # split by rows); None: a zero column
-  update_rows: Callable = None        # (rows, probs, epoch) -> rows; None: the table is fixed
-  extra_view: str = None              # None, 'class_pair' or 'previous_batch'
-  init_carry: Callable = None         # (batch_size, K) -> carry; None: no carry
-  next_carry: Callable = None         # StepInputs -> carry
-  # (table, labels [N_pad], valid [N_pad] bool, clean labels [N_pad] or None, *, num_classes)
-  # -> a tuple of {name: scalar}: statistics of the whole table, logged with each epoch's train
-  # record in that order (the loop jits it, and jit returns each dict's keys sorted).
-  epoch_stats: Callable = None
-  # True: update_rows runs on clean eval-mode predictions in one ordered pass over the training
-  # set at each epoch end, instead of on the train-pass predictions at each visit.
-  refresh_pass: bool = False
-  row_targets: Callable = None        # (rows, K) -> [B, K] target distributions (SupCon's
-                                      # 'target_argmax' positives); None: not available
-  # (table, labels, valid, num_classes) -> class_mean_targets of the whole table
-  # (eval/class_targets.npz); None: from row_targets (get_method), or not available
-  class_targets: Callable = None
-  description: str = ''               # logged at the start of a run (e.g. derived constants)
+def register(name: str, build, *, section=None, check=None, check_classes=None, acts=None):
+  """Make `build` (config -> Method) the method config.method = `name` (see `Entry`)."""
+  METHODS[name] = Entry(build, section, check, check_classes, acts)
 
 
-def class_mean_targets(targets, labels, valid, num_classes: int):
-  """([K, K] mean target of the valid samples of each given label (row k: label k; zeros where a
-  label has none), [K] their counts): the class structure a method's targets hold."""
-  w = valid.astype(jnp.float32)
-  sums = jax.ops.segment_sum(targets.astype(jnp.float32) * w[:, None], labels, num_classes)
-  counts = jax.ops.segment_sum(w, labels, num_classes)
-  return sums / jnp.maximum(counts, 1.0)[:, None], counts
+def section_owner(section: str):
+  """{name of every method whose hyperparameters are config.`section`} (empty for a section that
+  is no method's)."""
+  return {name for name, e in METHODS.items() if e.section == section}
 
 
-def bfloat16_holds(decay: float) -> bool:
-  """Whether a table entry updated as x <- decay x + u may be stored in bfloat16.
-
-  bfloat16 keeps 8 significant bits and rounds to nearest, so a change smaller than half its
-  spacing (2^-9 to 2^-8 of |x|) is lost. An update moves x by (1 - decay) of its distance to
-  where u would take it, so the stored entry stops following u anywhere within 2^-8 / (1 - decay)
-  of its value: at BSD's default decay 0.5^(1/200) (1 - decay = 0.35%) that is 113%, the entry
-  freezes. True when that dead band is at most 1% (decay <= 0.609)."""
-  return 2.0 ** -8 <= 0.01 * (1.0 - decay)
-
-
-def check_bfloat16_decay(dtype, decay, what: str):
-  """ValueError when `dtype` is bfloat16 and a decay of `decay` cannot be held in it (a python
-  number; a traced decay is not checked)."""
-  if (jnp.dtype(dtype) == jnp.bfloat16 and isinstance(decay, (int, float))
-      and not bfloat16_holds(decay)):
-    raise ValueError(f'{what}: a bfloat16 table cannot follow an update with decay {decay:.4f} '
-                     '(changes below 2^-9 of an entry are rounded away); store it in float32')
-
-
-def masked_mean(values, mask):
-  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
-def kl_divergence(teacher_logits, student_logits, temperature):
-  """Per-sample KL(softmax(teacher/T) || softmax(student/T)); the teacher carries no gradient."""
-  t = jax.lax.stop_gradient(teacher_logits.astype(jnp.float32)) / temperature
-  s = student_logits.astype(jnp.float32) / temperature
-  p_t = jax.nn.softmax(t, -1)
-  return jnp.sum(p_t * (jax.nn.log_softmax(t, -1) - jax.nn.log_softmax(s, -1)), -1)
-
-
-# The registry: config.method -> factory. Imported here, after the names the modules use.
-from bsd_jax.methods import baselines, bsd  # noqa: E402
-
-METHODS = {f.__name__: f for f in (baselines.ce, baselines.label_smoothing, baselines.pskd,
-                                   baselines.cskd, baselines.tfkd_reg, baselines.dlb,
-                                   baselines.temporal_ensembling, bsd.bsd)}
+for _build, _section, _check in (
+    (baselines.ce, None, None),
+    (baselines.label_smoothing, 'label_smoothing', baselines.check_label_smoothing),
+    (baselines.pskd, 'pskd', baselines.check_pskd),
+    (baselines.cskd, 'cskd', baselines.check_cskd),
+    (baselines.tfkd_reg, 'tfkd', baselines.check_tfkd),
+    (baselines.dlb, 'dlb', baselines.check_dlb),
+    (baselines.temporal_ensembling, 'temporal_ensembling',
+     baselines.check_temporal_ensembling)):
+  register(_build.__name__, _build, section=_section, check=_check)
+register('bsd', bsd.bsd, section='bsd', check=bsd.check, check_classes=bsd.check_classes,
+         acts=bsd.acts)
 
 
 def get_method(config) -> Method:
   """The method named by config.method (a valid name: bsd_jax/config_check.py checks it), with
   the default table and carry filled in."""
-  method = METHODS[config.method](config)
+  method = METHODS[config.method].build(config)
   if method.init_table is None:
     method = method._replace(init_table=lambda labels, k: jnp.zeros((labels.shape[0], 1)))
   if method.class_targets is None and method.row_targets is not None:

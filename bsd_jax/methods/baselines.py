@@ -1,14 +1,15 @@
-"""The seven baselines (METHOD.md section 2), one factory each: config -> Method.
+"""The seven baselines (docs/configuration.md, "The baselines against their authors' code"), one
+factory each, config -> Method, and the checks of their config sections (`check_<section>`).
 
-Each is registered by its function name in bsd_jax/methods/__init__.py (METHODS); its
-hyperparameters are the config section of the same name (configs/default.py), checked in
-bsd_jax/config_check.py.
+Each is registered by its function name in bsd_jax/methods/__init__.py with its section
+(configs/default.py) and its check.
 """
 import jax
 import jax.numpy as jnp
 
 from bsd_jax import losses
-from bsd_jax.methods import Method, kl_divergence, masked_mean
+from bsd_jax.errors import require, require_in, require_positive
+from bsd_jax.methods.method import Method, bfloat16_holds, kl_divergence, masked_mean
 
 
 def _one_hot_like(inp):
@@ -121,3 +122,40 @@ def temporal_ensembling(config):
   return Method('temporal_ensembling', loss,
                 init_table=lambda labels, k: jnp.zeros((labels.shape[0], k), jnp.float32),
                 update_rows=lambda rows, probs, epoch: c.alpha * rows + (1 - c.alpha) * probs)
+
+
+def check_label_smoothing(config):
+  require_in(config.label_smoothing.eps, 0, 1, 'label_smoothing.eps')
+
+
+def check_pskd(config):
+  require_in(config.pskd.alpha_T, 0, 1, 'pskd.alpha_T')
+
+
+def check_cskd(config):
+  require_positive(config, 'cskd.temperature')
+  require_positive(config, 'cskd.weight', strict=False)
+
+
+def check_tfkd(config):
+  require_in(config.tfkd.alpha, 0, 1, 'tfkd.alpha')
+  require_in(config.tfkd.correct_prob, 0, 1, 'tfkd.correct_prob', low_open=True, high_open=True)
+  require_positive(config, 'tfkd.temperature')
+  require_positive(config, 'tfkd.multiplier', strict=False)
+
+
+def check_dlb(config):
+  require_positive(config, 'dlb.temperature')
+  require_positive(config, 'dlb.weight', strict=False)
+
+
+def check_temporal_ensembling(config):
+  a = config.temporal_ensembling.alpha
+  require_in(a, 0, 1, 'temporal_ensembling.alpha', high_open=True)
+  require(config.table_dtype != 'bfloat16' or bfloat16_holds(a),
+          f"config.table_dtype = 'bfloat16' cannot hold temporal ensembling's EMA at "
+          f'temporal_ensembling.alpha = {a}: an update moves an entry by {1 - a:.0%} of its '
+          "distance to the prediction, too little for bfloat16's resolution (2^-8) to follow "
+          "within 1% (alpha <= 0.609 can); use table_dtype 'float32'")
+  require_positive(config, 'temporal_ensembling.max_weight', strict=False)
+  require_positive(config, 'temporal_ensembling.rampup_epochs')

@@ -1,17 +1,20 @@
-"""BSD (METHOD.md section 1): the posterior math, and the method built from it.
+"""BSD (arXiv 2512.24162): the dense posterior's math, the method built from it (dense, or sparse
+from bsd_sparse.py's math), and the checks of config.bsd.
 
 Each sample i keeps a Dirichlet posterior over its own label distribution, alpha_i in R^K, all
 entries > 0: the prior puts `c` on the given label and `eps` elsewhere, the training target is
 the posterior mean alpha_i / sum_j alpha_ij, and every epoch alpha_i <- gamma * alpha_i + p_i
 with p_i the model's (stop-gradient) prediction for sample i. The math is pure functions, tested
 alone (tests/test_bsd_posterior.py); `bsd(config)` makes the Method the trainer runs, and `hparams`
-the constants a config gives (checked in bsd_jax/config_check.py).
+the constants a config gives (checked by `check`).
 """
 import jax
 import jax.numpy as jnp
 
-from bsd_jax import losses
-from bsd_jax.methods import Method, check_bfloat16_decay, masked_mean
+from bsd_jax import losses, models
+from bsd_jax.errors import require
+from bsd_jax.methods import bsd_sparse
+from bsd_jax.methods.method import Method, bfloat16_holds, check_bfloat16_decay, masked_mean
 
 
 def init_alpha(labels, num_classes: int, c: float, eps: float, dtype=jnp.float32):
@@ -107,8 +110,7 @@ def bsd(config):
   config.bsd.top_k = k > 0 the posterior is kept sparse (bsd_sparse.py)."""
   hp = hparams(config)
   if config.bsd.top_k:
-    from bsd_jax.methods import bsd_sparse
-    return bsd_sparse.method(config, hp)
+    return _sparse(config, hp)
   return Method(
       'bsd',
       lambda inp: masked_mean(losses.soft_cross_entropy(
@@ -119,3 +121,93 @@ def bsd(config):
       refresh_pass=config.bsd.prediction_source == 'eval_pass',
       row_targets=lambda rows, num_classes: posterior_mean(rows),
       description=f'BSD: {hp}')
+
+
+def _sparse(config, hp):
+  """The sparse BSD Method: rows are {'ids', 'values', 'rest'} (and 'shadow', the dense alpha
+  updated alongside, with config.bsd.top_k_shadow), the loss and the update of bsd_sparse.py;
+  the values and the shadow in config.table_dtype, ids int32, rest float32."""
+  k, shadow = config.bsd.top_k, config.bsd.top_k_shadow
+  dtype = models.DTYPES[config.table_dtype]
+
+  def init_table(labels, num_classes):
+    ids, values, rest = bsd_sparse.init(labels, num_classes, k, hp['c'], hp['eps'], dtype)
+    rows = {'ids': ids, 'values': values, 'rest': rest}
+    if shadow:
+      rows['shadow'] = init_alpha(labels, num_classes, hp['c'], hp['eps'], dtype)
+    return rows
+
+  def loss(inp):
+    r = inp.rows
+    return masked_mean(bsd_sparse.soft_cross_entropy(inp.logits, r['ids'], r['values'],
+                                                     r['rest'], hp['temperature']), inp.mask)
+
+  def update_rows(rows, probs, epoch):
+    ids, values, rest = bsd_sparse.update(rows['ids'], rows['values'], rows['rest'], probs,
+                                          hp['gamma'], dtype)
+    new = {'ids': ids, 'values': values, 'rest': rest}
+    if shadow:
+      new['shadow'] = update_alpha(rows['shadow'], probs, hp['gamma'])
+    return new
+
+  def epoch_stats(table, labels, valid, clean_labels=None, *, num_classes):
+    sparse = (table['ids'], table['values'], table['rest'])
+    out = (bsd_sparse.posterior_stats(*sparse, labels, valid, num_classes),)
+    if clean_labels is not None:
+      out += (bsd_sparse.noisy_label_recovery(*sparse, labels, clean_labels, valid,
+                                              num_classes),)
+    if shadow:
+      out += (bsd_sparse.shadow_gap(*sparse, table['shadow'], valid),)
+    return out
+
+  return Method(
+      'bsd', loss, init_table=init_table, update_rows=update_rows, epoch_stats=epoch_stats,
+      refresh_pass=config.bsd.prediction_source == 'eval_pass',
+      row_targets=lambda rows, num_classes: bsd_sparse.dense_target(
+          rows['ids'], rows['values'], rows['rest'], num_classes),
+      class_targets=lambda table, labels, valid, num_classes: bsd_sparse.class_mean_targets(
+          table['ids'], table['values'], table['rest'], labels, valid, num_classes),
+      description=f'BSD, sparse posterior: top {k} classes per row'
+                  f'{" and a dense shadow table" if shadow else ""}: {hp}')
+
+
+def check(config):
+  """UserError naming the first bad key of config.bsd (and table_dtype where BSD's update cannot
+  be held in it)."""
+  b = config.bsd
+  if b.gamma is None:
+    require(0 < b.label_weight_end < 1,
+            f'config.bsd.label_weight_end must be in (0, 1), got {b.label_weight_end}')
+    require(config.num_epochs >= 1, f'config.num_epochs must be >= 1, got {config.num_epochs}')
+    gamma = gamma_for_label_weight(b.label_weight_end, config.num_epochs)
+  else:
+    gamma = b.gamma
+  require(0.0 < gamma <= 1.0, f'config.bsd.gamma must be in (0, 1], got {gamma}')
+  require(b.c is not None or gamma < 1.0, 'config.bsd.c must be set when config.bsd.gamma = 1 '
+          '(c = 1/(1-gamma) is undefined)')
+  require(b.c is None or b.c > 0, f'config.bsd.c must be > 0, got {b.c}')
+  require(b.eps > 0, f'config.bsd.eps must be > 0, got {b.eps}')
+  require(b.temperature > 0, f'config.bsd.temperature must be > 0, got {b.temperature}')
+  require(b.prediction_source in ('train_pass', 'eval_pass'),
+          "config.bsd.prediction_source must be 'train_pass' or 'eval_pass', got "
+          f'{b.prediction_source!r}')
+  require(b.top_k >= 0, f'config.bsd.top_k must be >= 0 (0 = the dense posterior), got '
+          f'{b.top_k}')
+  require(config.table_dtype != 'bfloat16' or bfloat16_holds(gamma),
+          f"config.table_dtype = 'bfloat16' cannot hold BSD's posterior at gamma = {gamma:.4f}: "
+          f'an update moves an entry by {1 - gamma:.2%} of its distance to the prediction, '
+          'below bfloat16\'s resolution (2^-8), so the entries stop learning; use '
+          "table_dtype 'float32' (bsd.top_k keeps a smaller table; a run directory made with "
+          'bfloat16 cannot resume: start it again in another --workdir)')
+  require(b.top_k > 0 or not b.top_k_shadow, 'config.bsd.top_k_shadow needs config.bsd.top_k '
+          '> 0 (it measures the sparse posterior against the dense one)')
+
+
+def check_classes(config, num_classes: int):
+  require(config.bsd.top_k <= num_classes, f'config.bsd.top_k = {config.bsd.top_k} is more '
+          f'than the {num_classes} classes of the data (at most {num_classes}; 0 = dense)')
+
+
+def acts(key, flat):
+  """bsd.label_weight_end acts only where bsd.gamma is not set; every other key always."""
+  return key != 'bsd.label_weight_end' or flat.get('bsd.gamma') is None

@@ -1,6 +1,6 @@
 """BSD's posterior kept sparse (`config.bsd.top_k = k`), for tables too large to hold dense
 (ImageNet-21k: 14.2M x 21,843): the math as pure functions tested alone
-(tests/test_bsd_sparse.py), and the Method the trainer runs (`method`).
+(tests/test_bsd_sparse.py); bsd.py makes the Method the trainer runs from them.
 
 A row keeps k (class id, alpha) pairs and one scalar `rest`: the total alpha of the other K - k
 classes, spread evenly over them. The row's total S = sum(values) + rest is the dense row's
@@ -16,8 +16,7 @@ three).
 import jax
 import jax.numpy as jnp
 
-from bsd_jax import models
-from bsd_jax.methods import Method, bsd, check_bfloat16_decay, masked_mean
+from bsd_jax.methods.method import check_bfloat16_decay
 
 
 def init(labels, num_classes: int, k: int, c: float, eps: float, dtype=jnp.float32):
@@ -112,6 +111,17 @@ def dense(ids, values, rest, num_classes: int):
   return jnp.put_along_axis(out, ids, values.astype(jnp.float32), axis=-1, inplace=False)
 
 
+def dense_target(ids, values, rest, num_classes: int):
+  """The dense target [..., K] a sparse row implies, its posterior mean (small K only)."""
+  return _normalized(dense(ids, values, rest, num_classes))
+
+
+def _normalized(alpha):
+  """alpha [..., K] over its sum (bsd.posterior_mean)."""
+  alpha = alpha.astype(jnp.float32)
+  return alpha / _positive(jnp.sum(alpha, -1, keepdims=True))
+
+
 def soft_cross_entropy(logits, ids, values, rest, temperature: float = 1.0):
   """Per-sample -sum_j t_j log softmax(z / T)_j against the sparse target, without a dense
   target: the kept classes' terms plus the unkept share times the sum of the unkept classes'
@@ -177,58 +187,10 @@ def shadow_gap(ids, values, rest, shadow, valid):
   (`shadow`, config.bsd.top_k_shadow), over the valid rows: the mean and largest |t_sparse -
   t_dense| over rows and classes, and the mean total variation 1/2 sum_j |t_sparse - t_dense|."""
   num_classes = shadow.shape[-1]
-  gap = jnp.abs(bsd.posterior_mean(dense(ids, values, rest, num_classes)) -
-                bsd.posterior_mean(shadow))
+  gap = jnp.abs(dense_target(ids, values, rest, num_classes) - _normalized(shadow))
   w = valid.astype(jnp.float32)
   n = jnp.maximum(jnp.sum(w), 1.0)
   return {'shadow_abs_mean': jnp.sum(w[:, None] * gap) / (n * num_classes),
           'shadow_abs_max': jnp.max(jnp.where(valid[:, None], gap, 0.0)),
           'shadow_tv_mean': jnp.sum(w * 0.5 * jnp.sum(gap, -1)) / n}
 
-
-def method(config, hp):
-  """The sparse BSD Method: rows are {'ids', 'values', 'rest'} (and 'shadow', the dense alpha
-  updated alongside, with config.bsd.top_k_shadow), the loss and the update as above; the
-  values and the shadow in config.table_dtype, ids int32, rest float32."""
-  k, shadow = config.bsd.top_k, config.bsd.top_k_shadow
-  dtype = models.DTYPES[config.table_dtype]
-
-  def init_table(labels, num_classes):
-    ids, values, rest = init(labels, num_classes, k, hp['c'], hp['eps'], dtype)
-    rows = {'ids': ids, 'values': values, 'rest': rest}
-    if shadow:
-      rows['shadow'] = bsd.init_alpha(labels, num_classes, hp['c'], hp['eps'], dtype)
-    return rows
-
-  def loss(inp):
-    r = inp.rows
-    return masked_mean(soft_cross_entropy(inp.logits, r['ids'], r['values'], r['rest'],
-                                          hp['temperature']), inp.mask)
-
-  def update_rows(rows, probs, epoch):
-    ids, values, rest = update(rows['ids'], rows['values'], rows['rest'], probs, hp['gamma'],
-                               dtype)
-    new = {'ids': ids, 'values': values, 'rest': rest}
-    if shadow:
-      new['shadow'] = bsd.update_alpha(rows['shadow'], probs, hp['gamma'])
-    return new
-
-  def epoch_stats(table, labels, valid, clean_labels=None, *, num_classes):
-    sparse = (table['ids'], table['values'], table['rest'])
-    out = (posterior_stats(*sparse, labels, valid, num_classes),)
-    if clean_labels is not None:
-      out += (noisy_label_recovery(*sparse, labels, clean_labels, valid, num_classes),)
-    if shadow:
-      out += (shadow_gap(*sparse, table['shadow'], valid),)
-    return out
-
-  def row_targets(rows, num_classes):
-    return bsd.posterior_mean(dense(rows['ids'], rows['values'], rows['rest'], num_classes))
-
-  return Method(
-      'bsd', loss, init_table=init_table, update_rows=update_rows, epoch_stats=epoch_stats,
-      refresh_pass=config.bsd.prediction_source == 'eval_pass', row_targets=row_targets,
-      class_targets=lambda table, labels, valid, num_classes: class_mean_targets(
-          table['ids'], table['values'], table['rest'], labels, valid, num_classes),
-      description=f'BSD, sparse posterior: top {k} classes per row'
-                  f'{" and a dense shadow table" if shadow else ""}: {hp}')

@@ -14,8 +14,9 @@ uninterrupted run would end where such a resumed one does. Train longer in a new
 """
 import json
 
+from bsd_jax import methods
 from bsd_jax.errors import UserError
-from bsd_jax.evaluation.common import ABSENT_MEANS, flatten
+from bsd_jax.evaluation.common import flatten
 
 # Keys (or sections, ending in '.') that may change on resume: logging, steps per call,
 # evaluation and checkpoint cadence, the evaluation batch, evaluation suites, host-side reading,
@@ -27,18 +28,26 @@ MAY_CHANGE = ('log_every_steps', 'steps_per_call', 'eval_every_epochs',
               'data.manual_dir', 'data.download', 'data.root', 'label_noise.superclass_csv',
               'peer_timeout_s')
 
-METHOD_SECTIONS = {'bsd': 'bsd', 'label_smoothing': 'label_smoothing', 'pskd': 'pskd',
-                    'cskd': 'cskd', 'tfkd_reg': 'tfkd', 'dlb': 'dlb',
-                    'temporal_ensembling': 'temporal_ensembling'}
+# Keys added since the first version, and what their absence in a run's config.json meant: a run
+# directory of an earlier version is evaluated (load_run_config) and resumed (resume_check) as
+# what it was.
+ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
+                'table_dtype': 'float32',            # the only storage before the key existed
+                'data.val_size': 0, 'data.val_seed': 0,               # no validation split
+                'data.cutmix_alpha': 0.0, 'data.mixup_alpha': 0.0,    # no CutMix or Mixup
+                'data.mix_prob': 1.0, 'data.mix_switch_prob': 0.5,
+                'bsd.top_k': 0, 'bsd.top_k_shadow': False,           # the dense posterior
+                'label_noise.clean_val': True,       # validation labels were kept clean
+                'peer_timeout_s': 60.0}
 
 
 def _acts(key, c):
   """Whether `key` acts in the run described by the flat config `c`."""
   section = key.split('.')[0]
-  if key == 'bsd.label_weight_end':
-    return c.get('method') == 'bsd' and c.get('bsd.gamma') is None
-  if section in METHOD_SECTIONS.values():
-    return METHOD_SECTIONS.get(c.get('method')) == section
+  if methods.section_owner(section):  # a method's hyperparameters act in its runs only
+    entry = methods.METHODS.get(c.get('method'))
+    return (entry is not None and entry.section == section
+            and (entry.acts is None or entry.acts(key, c)))
   if key.startswith('supcon.') and key != 'supcon.weight':
     return (c.get('supcon.weight') or 0) > 0
   if key == 'label_noise.clean_val':

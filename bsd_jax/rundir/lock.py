@@ -1,5 +1,4 @@
-"""The run directory before training touches it: a usable path, one job at a time (its lock),
-and config.json (the run it holds; written once, atomically).
+"""One job at a time in a run directory: its lock.
 
 The lock is <workdir>/lock.json, created exclusively by the job that trains there and naming it
 by a token (host, boot id, PID namespace, pid and its start time, a random part). A second start
@@ -16,80 +15,7 @@ import secrets
 import socket
 import time
 
-from bsd_jax import resume_check
 from bsd_jax.errors import UserError
-
-CONFIG = 'config.json'
-
-
-def check_path(workdir: str):
-  """UserError when `workdir` is a file, or it or its nearest existing parent is not writable."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UserError(f'--workdir {workdir} is a file, not a directory')
-  probe = os.path.abspath(workdir)
-  while not os.path.exists(probe):
-    probe = os.path.dirname(probe)
-  if not os.access(probe, os.W_OK | os.X_OK):
-    raise UserError(f'--workdir {workdir}: {probe} is not writable')
-
-
-def check_config(workdir: str, config, restore: bool = True):
-  """UserError when <workdir>/config.json describes another run (resume_check). Without
-  config.json, a workdir with checkpoints is checked against the config its newest checkpoint
-  saved (and config.json written back from it when `restore`); one whose checkpoints saved none
-  (earlier versions) is refused: its run cannot be told."""
-  path = os.path.join(workdir, CONFIG)
-  if os.path.exists(path):
-    from bsd_jax.evaluation.common import load_run_config  # reads earlier versions' files too
-    resume_check.check(json.loads(load_run_config(workdir).to_json()), config, path)
-    return
-  steps = _checkpoint_steps(workdir)
-  if not steps:
-    return
-  for step in reversed(steps):
-    meta = os.path.join(workdir, 'checkpoints', str(step), 'meta', 'metadata')
-    try:
-      with open(meta) as f:
-        saved = json.load(f).get('config')
-    except (OSError, ValueError):
-      continue
-    if saved is not None:
-      resume_check.check(saved, config, f'{meta} (the config of checkpoint {step})')
-      if restore:
-        _write_json(path, json.dumps(saved, indent=2))
-        logging.warning('%s was missing: restored from the copy saved with checkpoint %d',
-                        path, step)
-      return
-  raise UserError(f'{path} is missing and the checkpoints in {workdir} (steps {steps}) were '
-                  'saved without a copy of it, so this config cannot be checked against the run '
-                  'they hold: restore config.json, or use another --workdir')
-
-
-def _checkpoint_steps(workdir):
-  try:
-    names = os.listdir(os.path.join(workdir, 'checkpoints'))
-  except OSError:
-    return []
-  return sorted(int(n) for n in names if n.isdigit())
-
-
-def _write_json(path, text):
-  tmp = f'{path}.tmp{os.getpid()}'
-  try:
-    with open(tmp, 'w') as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except OSError as e:
-    raise UserError(f'{path}: cannot be written ({e.strerror})') from None
-
-
-def write_config(workdir: str, config):
-  """config.json of the first start (kept afterwards), written atomically."""
-  path = os.path.join(workdir, CONFIG)
-  if not os.path.exists(path):
-    _write_json(path, config.to_json(indent=2))
 
 NAME = 'lock.json'
 # A takeover of a dead job's lock holds this file (created exclusively) while it checks and

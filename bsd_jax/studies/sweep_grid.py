@@ -1,8 +1,8 @@
 """The sweep's grid: `--grid KEY=V1,V2` arguments parsed and checked against the config, and the
 runs they make with the methods and seeds (`plan`).
 
-A key of one method's section (`bsd.`, `pskd.`, ... : resume_check.METHOD_SECTIONS) varies only
-that method's runs; any other key varies every run. A run's label is its method followed by the
+A key of one method's section (`bsd.`, `pskd.`, ...: the section its registry entry names,
+bsd_jax/methods) varies only that method's runs; any other key varies every run. A run's label is its method followed by the
 values it was given, `<name><value>` joined by '_' (the name: the key's last part, or the whole
 key where two grid keys share a last part), e.g. `bsd_label_weight_end0.3_learning_rate0.1`;
 `--bsd_label_weights` is the grid of bsd.label_weight_end named `w` (labels `bsd_w0.5`).
@@ -15,7 +15,6 @@ import re
 from bsd_jax import methods
 from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError
-from bsd_jax.resume_check import METHOD_SECTIONS
 
 
 _LABEL_SAFE = re.compile(r'[A-Za-z0-9._+-]+')
@@ -28,10 +27,8 @@ class Axis:
   values: list   # [(text as given, typed value)]
 
   def applies_to(self, method: str) -> bool:
-    section = self.key.split('.')[0]
-    if section in METHOD_SECTIONS.values():
-      return METHOD_SECTIONS.get(method) == section
-    return True
+    owners = methods.section_owner(self.key.split('.')[0])
+    return not owners or method in owners
 
 
 def _parent_and_leaf(config, key):

@@ -22,7 +22,7 @@ import time
 import jax
 import orbax.checkpoint as ocp
 
-from bsd_jax import peers
+from bsd_jax import distributed, peers
 from bsd_jax.errors import UserError
 
 TABLE = 'alpha'  # the row-split table (an array, or a dict of them: 'alpha/ids', ...): its row
@@ -177,7 +177,6 @@ class Checkpointer:
     for another run (UserError). The newer checkpoints that cannot be read are reported in one
     line each and returned, for the caller to move aside once every check has passed; when
     checkpoints exist but none restores, UserError, nothing moved. Every process agrees."""
-    from bsd_jax import distributed
     steps = self.all_steps()
     damaged, reasons = [], []
     for step in reversed(steps):
@@ -202,7 +201,6 @@ class Checkpointer:
   def move_aside(self, steps):
     """Move checkpoints `steps` to <workdir>/damaged_checkpoints/<step>-<time> (never deleted;
     process 0, every process waits for it)."""
-    from bsd_jax import distributed
     self.close()
     distributed.barrier('moving damaged checkpoints')
     if distributed.is_main():

@@ -12,7 +12,7 @@ import math
 import os
 
 from bsd_jax.errors import UserError
-from bsd_jax.event_file import EventFile
+from bsd_jax.rundir.event_file import EventFile
 
 
 def _parse(path, lines):

@@ -1,0 +1,81 @@
+"""The eval-mode forward of uint8 images (the test and validation splits, the suites, the
+Predictor), and the table-refresh step of a method with a refresh pass; and how a step finds a
+batch's images (`images_of`), shared with the train step (step.py).
+"""
+import jax
+import jax.numpy as jnp
+
+from bsd_jax import sharding
+from bsd_jax.data import augment
+
+
+def gather_images(data, index, mesh):
+  return sharding.take_rows(data['images'], index, mesh)
+
+
+def images_of(data, batch, key, mesh):
+  """Images of the samples batch[key] ('index' or 'extra_index'): carried by a streamed batch
+  ('images' / 'extra_images'), else gathered from the device-resident split."""
+  carried = key.replace('index', 'images')
+  return batch[carried] if carried in batch else gather_images(data, batch[key], mesh)
+
+
+def make_logits_images(model, mean, std):
+  """logits_images(state, images) -> eval-mode logits [B, K] in float32 of uint8 images
+  [B, H, W, C]."""
+  def logits_images(state, images):
+    x = augment.normalize(images, mean, std)
+    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
+                         train=False)
+    return logits.astype(jnp.float32)
+
+  return logits_images
+
+
+def make_predict_images(model, mean, std):
+  """predict_images(state, images) -> eval-mode softmax probabilities [B, K] in float32."""
+  logits_images = make_logits_images(model, mean, std)
+
+  def predict_images(state, images):
+    return jax.nn.softmax(logits_images(state, images), axis=-1)
+
+  return predict_images
+
+
+def make_outputs_images(model, mean, std):
+  """outputs_images(state, images) -> (float32 logits, softmax probabilities) [B, K] of uint8
+  images: evaluation keeps both (temperature scaling needs the logits)."""
+  logits_images = make_logits_images(model, mean, std)
+
+  def outputs_images(state, images):
+    logits = logits_images(state, images)
+    return logits, jax.nn.softmax(logits, axis=-1)
+
+  return outputs_images
+
+
+def make_outputs(model, mesh, mean, std):
+  """outputs(state, data, index) -> make_outputs_images of device-resident images."""
+  outputs_images = make_outputs_images(model, mean, std)
+
+  def outputs(state, data, index):
+    return outputs_images(state, gather_images(data, index, mesh))
+
+  return outputs
+
+
+def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
+  """refresh(state, data, batch) -> state with the batch's rows updated from clean eval-mode
+  predictions (a method with refresh_pass: one extra forward pass per epoch)."""
+  predict_images = make_predict_images(model, mean, std)
+  update = sharding.per_device_rows(method.update_rows, mesh)
+
+  def refresh(state, data, batch):
+    probs = predict_images(state, images_of(data, batch, 'index', mesh))
+    rows = sharding.gather_rows(state.alpha, batch['index'], mesh)
+    epoch = state.step // steps_per_epoch - 1  # runs after the epoch's last step
+    alpha = sharding.scatter_rows(state.alpha, batch['index'], update(rows, probs, epoch),
+                                  batch['mask'] > 0, mesh)
+    return state.replace(alpha=alpha)
+
+  return refresh
