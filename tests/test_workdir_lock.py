@@ -1,4 +1,4 @@
-"""The workdir lock (bsd_jax/workdir.py): exactly one of several jobs starting at once holds it,
+"""The workdir lock (bsd_jax/rundir/lock.py): exactly one of several jobs starting at once holds it,
 also when they interleave inside a takeover of a dead job's lock; a job releases only its own
 lock; whose lock is dead is decided by boot id, PID namespace, pid and its start time."""
 import json

@@ -1,5 +1,5 @@
 """<workdir>/metrics.jsonl: one JSON object per line with step, epoch, split and metric values;
-the same values as TensorBoard scalars (tags `<split>/<metric>`, bsd_jax/event_file.py), with
+the same values as TensorBoard scalars (tags `<split>/<metric>`, event_file.py), with
 the progress lines' figures (`progress/...`) at every log step.
 
 Each record is appended as one line and flushed to disk before the run goes on. A run killed
@@ -80,14 +80,10 @@ class MetricLog:
     keep = [r for r in records if r['step'] <= step]
     if torn is not None or len(keep) != len(records):
       self._rewrite(keep)
-    try:
-      if keep and not os.path.exists(self.events.path):  # a run of a version without events
-        self.events.write_many([(r['step'], self._scalars(r)) for r in keep])
-      else:
-        self.events.rewind(step)
-    except OSError as e:
-      raise UserError(f'{self.events.path}: cannot be rewritten ({e.strerror}); it is '
-                      'unchanged') from None
+    if self.events.exists():
+      self.events.rewind(step)
+    elif keep:  # a run of a version without events
+      self._write_events([(r['step'], self._scalars(r)) for r in keep])
 
   @staticmethod
   def _scalars(record):
@@ -95,17 +91,17 @@ class MetricLog:
     return {f"{record['split']}/{k}": float(v) for k, v in record.items()
             if k not in ('step', 'epoch', 'split')}
 
-  def _write_events(self, step, scalars):
+  def _write_events(self, steps_scalars):
     try:
-      self.events.write(step, scalars)
+      self.events.write_many(steps_scalars)
     except OSError as e:
-      raise UserError(f'{self.events.path}: cannot append an event ({e.strerror}); the '
-                      'checkpoints are intact, the run resumes once this is fixed') from None
+      raise UserError(f'{self.events.workdir}: cannot append a TensorBoard event ({e.strerror}); '
+                      'the checkpoints are intact, the run resumes once this is fixed') from None
 
   def progress(self, step: int, values: dict):
     """The figures of a progress line, as TensorBoard scalars `progress/<name>` only."""
     if self.enabled:
-      self._write_events(step, {f'progress/{k}': v for k, v in values.items()})
+      self._write_events([(step, {f'progress/{k}': v for k, v in values.items()})])
 
   def write(self, step: int, epoch: int, split: str, values: dict):
     if not self.enabled:
@@ -121,7 +117,7 @@ class MetricLog:
     except OSError as e:
       raise UserError(f'{self.path}: cannot append a record ({e.strerror}); the checkpoints '
                       'are intact, the run resumes once this is fixed') from None
-    self._write_events(step, self._scalars(record))
+    self._write_events([(step, self._scalars(record))])
 
   def read(self):
     """Every complete record (a torn last line is left out)."""
