@@ -62,7 +62,9 @@ def test_steps_per_call_changes_nothing_but_the_speed(tmp_path):
       np.testing.assert_array_equal(a, b)
   # K = 1 runs the single-step program, which XLA fuses otherwise: the state equal to float
   # rounding after one epoch (the rounding then grows, to 1e-2 of the momentum buffers' scale
-  # after three); the records equal to 1e-3 throughout.
+  # after three); the records equal to 1e-3 throughout. How far one epoch's rounding goes
+  # depends on the CPU: up to 1.2e-4 on an AMD EPYC (the code before the step totals moved
+  # into the step gave the same numbers there), hence atol 5e-4.
   for r1, r8 in zip(metrics1, metrics8):
     assert {k: v for k, v in r1.items() if not isinstance(v, float)} == {
         k: v for k, v in r8.items() if not isinstance(v, float)}
@@ -70,7 +72,7 @@ def test_steps_per_call_changes_nothing_but_the_speed(tmp_path):
                                [v for v in r8.values() if isinstance(v, float)], rtol=1e-3,
                                atol=1e-3)
   for a, b in zip(leaves1[10], leaves8[10], strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-4)
 
 
 def _loss_close(lines_a, lines_b):
