@@ -32,16 +32,6 @@ def make_logits_images(model, mean, std):
   return logits_images
 
 
-def make_predict_images(model, mean, std):
-  """predict_images(state, images) -> eval-mode softmax probabilities [B, K] in float32."""
-  logits_images = make_logits_images(model, mean, std)
-
-  def predict_images(state, images):
-    return jax.nn.softmax(logits_images(state, images), axis=-1)
-
-  return predict_images
-
-
 def make_outputs_images(model, mean, std):
   """outputs_images(state, images) -> (float32 logits, softmax probabilities) [B, K] of uint8
   images: evaluation keeps both (temperature scaling needs the logits)."""
@@ -67,11 +57,11 @@ def make_outputs(model, mesh, mean, std):
 def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
   """refresh(state, data, batch) -> state with the batch's rows updated from clean eval-mode
   predictions (a method with refresh_pass: one extra forward pass per epoch)."""
-  predict_images = make_predict_images(model, mean, std)
+  outputs_images = make_outputs_images(model, mean, std)
   update = sharding.per_device_rows(method.update_rows, mesh)
 
   def refresh(state, data, batch):
-    probs = predict_images(state, images_of(data, batch, 'index', mesh))
+    probs = outputs_images(state, images_of(data, batch, 'index', mesh))[1]
     rows = sharding.gather_rows(state.alpha, batch['index'], mesh)
     epoch = state.step // steps_per_epoch - 1  # runs after the epoch's last step
     alpha = sharding.scatter_rows(state.alpha, batch['index'], update(rows, probs, epoch),

@@ -22,7 +22,7 @@ def register(name: str, build, *, section=None, check=None, check_classes=None, 
   METHODS[name] = Entry(build, section, check, check_classes, acts)
 
 
-def section_owner(section: str):
+def section_owners(section: str):
   """{name of every method whose hyperparameters are config.`section`} (empty for a section that
   is no method's)."""
   return {name for name, e in METHODS.items() if e.section == section}

@@ -34,13 +34,16 @@ class EventFile:
     """Whether an earlier start wrote events here."""
     return bool(glob.glob(os.path.join(self.workdir, PATTERN)))
 
-  def rewind(self, step: int):
-    """What earlier starts wrote after `step` is purged once this start writes."""
+  def rewind(self, step: int) -> bool:
+    """What earlier starts wrote after `step` is purged once this start writes; False when no
+    start wrote events here."""
     legacy = os.path.join(self.workdir, LEGACY)
     if os.path.exists(legacy):
       os.replace(legacy, os.path.join(self.workdir, LEGACY_RENAMED))
-    if self.exists():
-      self._purge_from = step + 1
+    if not self.exists():
+      return False
+    self._purge_from = step + 1
+    return True
 
   def write(self, step: int, scalars: dict):
     """Scalars {tag: value} at `step` (non-finite values too: TensorBoard shows NaN)."""

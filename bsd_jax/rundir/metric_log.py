@@ -80,9 +80,7 @@ class MetricLog:
     keep = [r for r in records if r['step'] <= step]
     if torn is not None or len(keep) != len(records):
       self._rewrite(keep)
-    if self.events.exists():
-      self.events.rewind(step)
-    elif keep:  # a run of a version without events
+    if not self.events.rewind(step) and keep:  # a run of a version without events
       self._write_events([(r['step'], self._scalars(r)) for r in keep])
 
   @staticmethod

@@ -44,7 +44,7 @@ ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
 def _acts(key, c):
   """Whether `key` acts in the run described by the flat config `c`."""
   section = key.split('.')[0]
-  if methods.section_owner(section):  # a method's hyperparameters act in its runs only
+  if methods.section_owners(section):  # a method's hyperparameters act in its runs only
     entry = methods.METHODS.get(c.get('method'))
     return (entry is not None and entry.section == section
             and (entry.acts is None or entry.acts(key, c)))

@@ -27,7 +27,7 @@ class Axis:
   values: list   # [(text as given, typed value)]
 
   def applies_to(self, method: str) -> bool:
-    owners = methods.section_owner(self.key.split('.')[0])
+    owners = methods.section_owners(self.key.split('.')[0])
     return not owners or method in owners
 
 
