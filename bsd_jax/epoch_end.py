@@ -91,7 +91,7 @@ class EpochEnd:
     matplotlib."""
     targets, rows = None, self.table_rows
     if self.class_targets is not None and self.ds.num_classes <= MAX_CLASS_TARGETS:
-      targets = jax.device_get(self.class_targets(state.alpha, rows['labels'],
+      targets = jax.device_get(self.class_targets(state.table, rows['labels'],
                                                   rows['valid']))  # every process
     if not distributed.is_main():
       return
@@ -132,7 +132,7 @@ class EpochEnd:
     if not math.isfinite(train['loss']):
       diverged(self.ckpt, train['loss'], f'in epoch {epoch}')
     if self.epoch_stats is not None:  # in order (jit sorts each dict)
-      for stats in self.epoch_stats(state.alpha, **self.table_rows):
+      for stats in self.epoch_stats(state.table, **self.table_rows):
         train.update({k: float(v) for k, v in stats.items()})
     self.log.write(step_now, epoch, 'train', train)
     log_line(epoch, config, 'train', train)

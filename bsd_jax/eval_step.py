@@ -62,10 +62,9 @@ def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
 
   def refresh(state, data, batch):
     probs = outputs_images(state, images_of(data, batch, 'index', mesh))[1]
-    rows = sharding.gather_rows(state.alpha, batch['index'], mesh)
+    rows = sharding.gather_rows(state.table, batch['index'], mesh)
     epoch = state.step // steps_per_epoch - 1  # runs after the epoch's last step
-    alpha = sharding.scatter_rows(state.alpha, batch['index'], update(rows, probs, epoch),
-                                  batch['mask'] > 0, mesh)
-    return state.replace(alpha=alpha)
+    return state.replace(table=sharding.scatter_rows(
+        state.table, batch['index'], update(rows, probs, epoch), batch['mask'] > 0, mesh))
 
   return refresh

@@ -26,7 +26,7 @@ def make_init_state(model, method, tx, image_shape, num_classes, batch_size,
     params = variables['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
-                      alpha=_stored(method.init_table(labels, num_classes), table_dtype),
+                      table=_stored(method.init_table(labels, num_classes), table_dtype),
                       rng=k_state,
                       carry=method.init_carry(batch_size, num_classes))
 
@@ -34,10 +34,10 @@ def make_init_state(model, method, tx, image_shape, num_classes, batch_size,
 
 
 def state_shardings(abstract_state, mesh):
-  """The table (alpha, each of its arrays) row-sharded on the data axis, everything else
+  """The table (each of its arrays) row-sharded on the data axis, everything else
   replicated."""
   return jax.tree.map(lambda _: sharding.replicated(mesh), abstract_state).replace(
-      alpha=jax.tree.map(lambda _: sharding.rows_sharded(mesh), abstract_state.alpha))
+      table=jax.tree.map(lambda _: sharding.rows_sharded(mesh), abstract_state.table))
 
 
 @dataclasses.dataclass

@@ -11,7 +11,8 @@ class TrainState:
   params: Any
   batch_stats: Any
   opt_state: Any
-  alpha: Any               # per-sample table, rows sharded on the data axis: [N_pad, W], or a
-                           # dict of [N_pad, ...] arrays (BSD's sparse posterior)
+  table: Any               # the method's per-sample table, rows sharded on the data axis:
+                           # [N_pad, W], or a dict of [N_pad, ...] arrays (BSD's sparse posterior);
+                           # checkpoints store it as 'alpha', its first name
   rng: jax.Array           # uint32 PRNGKey; per-step keys are fold_in(rng, step)
   carry: Any               # what a method passes from one step to the next (DLB: logits)

@@ -56,7 +56,7 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     x = augment.normalize(jnp.concatenate(views), mean, std)
     if mix is not None:
       x, perm, lam = mix_lib.mix_batch(jax.random.fold_in(key, 2), x, mix)
-    rows = sharding.gather_rows(state.alpha, index, mesh)
+    rows = sharding.gather_rows(state.table, index, mesh)
     epoch = state.step // steps_per_epoch
     num_main = images.shape[0]  # the batch and the method's extra view, if any
 
@@ -87,10 +87,10 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
     probs = jax.nn.softmax(inputs.logits.astype(jnp.float32), axis=-1)
-    alpha = state.alpha
+    table = state.table
     if update_table and update is not None:
       # Update at visit (METHOD.md 1): the same train-pass forward gives the loss and the update.
-      alpha = sharding.scatter_rows(alpha, index, update(rows, probs, epoch), mask > 0, mesh)
+      table = sharding.scatter_rows(table, index, update(rows, probs, epoch), mask > 0, mesh)
     carry = state.carry if method.next_carry is None else method.next_carry(inputs)
     count = jnp.sum(mask)
     sums = {  # the names of step.zero_sums
@@ -103,7 +103,7 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
       clean = jnp.take(data['clean_labels'], index, axis=0)
       sums['correct_clean'] = jnp.sum(mask * (jnp.argmax(probs, -1) == clean))
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state, alpha=alpha, carry=carry)
+                              opt_state=opt_state, table=table, carry=carry)
     return new_state, sums
 
   return train_step

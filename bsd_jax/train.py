@@ -139,7 +139,7 @@ def _train(config, workdir, lock):
   method = exp.method
   if method.description:
     logging.info('%s', method.description)
-  table = exp.abstract_state.alpha
+  table = exp.abstract_state.table
   logging.info('Per-sample table: %s, %.3g MiB in all, %.3g MiB per device',
                ', '.join(f'{name} {a.dtype} {list(a.shape)}' for name, a in _table_arrays(table)),
                sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(table)) / 2**20,

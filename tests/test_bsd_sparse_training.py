@@ -118,15 +118,15 @@ def test_at_21843_classes_the_step_moves_batch_by_k_rows_not_batch_by_k(top_k):
 def test_table_dtype_stores_the_values_and_the_ids_stay_int32():
   state, train_step, data, batch, batch_dev = helpers.step_setup(
       jax.devices(), top_k=3, table_dtype='bfloat16', bsd_gamma=0.6)
-  table = state.alpha
+  table = state.table
   assert table['ids'].dtype == np.int32
   assert table['values'].dtype == jnp.bfloat16 and table['rest'].dtype == np.float32
   before = np.asarray(bsd_sparse.total(table['values'], table['rest']))
   after, _ = train_step(state, data, batch_dev)
   visited = batch['index'][batch['mask'] > 0]
-  totals = np.asarray(bsd_sparse.total(after.alpha['values'], after.alpha['rest']))
+  totals = np.asarray(bsd_sparse.total(after.table['values'], after.table['rest']))
   gamma = 0.6
   # The row's total, gamma S + 1, to float32 rounding: the float32 rest absorbs the rounding of
   # the values to bfloat16 (8 significant bits).
   np.testing.assert_allclose(totals[visited], gamma * before[visited] + 1, rtol=1e-6)
-  assert after.alpha['ids'].dtype == np.int32 and after.alpha['rest'].dtype == np.float32
+  assert after.table['ids'].dtype == np.int32 and after.table['rest'].dtype == np.float32

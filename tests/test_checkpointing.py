@@ -41,7 +41,7 @@ def test_save_then_restore_is_identical_on_any_device_count(tmp_path, trained, r
   ckpt.close()
   assert meta == {'num_train': helpers.N, 'epoch_sums': None}
   chex.assert_trees_all_equal(jax.device_get(restored), expected)
-  for table in jax.tree.leaves(restored.alpha):
+  for table in jax.tree.leaves(restored.table):
     assert table.sharding.mesh.size == restore_devices
     assert table.sharding.spec[0] == 'data'  # split by rows
 
@@ -52,7 +52,7 @@ def test_table_padding_follows_the_device_count_both_ways(tmp_path, top_k):
   each move. The padding rows a restore onto more devices adds are zeros: the epoch statistics
   and class targets of the table stay those of its 10 rows (not NaN)."""
   state = _trained_state(jax.devices()[:4], 10, top_k)
-  assert {a.shape[0] for a in jax.tree.leaves(state.alpha)} == {12}
+  assert {a.shape[0] for a in jax.tree.leaves(state.table)} == {12}
   ckpt = checkpoints.Checkpointer(str(tmp_path), keep=2)
   ckpt.save(1, state, {})
   on_8 = ckpt.restore(1, _abstract(helpers.step_setup(jax.devices(), n=10, top_k=top_k)[0]))
@@ -60,7 +60,7 @@ def test_table_padding_follows_the_device_count_both_ways(tmp_path, top_k):
   on_4 = ckpt.restore(2, _abstract(state))
   ckpt.close()
   for restored, rows in ((on_8, 16), (on_4, 12)):
-    for got, saved in zip(jax.tree.leaves(restored.alpha), jax.tree.leaves(state.alpha)):
+    for got, saved in zip(jax.tree.leaves(restored.table), jax.tree.leaves(state.table)):
       assert got.shape[0] == rows and got.dtype == saved.dtype
       np.testing.assert_array_equal(np.asarray(got)[:10], np.asarray(saved)[:10])
     chex.assert_trees_all_equal(jax.device_get(restored.params), jax.device_get(state.params))
@@ -69,7 +69,7 @@ def test_table_padding_follows_the_device_count_both_ways(tmp_path, top_k):
   method = methods.get_method(config)
   labels = np.arange(10, dtype=np.int32) % helpers.K  # any labels: the same for both tables
   out = []
-  for table in (state.alpha, on_8.alpha):
+  for table in (state.table, on_8.table):
     rows = jax.tree.leaves(table)[0].shape[0]
     padded = np.zeros(rows, np.int32)
     padded[:10] = labels

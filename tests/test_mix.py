@@ -143,7 +143,7 @@ def test_a_mixed_sample_updates_its_row_from_the_prediction_on_its_mixed_image()
   after = _one_step(config, exp, state, data_dev, batch)
   gamma = methods.bsd.hparams(config)['gamma']
   index = batch['index']
-  update = after.alpha[index] - gamma * before.alpha[index]
+  update = after.table[index] - gamma * before.table[index]
   # The prediction on the mixed batch, rebuilt: the step's key, its mix draw, a train-mode pass.
   key = jax.random.fold_in(jax.random.fold_in(before.rng, before.step), 2)
   from bsd_jax.data import augment

@@ -69,14 +69,14 @@ def test_train_step_on_8_devices_equals_1_device():
       state, sums = train_step(state, data, batch)
     outs.append(jax.device_get((state, sums)))
   chex.assert_trees_all_close(outs[0], outs[1], rtol=2e-5, atol=2e-6)
-  assert not np.allclose(outs[0][0].alpha, helpers.step_setup(jax.devices()[:1])[0].alpha)  # it did change
+  assert not np.allclose(outs[0][0].table, helpers.step_setup(jax.devices()[:1])[0].table)  # it did change
 
 
 def test_step_updates_exactly_the_visited_valid_rows():
   state, train_step, data, batch, batch_dev = helpers.step_setup(jax.devices())
-  before = np.asarray(state.alpha)
+  before = np.asarray(state.table)
   after, _ = train_step(state, data, batch_dev)
-  after = np.asarray(after.alpha)
+  after = np.asarray(after.table)
   changed = np.flatnonzero(np.any(before != after, axis=1))
   visited = np.sort(batch['index'][batch['mask'] > 0])
   np.testing.assert_array_equal(changed, visited)
@@ -90,22 +90,22 @@ def test_bfloat16_table_is_split_over_the_devices_and_updated_like_float32():
   # gamma 0.6: a decay bfloat16 can follow (BSD's usual ones are refused, test_bsd_posterior.py)
   state, train_step, data, batch, batch_dev = helpers.step_setup(
       jax.devices(), table_dtype='bfloat16', bsd_gamma=0.6)
-  assert state.alpha.dtype == jnp.bfloat16
-  shards = state.alpha.addressable_shards
+  assert state.table.dtype == jnp.bfloat16
+  shards = state.table.addressable_shards
   assert len({s.device for s in shards}) == 8
   assert all(s.data.shape == (N // 8, K) for s in shards)
   assert sorted(s.index[0].start for s in shards) == list(range(0, N, N // 8))
-  assert sharding.bytes_per_device(state.alpha) == shards[0].data.nbytes == N * K * 2 // 8
+  assert sharding.bytes_per_device(state.table) == shards[0].data.nbytes == N * K * 2 // 8
   hlo = train_step.lower(state, data, batch_dev).compile().as_text()
   assert _collectives_on_table(hlo) == []
   after, _ = train_step(state, data, batch_dev)
-  assert after.alpha.dtype == jnp.bfloat16 and after.alpha.sharding == state.alpha.sharding
+  assert after.table.dtype == jnp.bfloat16 and after.table.sharding == state.table.sharding
   ref_state, ref_step, _, _, _ = helpers.step_setup(jax.devices(), bsd_gamma=0.6)
   reference, _ = ref_step(ref_state, data, batch_dev)
   visited = batch['index'][batch['mask'] > 0]
   # Same update, rounded to bfloat16 (8 significant bits) once.
-  np.testing.assert_allclose(np.asarray(after.alpha, np.float32)[visited],
-                             np.asarray(reference.alpha)[visited], rtol=2 ** -7)
+  np.testing.assert_allclose(np.asarray(after.table, np.float32)[visited],
+                             np.asarray(reference.table)[visited], rtol=2 ** -7)
 
 
 def _collectives_on_table(hlo: str):

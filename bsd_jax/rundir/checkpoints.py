@@ -1,6 +1,6 @@
 """Orbax checkpoints of the whole TrainState plus a JSON record of what the run was made for.
 
-Layout: <workdir>/checkpoints/<step>/{state,meta}. The state is saved sharded (alpha stays
+Layout: <workdir>/checkpoints/<step>/{state,meta}. The state is saved sharded (the table stays
 row-split) and restored onto the current mesh, whatever device count wrote it. Restore is strict
 about every array's shape except the padded row axis of the row-split table (a mismatch is a
 one-line error naming the array). `meta` holds the dataset identity and size, the class count,
@@ -13,24 +13,41 @@ Orbax writes a checkpoint to a temporary directory and renames it when complete,
 fails (a full disk) leaves the previous checkpoints as they were.
 """
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
 import tempfile
 import time
+from typing import Any
 
+import flax.struct
 import jax
 import orbax.checkpoint as ocp
 
 from bsd_jax import distributed, peers
 from bsd_jax.errors import UserError
+from bsd_jax.state import TrainState
 
-TABLE = 'alpha'  # the row-split table (an array, or a dict of them: 'alpha/ids', ...): its row
-                 # count follows the device count (padding)
+TABLE = 'alpha'  # TrainState.table on disk, the name every run directory has used. Its row
+                 # count follows the device count (padding); a dict of arrays: 'alpha/ids', ...
 
 
 def _is_table(name: str) -> bool:
   return name == TABLE or name.startswith(TABLE + '/')
+
+
+# TrainState as orbax stores it: the same fields in the same order, the table named TABLE.
+_Stored = flax.struct.dataclass(type('_Stored', (), {'__annotations__': {
+    TABLE if f.name == 'table' else f.name: Any for f in dataclasses.fields(TrainState)}}))
+
+
+def _on_disk(state):
+  return _Stored(*(getattr(state, f.name) for f in dataclasses.fields(state)))
+
+
+def _from_disk(stored) -> TrainState:
+  return TrainState(*(getattr(stored, f.name) for f in dataclasses.fields(stored)))
 
 
 class Damaged(Exception):
@@ -146,7 +163,7 @@ class Checkpointer:
     if not saved:
       raise Damaged(f'{path}: no array metadata')
     now = {leaf_name(p): tuple(a.shape)
-           for p, a in jax.tree_util.tree_leaves_with_path(abstract_state)}
+           for p, a in jax.tree_util.tree_leaves_with_path(_on_disk(abstract_state))}
     for name in sorted(set(saved) | set(now)):
       a, b = saved.get(name), now.get(name)
       same = a == b or (_is_table(name) and a is not None and b is not None and a[1:] == b[1:])
@@ -162,14 +179,14 @@ class Checkpointer:
     restore_args = jax.tree_util.tree_map_with_path(
         lambda p, x: ocp.ArrayRestoreArgs(sharding=x.sharding, global_shape=x.shape,
                                           strict=not _is_table(leaf_name(p))),
-        abstract_state)
+        _on_disk(abstract_state))
     try:
       with _pending_io_quiet():
         out = self._mngr().restore(step, args=ocp.args.Composite(
-            state=ocp.args.PyTreeRestore(abstract_state, restore_args=restore_args)))
+            state=ocp.args.PyTreeRestore(_on_disk(abstract_state), restore_args=restore_args)))
     except Exception as e:  # orbax and TensorStore raise many types for damaged files
       raise Damaged(f'{self.directory}/{step}: {_first_line(e)}') from None
-    return out['state']
+    return _from_disk(out['state'])
 
   def restore_newest(self, abstract_state, check_meta):
     """(state, meta, step, damaged steps) of the newest checkpoint that restores, or
@@ -221,7 +238,7 @@ class Checkpointer:
     try:
       with _pending_io_quiet():
         self._mngr().save(int(step), args=ocp.args.Composite(
-            state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+            state=ocp.args.PyTreeSave(_on_disk(state)), meta=ocp.args.JsonSave(meta)), force=True)
         self._mngr().wait_until_finished()
     except Exception as e:  # OSError, or orbax's wrapping of it
       if peers.lost_after_failure(e):  # a process of the job stopped: not the disk (main.py)
