@@ -4,9 +4,9 @@
     python bench/loop_overhead.py --steps_per_call 1   # one step per jitted call
 
 In one invocation: the real loop (bsd_jax.train.train_and_evaluate, evaluation and checkpoints
-at the end only, synthetic data in device memory) and the bare step that loop runs
-(step.jit_train_step) on the same model, batch and devices, with the batches already on
-the devices. The loop's speed is the one its own progress line reports for each epoch after the
+at the end only, synthetic data in device memory) and the bare jitted step that loop runs with
+steps_per_call 1 (step.TrainSteps.call: the batch taken from the epoch's plan on the devices), on
+the same model, batch and devices, called back to back. The loop's speed is the one its own progress line reports for each epoch after the
 first (the window starts after the previous epoch's end and excludes compilation); the step's is
 --steps steps after warm-up, timed to the last result. Both take the median over --rounds. The
 last line is `loop/step time ratio: X.XXX` (loop time per step / bare step time).
@@ -82,7 +82,8 @@ def loop_rate(config):
 
 
 def step_rate(config, steps):
-  """Steps/s of the bare jitted step on device-resident batches."""
+  """Steps/s of the bare jitted step the loop calls with steps_per_call 1 (its batch taken from
+  the epoch's plan, already on the devices), called back to back."""
   import jax
 
   from bsd_jax import data, experiment, feeds, step
@@ -90,16 +91,18 @@ def step_rate(config, steps):
   exp = experiment.build(config, ds)
   state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
       jax.random.PRNGKey(0), exp.padded_labels)
-  train_step = step.jit_train_step(config, exp)
-  with feeds.make(config, ds, exp) as feed:
-    batches = [feed.train_batch(s) for s in range(exp.steps_per_epoch)]
-    for batch in batches[:8]:  # compilation and warm-up
-      state, sums = train_step(state, feed.train_data, batch)
-    jax.block_until_ready(sums)
+  one = config.copy_and_resolve_references()
+  one.steps_per_call = 1
+  with feeds.make(one, ds, exp) as feed:
+    steps_1 = step.TrainSteps(one, exp, feed)
+    plan, totals = feed.epoch_plan(0), steps_1.totals
+    for _ in range(8):  # compilation and warm-up
+      state, totals = steps_1.call(state, feed.train_data, plan, {}, totals)
+    jax.block_until_ready(totals)
     start = time.perf_counter()
-    for s in range(steps):
-      state, sums = train_step(state, feed.train_data, batches[s % len(batches)])
-    jax.block_until_ready(sums)
+    for _ in range(steps):
+      state, totals = steps_1.call(state, feed.train_data, plan, {}, totals)
+    jax.block_until_ready(totals)
     return steps / (time.perf_counter() - start)
 
 

@@ -10,10 +10,9 @@ live on the devices; each process streams its part of every batch's images throu
 batch. Both follow data.order.step_batch, so the data order, the table rows a step touches and
 resuming are the same; the source decides which feed, not the step.
 
-With config.steps_per_call = 1 the loop runs one step per call on `train_batch(step)`; with
-K > 1 several (step.make_train_calls): `epoch_plan` is the epoch's batches of sample indices,
-sent to the devices once per epoch, and `carried` what a call's steps carry besides (a streamed
-source's images, K steps at a time).
+The loop's calls of one or K steps (step.TrainSteps) take their batches from `epoch_plan`, the
+epoch's batches of sample indices, sent to the devices once per epoch, and `carried`, what a
+call's steps carry besides (a streamed source's images, a call's steps at a time).
 """
 import jax
 import numpy as np
@@ -44,16 +43,14 @@ class _Feed:
       self.train_data['images'] = train_images
     self._plan_epoch, self._plan = None, None
 
-  def host_batch(self, step_now):
-    return order.step_batch(self.config.seed, step_now, self.ds.num_train,
-                              self.config.batch_size, self.extra_view, self.partners)
-
   def epoch_plan(self, epoch):
     """Every batch of `epoch` on the devices: [steps_per_epoch, B] arrays, split on the batch
     axis (kept until the next epoch's plan is asked for)."""
     if self._plan_epoch != epoch:
       spe = self.exp.steps_per_epoch
-      steps = [self.host_batch(s) for s in range(epoch * spe, (epoch + 1) * spe)]
+      c = self.config
+      steps = [order.step_batch(c.seed, s, self.ds.num_train, c.batch_size, self.extra_view,
+                                self.partners) for s in range(epoch * spe, (epoch + 1) * spe)]
       self._plan = jax.device_put({k: np.stack([b[k] for b in steps]) for k in steps[0]},
                                   sharding.steps_batch_sharded(self.exp.mesh))
       self._plan_epoch = epoch
@@ -100,10 +97,6 @@ class InMemoryFeed(_Feed):
       self._eval['val'] = (sharding.put_rows(ds.val_images, ds.val_ids, ds.val_labels.shape[0],
                                              exp.mesh), ds.val_labels.shape[0])
     self.predictor = Predictor(exp, config.eval_batch_size)
-
-  def train_batch(self, step_now):
-    """The batch of one step on the devices (config.steps_per_call = 1)."""
-    return jax.device_put(self.host_batch(step_now), self.batch_sh)
 
   def ordered_batches(self):
     for batch in self._ordered_host_batches():
@@ -153,11 +146,6 @@ class StreamFeed(_Feed):
     steps = [next(self._iter) for _ in range(n)]
     self._next_step += n
     return steps
-
-  def train_batch(self, step_now):
-    batch = jax.device_put(self.host_batch(step_now), self.batch_sh)
-    batch.update(self._global(self._local_images(step_now, 1)[0], self.config.batch_size))
-    return batch
 
   def carried(self, step_now, n):
     """The images of the n steps from `step_now`: [K, B, ...] global arrays (K =

@@ -1,8 +1,8 @@
 """The train step: its factory, its jit, and the K steps per call the loop runs (`TrainSteps`).
 
 The step function closes over static pieces (model, method, optimizer, mesh) and takes arrays
-only; `jit_train_step` / `jit_train_calls` jit it with the state's shardings and donate the
-state. The training labels live on device (`data['labels']`, int32 [N], replicated); a batch is
+only; `jit_train_step` jits one step, `TrainSteps` the loop's calls of one or K steps, both with
+the state's shardings and the state donated. The training labels live on device (`data['labels']`, int32 [N], replicated); a batch is
 the sample indices `index` [B] (sharded on the data axis) and a `mask` [B] that is 0 for the
 wrap-around padding of an epoch's last batch. The images come one of two ways
 (bsd_jax/feeds.py): a CIFAR-size split lives on the devices too (`data['images']`, uint8
@@ -170,34 +170,29 @@ def jit_train_step(config, exp, update_table: bool = True):
                  donate_argnums=(0,))
 
 
-def jit_train_calls(config, exp, update_table: bool = True):
-  """The trainer's jitted call of several steps (make_train_calls): (state, data, plan,
-  carried, start, n, totals) -> (state, totals); state and totals are donated."""
-  return jax.jit(make_train_calls(_train_step(config, exp, update_table)),
-                 out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
-                 donate_argnums=(0, 6))
-
-
-def _jit_train_totals(config, exp, update_table: bool):
-  """One jitted step that adds its sums to the running totals: (state, data, batch, totals) ->
-  (state, totals); state and totals are donated."""
-  train_step = _train_step(config, exp, update_table)
-
-  def step_totals(state, data, batch, totals):
+def make_one_call(train_step, steps_per_epoch: int):
+  """one_call(state, data, plan, carried, totals) -> (state, totals): train step `state.step`,
+  its batch taken from the epoch's `plan` on the devices (nothing is sent per step; `carried`:
+  [1, B, ...] streamed images, or {}), its sums added to `totals`."""
+  def one_call(state, data, plan, carried, totals):
+    i = state.step % steps_per_epoch
+    batch = {k: jax.lax.dynamic_index_in_dim(v, i, keepdims=False) for k, v in plan.items()}
+    batch.update({k: v[0] for k, v in carried.items()})
     state, step_sums = train_step(state, data, batch)
     return state, add_step(totals, step_sums)
 
-  return jax.jit(step_totals, out_shardings=(exp.state_shardings, sharding.replicated(exp.mesh)),
-                 donate_argnums=(0, 3))
+  return one_call
 
 
 class TrainSteps:
   """The loop's train steps, run by `feed`: one jitted step per call (config.steps_per_call =
-  1), or calls of up to K steps (make_train_calls). `advance(state, step_now, n)` runs steps
+  1, make_one_call), or calls of up to K steps (make_train_calls); the batches come from the
+  epoch's plan, on the devices since the epoch began. `advance(state, step_now, n)` runs steps
   step_now .. step_now + n - 1 (n = 1 when K = 1); the steps add their sums to the running
   totals on the devices, and `take(name)` returns one of them (host float32) and starts it again
   from zero: 'interval' at a progress line, 'epoch' (and with it 'interval') at an epoch's end.
-  `epoch_sums` (from a checkpoint made mid-epoch) is where the epoch's totals start.
+  `epoch_sums` (from a checkpoint made mid-epoch) is where the epoch's totals start. `call` is
+  the jitted call itself, (state, data, plan, carried[, start, n], totals) -> (state, totals).
 
   K = 1 is the single-step program; K > 1 is one loop program for every call length, so any two
   K > 1 give the same bits, and equal K = 1 to float rounding: XLA fuses the step differently
@@ -207,23 +202,21 @@ class TrainSteps:
     self.k, self.feed, self.spe = config.steps_per_call, feed, exp.steps_per_epoch
     self._repl = sharding.replicated(exp.mesh)
     self._zeros = zero_sums(feed.train_data)
-    if self.k == 1:
-      self._step = _jit_train_totals(config, exp, update_table)
-    else:
-      self._calls = jit_train_calls(config, exp, update_table)
+    train_step = _train_step(config, exp, update_table)
+    calls = (make_one_call(train_step, self.spe) if self.k == 1 else make_train_calls(train_step))
+    self.call = jax.jit(calls, out_shardings=(exp.state_shardings, self._repl),
+                         donate_argnums=(0, 4 if self.k == 1 else 6))
     epoch = None if epoch_sums is None else {k: np.float32(v) for k, v in epoch_sums.items()}
     self.totals = jax.device_put({'epoch': epoch or self._zeros, 'interval': self._zeros},
                                  self._repl)
 
   def advance(self, state, step_now: int, n: int):
-    feed = self.feed
-    if self.k == 1:
-      state, self.totals = self._step(state, feed.train_data, feed.train_batch(step_now),
-                                      self.totals)
-    else:
-      state, self.totals = self._calls(
-          state, feed.train_data, feed.epoch_plan(step_now // self.spe), feed.carried(step_now, n),
-          step_now % self.spe, n, self.totals)
+    """Steps step_now .. step_now + n - 1 (the host sends the epoch's plan once an epoch)."""
+    plan = self.feed.epoch_plan(step_now // self.spe)
+    carried = self.feed.carried(step_now, n)
+    where = () if self.k == 1 else (step_now % self.spe, n)
+    state, self.totals = self.call(state, self.feed.train_data, plan, carried, *where,
+                                    self.totals)
     return state
 
   def peek(self, name: str) -> dict:
