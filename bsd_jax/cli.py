@@ -36,8 +36,7 @@ def parse_flags(argv, prog='bsd_jax'):
   """absl flag parsing with one-line errors (ml_collections raises multi-line tracebacks).
 
   The config file is loaded and the overrides applied here, so a missing file or an unknown key
-  stops the program before jax starts.
-  """
+  stops the program before jax starts."""
   try:
     rest = flags.FLAGS(argv)
     if CONFIG.value is None:

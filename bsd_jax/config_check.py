@@ -5,8 +5,7 @@ The builders (methods, models, optim, data.label_noise) trust a checked config. 
 need the data (splits, features, image files, superclasses) are raised by the data sources,
 also before training starts; those that need only the class count are `check_classes`
 (experiment.build). The options of evaluation suites are checked by each suite
-(`Suite.check_options`), the same code for config.evals and the evaluate command's flags.
-"""
+(`Suite.check_options`), the same code for config.evals and the evaluate command's flags."""
 import math
 import os
 

@@ -2,8 +2,7 @@
 
 A job is one process per host (or, on CPU, N local processes: launch/cpu_processes.sh). Every
 process runs the same program on the same global arrays; process 0 alone writes metrics, logs
-and files other than checkpoints, which orbax writes from all processes together.
-"""
+and files other than checkpoints, which orbax writes from all processes together."""
 import os
 
 from bsd_jax import peers

@@ -1,7 +1,6 @@
 """What happens at the end of an epoch of training, after its last step: a method's refresh pass
 and table statistics, the train record, the evaluation suites that are due, the checkpoint, and
-after the last epoch the final evaluation files (`EpochEnd`).
-"""
+after the last epoch the final evaluation files (`EpochEnd`)."""
 import functools
 import json
 import logging

@@ -8,8 +8,7 @@ its `exit_status`. Exit statuses of main, evaluate and sweep (docs/training.md):
   2    bad input or a refusal: flags, config, data, workdir (in use, a file, not writable,
        written for another run), no checkpoint that can be read, a save that failed
   3    training diverged: a loss that is NaN or infinite
-  128 + N  stopped by signal N (SIGTERM 143, SIGINT 130) after saving a checkpoint
-"""
+  128 + N  stopped by signal N (SIGTERM 143, SIGINT 130) after saving a checkpoint"""
 import sys
 
 

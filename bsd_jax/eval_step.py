@@ -1,7 +1,6 @@
 """The eval-mode forward of uint8 images (the test and validation splits, the suites, the
 Predictor), and the table-refresh step of a method with a refresh pass; and how a step finds a
-batch's images (`images_of`), shared with the train step (step.py).
-"""
+batch's images (`images_of`), shared with the train step (step.py)."""
 import jax
 import jax.numpy as jnp
 
@@ -25,8 +24,7 @@ def make_logits_images(model, mean, std):
   [B, H, W, C]."""
   def logits_images(state, images):
     x = augment.normalize(images, mean, std)
-    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
-                         train=False)
+    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x, train=False)
     return logits.astype(jnp.float32)
 
   return logits_images

@@ -10,8 +10,7 @@ Loads the run's config and a checkpoint (the latest unless --step) and runs one 
                <workdir>/eval/adversarial.json
   corruptions  CIFAR-10-C / CIFAR-100-C (--corruptions): <workdir>/eval/corruptions.json
 Results of another checkpoint already there are kept under names carrying their step. Bad input
-is one line on stderr and exit status 2, before the model runs.
-"""
+is one line on stderr and exit status 2, before the model runs."""
 import logging
 
 from absl import flags
@@ -63,8 +62,7 @@ def main(argv):
     fail('bsd_jax.evaluate', '--workdir is required')
   logging.getLogger('absl').setLevel(logging.WARNING)
   try:
-    evaluate(_WORKDIR.value, _SUITE.value, _STEP.value,
-             **options_from_flags(SUITES[_SUITE.value]))
+    evaluate(_WORKDIR.value, _SUITE.value, _STEP.value, **options_from_flags(SUITES[_SUITE.value]))
   except UserError as e:
     fail('bsd_jax.evaluate', str(e), e.exit_status)
 

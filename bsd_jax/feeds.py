@@ -12,8 +12,7 @@ resuming are the same; the source decides which feed, not the step.
 
 The loop's calls of one or K steps (step.TrainSteps) take their batches from `epoch_plan`, the
 epoch's batches of sample indices, sent to the devices once per epoch, and `carried`, what a
-call's steps carry besides (a streamed source's images, a call's steps at a time).
-"""
+call's steps carry besides (a streamed source's images, a call's steps at a time)."""
 import jax
 import numpy as np
 
@@ -118,8 +117,7 @@ class StreamFeed(_Feed):
     self._train_records = stream_batches.Records(ds.train_source, ds.image_key, ds.train_keys)
     self._eval_records = {'test': stream_batches.Records(ds.test_source, ds.image_key)}
     if ds.val_labels is not None:
-      self._eval_records['val'] = stream_batches.Records(ds.train_source, ds.image_key,
-                                                         ds.val_keys)
+      self._eval_records['val'] = stream_batches.Records(ds.train_source, ds.image_key, ds.val_keys)
     self._view = dict(size=ds.image_size, resize=s.eval_resize)
     self._train_images = stream_batches.TrainImages(
         self._train_records, seed=config.seed, num_train=ds.num_train,

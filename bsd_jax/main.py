@@ -5,8 +5,7 @@ does not exist is an error. Bad input is reported as one line (exit status 2) be
 A run stopped by SIGTERM or SIGINT saves a checkpoint and exits with 128 + the signal number.
 
 Multi-process (one process per host): --coordinator_address host:port --num_processes N
---process_id i on every process, or nothing under `srun` with several SLURM tasks (launch/).
-"""
+--process_id i on every process, or nothing under `srun` with several SLURM tasks (launch/)."""
 import signal
 import sys
 

@@ -1,8 +1,7 @@
 """Evaluation metrics over predicted probabilities [n, K] and integer labels [n] (METHOD.md s. 3).
 
 Pure functions returning a scalar: the per-epoch ones in jnp (they also accept numpy arrays),
-the sort-based ones of the full evaluation (adaptive ECE, class-wise ECE, AURC) in numpy.
-"""
+the sort-based ones of the full evaluation (adaptive ECE, class-wise ECE, AURC) in numpy."""
 import jax.numpy as jnp
 import numpy as np
 
@@ -51,8 +50,7 @@ def ece(probs, labels, num_bins: int = 15):
 
   Bin m (m = 0..M-1) holds confidences in (m/M, (m+1)/M]: the upper edge is closed, so a
   confidence of exactly 1.0 is in the last bin (and 0.0, never a top-label confidence, in the
-  first). ECE = sum_m |B_m|/n * |acc(B_m) - conf(B_m)|; empty bins contribute nothing.
-  """
+  first). ECE = sum_m |B_m|/n * |acc(B_m) - conf(B_m)|; empty bins contribute nothing."""
   probs = jnp.asarray(probs)
   conf = jnp.max(probs, axis=-1)
   correct = (jnp.argmax(probs, axis=-1) == jnp.asarray(labels)).astype(conf.dtype)

@@ -14,8 +14,7 @@ process that still runs but no longer steps (a deadlock in the program) is not d
 process that finishes (stop()) says so in the store, and is not waited for. If this process
 itself was paused (a suspended job), the watch starts over on waking instead of blaming the
 others. The line names the peer, the step and the checkpoint the same command resumes from; the
-cleanups (the lock of process 0) run first, for at most CLEANUP_S.
-"""
+cleanups (the lock of process 0) run first, for at most CLEANUP_S."""
 import contextlib
 import logging
 import os

@@ -8,8 +8,7 @@ train with --config.data.tfds_data_dir=D. Preparing needs TensorFlow (tfds write
 with it): `pip install -e ".[prepare]"`; training from the prepared files does not.
 
 Bad input (unknown NAME, a missing or empty M, no network, an archive with the wrong checksum)
-is one line on stderr and exit status 2; tfds prints its own progress bars while it works.
-"""
+is one line on stderr and exit status 2; tfds prints its own progress bars while it works."""
 import logging
 import os
 

@@ -1,7 +1,6 @@
 """A run directory's checkpoint, loaded to be evaluated: its config as the run was made, its data,
 the experiment and the state (`load_checkpoint`), and the evaluation suites' view of it
-(`checkpoint_run`). The evaluate command's work before a suite runs.
-"""
+(`checkpoint_run`). The evaluate command's work before a suite runs."""
 import logging
 import os
 

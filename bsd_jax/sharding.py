@@ -5,8 +5,7 @@ One mesh axis, 'data', spans every device. The batch, the rows of the per-sample
 parameters and optimizer state are replicated. Gathering the batch's rows is written with
 `shard_map` so that each device only reads its own slice: the compiled step exchanges
 batch-sized values, never the table or the dataset. Each process holds, and reads from disk,
-only the rows of its own devices (`process_rows`, `put_rows`).
-"""
+only the rows of its own devices (`process_rows`, `put_rows`)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,8 +94,7 @@ def put_rows(local, ids, num_rows, mesh):
   block = np.zeros((positions.size,) + local.shape[1:], local.dtype)
   block[:real.size] = picked  # real rows come first: padding rows are the last ones
   global_shape = (padded_rows(num_rows, mesh.size),) + local.shape[1:]
-  return jax.make_array_from_process_local_data(NamedSharding(mesh, P(AXIS)), block,
-                                                global_shape)
+  return jax.make_array_from_process_local_data(NamedSharding(mesh, P(AXIS)), block, global_shape)
 
 
 def _local_positions(idx, rows_per_device):
@@ -111,8 +109,7 @@ def take_rows(array, idx, mesh):
 
   Every device sees all of the batch's indices, reads the rows it owns (zeros elsewhere), and a
   reduce-scatter sums the contributions back onto the batch sharding (exact: one term is
-  nonzero, so even uint8 images and int32 class ids come back unchanged).
-  """
+  nonzero, so even uint8 images and int32 class ids come back unchanged)."""
   def local_take(block, local_idx):
     all_idx = jax.lax.all_gather(local_idx, AXIS, tiled=True)
 

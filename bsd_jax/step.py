@@ -9,8 +9,7 @@ wrap-around padding of an epoch's last batch. The images come one of two ways
 [N_pad, H, W, C], split by rows like the table) and is gathered by index; a streamed split's
 images (already augmented on the host) arrive in the batch, `images` [B, H, W, C] (and
 `extra_images` for a method's extra view). Which one is a matter of the batch's keys, fixed when
-the step is traced. The eval forward and the table-refresh step are in eval_step.py.
-"""
+the step is traced. The eval forward and the table-refresh step are in eval_step.py."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,8 +31,7 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
   neither extra views nor SupCon, config_check.py) the batch is mixed with a permutation of
   itself after augmentation, the loss mixed with the same lambda, and a visited row is updated
   from the prediction on its mixed image (as PS-KD's code stores the prediction on the image it
-  trained on; bsd.prediction_source = 'eval_pass' updates from clean images instead).
-  """
+  trained on; bsd.prediction_source = 'eval_pass' updates from clean images instead)."""
   update = (None if method.update_rows is None else
             sharding.per_device_rows(method.update_rows, mesh))
 
@@ -82,8 +80,7 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
             supcon.temperature, supcon.base_temperature)
       return loss, (inputs, new_vars['batch_stats'])
 
-    (loss, (inputs, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
+    (loss, (inputs, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
     probs = jax.nn.softmax(inputs.logits.astype(jnp.float32), axis=-1)
@@ -137,8 +134,7 @@ def make_train_calls(train_step):
   runs its steps `start` .. `start + n - 1`. `carried` holds what a streamed batch carries
   ([K, B, ...] images, rows 0 .. n-1 used; {} for an in-memory source). `n` is a traced number:
   one compiled program serves every call length, so runs with any two K > 1 execute the same
-  program and arithmetic, bit for bit.
-  """
+  program and arithmetic, bit for bit."""
   def train_calls(state, data, plan, carried, start, n, totals):
     def one_step(i, state_totals):
       state, totals = state_totals
@@ -215,8 +211,7 @@ class TrainSteps:
     plan = self.feed.epoch_plan(step_now // self.spe)
     carried = self.feed.carried(step_now, n)
     where = () if self.k == 1 else (step_now % self.spe, n)
-    state, self.totals = self.call(state, self.feed.train_data, plan, carried, *where,
-                                    self.totals)
+    state, self.totals = self.call(state, self.feed.train_data, plan, carried, *where, self.totals)
     return state
 
   def peek(self, name: str) -> dict:
@@ -228,6 +223,5 @@ class TrainSteps:
     do)."""
     out = self.peek(name)
     restart = TOTALS if name == 'epoch' else (name,)
-    self.totals = dict(self.totals, **jax.device_put({k: self._zeros for k in restart},
-                                                     self._repl))
+    self.totals = dict(self.totals, **jax.device_put({k: self._zeros for k in restart}, self._repl))
     return out

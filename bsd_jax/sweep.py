@@ -7,8 +7,7 @@ with its output in log.txt there, then writes and prints the results table
 (bsd_jax/studies/results_table.py). The same `--config.KEY=VALUE` overrides apply to every run. Run again
 with the same arguments, it skips finished runs and resumes stopped ones; another sweep into the
 same workdir adds its runs to the table (sweep.json keeps them all). Several runs share one GPU well when a single run does
-not fill it (CIFAR-size models): each run then gets 1/parallel of the GPU memory.
-"""
+not fill it (CIFAR-size models): each run then gets 1/parallel of the GPU memory."""
 import json
 import os
 import signal

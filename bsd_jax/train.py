@@ -8,8 +8,7 @@ so a stopped run ends exactly where an uninterrupted one would.
 
 The loop is flat over steps; what happens at an epoch's end (a method's refresh pass and
 statistics, the train record, evaluations, the checkpoint) is epoch_end.py. Nothing here
-names a method: what a method needs from the loop is a field of `methods.Method`.
-"""
+names a method: what a method needs from the loop is a field of `methods.Method`."""
 import json
 import logging
 import math
@@ -54,12 +53,6 @@ def _agreed(what, fn):
     raise error or UserError(f'another process of this job could not {what} (its error says '
                              'why)')
   return result
-
-
-def _table_arrays(table):
-  """[(name, array)] of the per-sample table: ('alpha', the array), or one per array of a dict
-  ('ids', 'values', 'rest' of BSD's sparse posterior)."""
-  return list(table.items()) if isinstance(table, dict) else [('alpha', table)]
 
 
 def _no_predict(state, images):
@@ -139,9 +132,10 @@ def _train(config, workdir, lock):
   method = exp.method
   if method.description:
     logging.info('%s', method.description)
-  table = exp.abstract_state.table
+  table = exp.abstract_state.table  # an array, or a dict of them (BSD's sparse posterior)
+  arrays = table.items() if isinstance(table, dict) else [('alpha', table)]
   logging.info('Per-sample table: %s, %.3g MiB in all, %.3g MiB per device',
-               ', '.join(f'{name} {a.dtype} {list(a.shape)}' for name, a in _table_arrays(table)),
+               ', '.join(f'{name} {a.dtype} {list(a.shape)}' for name, a in arrays),
                sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(table)) / 2**20,
                sharding.bytes_per_device(table) / 2**20)
 

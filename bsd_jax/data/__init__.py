@@ -13,8 +13,7 @@ augment.py (on-device crop and flip), mix.py (on-device CutMix and Mixup), host_
 
 Adding a source: a module with `load(d) -> Source` (labels first, images by id on demand) and one
 entry in SOURCES. Every error is raised before training starts, as a `UserError` naming the
-config key or path at fault.
-"""
+config key or path at fault."""
 import logging
 
 import numpy as np
@@ -40,8 +39,7 @@ def load(config, rows=None):
 
   Every label is read. `rows`: None reads every image; else rows(num) gives the sorted sample
   ids of a split of num samples to read (sharding.process_rows: this process's rows). The
-  streamed source returns its records instead of images (stream_source.StreamDataset).
-  """
+  streamed source returns its records instead of images (stream_source.StreamDataset)."""
   d = config.data
   if d.source not in SOURCES:
     raise UserError(f'config.data.source: unknown source {d.source!r}; '

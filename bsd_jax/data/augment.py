@@ -1,8 +1,7 @@
 """On-device augmentation and normalisation of uint8 image batches (CIFAR-size data).
 
 Random crop after zero padding plus horizontal flip, the standard CIFAR recipe. Randomness comes
-from one key per step; the draws do not depend on how the batch is sharded.
-"""
+from one key per step; the draws do not depend on how the batch is sharded."""
 import jax
 import jax.numpy as jnp
 

@@ -7,8 +7,7 @@ a training sample is its row number, dense 0..N-1, fixed before any shuffling.
 
 The validation split (config.data.val_size) is a third split held out of the training split: its
 images are never trained on and have no rows in the per-sample table; its ids are dense
-0..N_val-1 like the other splits'.
-"""
+0..N_val-1 like the other splits'."""
 import dataclasses
 from typing import Callable
 

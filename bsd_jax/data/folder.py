@@ -64,8 +64,7 @@ def load(d) -> Source:
   paths, labels = {}, {}
   for split, files in (('train', train_files), ('test', test_files)):
     paths[split] = [p for c in train_classes for p in files[c]]
-    labels[split] = np.asarray([i for i, c in enumerate(train_classes) for _ in files[c]],
-                               np.int32)
+    labels[split] = np.asarray([i for i, c in enumerate(train_classes) for _ in files[c]], np.int32)
   image_shape = _decode(paths['train'][0]).shape
   return Source(f'folder:{os.path.abspath(d.root)}', labels['train'], labels['test'],
                 len(train_classes), image_shape, _folder_reader(paths, image_shape),

@@ -5,8 +5,7 @@ devices; the work runs in grain's workers (bsd_jax/data/stream_batches.py). Trai
 random-resized crop (area 8%-100% of the image, aspect ratio 3/4-4/3, torchvision's
 RandomResizedCrop with its 10 tries and central fallback), bilinear resize to `size`,
 horizontal flip with probability 1/2. Evaluation: resize the shorter side to `resize` (bilinear), then the central `size` x
-`size` crop. All randomness comes from the numpy Generator passed in.
-"""
+`size` crop. All randomness comes from the numpy Generator passed in."""
 import io
 import math
 

@@ -15,8 +15,7 @@ was made with other settings or another training set is refused. `prepare` only 
 checks; `save` writes, after the caller's other checks. Kind and rate are checked with the rest
 of the config (bsd_jax/config_check.py). The validation split (config.data.val_size), held out
 before the noise, gets the same noise from its own stream of the seed unless
-config.label_noise.clean_val.
-"""
+config.label_noise.clean_val."""
 import csv
 import dataclasses
 import gzip
@@ -121,8 +120,7 @@ def _coarse_labels(config, ds):
       raise UserError('config.label_noise.superclass_csv needs class names, which this source '
                       'has none of (an image folder or a tfds dataset has them); tfds cifar100 '
                       'brings its own coarse labels')
-    return superclasses_from_csv(config.label_noise.superclass_csv, ds.class_names)[
-        ds.train_labels]
+    return superclasses_from_csv(config.label_noise.superclass_csv, ds.class_names)[ds.train_labels]
   return ds.train_coarse_labels
 
 

@@ -7,8 +7,7 @@ method's loss against sample i's targets + (1 - lam) x against sample j's, which
 linear in its target (cross-entropy on hard or soft targets: CE, label smoothing, PS-KD, BSD)
 is the loss against the mixed target lam t_i + (1 - lam) t_j. config.data: `cutmix_alpha`,
 `mixup_alpha` (Beta(alpha, alpha) for lam; 0 = off), `mix_prob` (the chance a batch is mixed),
-`mix_switch_prob` (with both on: the chance of CutMix rather than Mixup).
-"""
+`mix_switch_prob` (with both on: the chance of CutMix rather than Mixup)."""
 import dataclasses
 
 import jax

@@ -3,8 +3,7 @@
 Because the order is a function and not an iterator's position, a resumed run reads exactly the
 batches an uninterrupted run would. Besides the batch, some methods need an extra view, built
 here as a pipeline feature and not inside the step: CS-KD a same-class partner of every sample
-('class_pair'), DLB the previous step's batch ('previous_batch').
-"""
+('class_pair'), DLB the previous step's batch ('previous_batch')."""
 import functools
 
 import numpy as np
@@ -16,8 +15,7 @@ def epoch_batches(seed: int, epoch: int, num_train: int, batch_size: int):
 
   A seeded permutation of 0..N-1 (the same for any device count or restart); the last batch
   is filled up with samples from the start of the permutation at mask 0, so every sample is
-  visited exactly once per epoch and no batch has a different shape.
-  """
+  visited exactly once per epoch and no batch has a different shape."""
   steps = -(-num_train // batch_size)
   perm = np.random.default_rng([seed, epoch]).permutation(num_train).astype(np.int32)
   fill = steps * batch_size - num_train

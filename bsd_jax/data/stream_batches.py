@@ -8,8 +8,7 @@ jax.make_array_from_process_local_data joins the parts (bsd_jax/feeds.py). Each 
 augmentation draws from a generator seeded by (seed, step, sample id, view), so a step's images
 depend neither on the process count nor on grain's worker count, and a resumed run reads
 exactly the images an uninterrupted one would. The map functions are plain picklable objects:
-grain sends them to its worker processes.
-"""
+grain sends them to its worker processes."""
 import numpy as np
 
 from bsd_jax.data import host_augment, order

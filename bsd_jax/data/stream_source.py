@@ -7,8 +7,7 @@ one-line error saying how to prepare it, raised in about a second. Only the labe
 memory: both splits' labels are read once (one pass over the records without decoding the
 images) and kept next to the prepared data as bsd_jax_labels.<split>.npy; the images stay on
 disk and are read per step (bsd_jax/data/stream_batches.py). The sample id of a training record
-is its position in the split, dense 0..N-1, or its position in the class-balanced subset.
-"""
+is its position in the split, dense 0..N-1, or its position in the class-balanced subset."""
 import dataclasses
 import logging
 import os

@@ -4,8 +4,7 @@ Prepared in config.data.tfds_data_dir (python -m bsd_jax.prepare), or downloaded
 (in array_record files, with TensorFlow) on first use where that can work (internet, or the
 archives in config.data.manual_dir); otherwise a one-line error in about a second saying how to
 provide the data. Labels are read first without decoding the images; images are read as one
-contiguous slice of the rows asked for.
-"""
+contiguous slice of the rows asked for."""
 import logging
 import socket
 

@@ -6,8 +6,7 @@ val/images/*.JPEG with val/val_annotations.txt (file name, wnid, box); the valid
 test split, test/ (unlabeled) is not read. Class index = the position of the wnid in sorted
 order (what an image folder over train/ would give); class names: the first name words.txt gives
 each wnid. Every file is checked before an image is decoded: a missing or malformed one is a
-one-line error naming it.
-"""
+one-line error naming it."""
 import io
 import logging
 import os

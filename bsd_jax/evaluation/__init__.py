@@ -27,8 +27,7 @@ A suite is a class with
   scalars(record)    -> {key: float} for metrics.jsonl
 
 Adding a suite: a module with the class, one entry in SUITES, its section in configs/default.py.
-A checkpoint is loaded for a suite by bsd_jax/saved_run.py.
-"""
+A checkpoint is loaded for a suite by bsd_jax/saved_run.py."""
 from bsd_jax.evaluation import adversarial, corruptions, ood, testset
 
 

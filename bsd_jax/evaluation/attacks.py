@@ -4,8 +4,7 @@
 cross-entropy of the given labels. PGD (Madry et al. 2018): optional uniform random start in the
 eps ball, then `steps` signed-gradient steps of `step_size`, each projected back onto the eps
 ball around the clean image and onto the valid pixel range [0, 1]. FGSM is one step of size eps
-from the clean image.
-"""
+from the clean image."""
 import jax
 import jax.numpy as jnp
 

@@ -8,8 +8,7 @@ Two sources, named by --corruptions:
                    [5 n], the test labels repeated once per severity
 
 `check` looks at every file or builder a run will read and raises one UserError before any
-model is loaded; `images` then returns one (corruption, severity) block at a time.
-"""
+model is loaded; `images` then returns one (corruption, severity) block at a time."""
 import os
 
 import numpy as np

@@ -70,8 +70,7 @@ class CorruptionsSuite(Suite):
     print(f'Corruptions, {record["method"]} step {record["step"]}, {record["corrupted"]}; '
           f'clean test: accuracy {clean["accuracy"]:.4f} nll {clean["nll"]:.4f} '
           f'ece {clean["ece"]:.4f}')
-    print(f'{"accuracy":18s}' + ''.join(f'{f"sev {s}":>8s}' for s in severities)
-          + f'{"mean":>8s}')
+    print(f'{"accuracy":18s}' + ''.join(f'{f"sev {s}":>8s}' for s in severities) + f'{"mean":>8s}')
     for name, cells in record['results'].items():
       row = [cells[str(s)]['accuracy'] for s in severities]
       print(f'{name:18s}' + ''.join(f'{a:8.4f}' for a in row) + f'{sum(row) / len(row):8.4f}')

@@ -6,8 +6,7 @@
   tfds:NAME[:SPLIT]  a prepared tfds dataset (default split 'test'), e.g. tfds:svhn_cropped
 
 Images are brought to the in-distribution shape: grey -> RGB by repetition, other sizes resized
-(bilinear). At most `max_samples` images are read (the first ones).
-"""
+(bilinear). At most `max_samples` images are read (the first ones)."""
 import gzip
 import os
 
@@ -23,8 +22,7 @@ def _folder(path, max_samples):
                  if image_files.is_image(n))
   if not files:
     raise UserError(f'--ood folder:{path}: no .png/.jpg images under it')
-  return np.stack([image_files.decode_file(f, f'--ood folder:{path}')
-                   for f in files[:max_samples]])
+  return np.stack([image_files.decode_file(f, f'--ood folder:{path}') for f in files[:max_samples]])
 
 
 def _mnist(path, max_samples):

@@ -6,8 +6,7 @@ sample) registered with its config section, the checks of that section and which
 (`Entry`). The config check, the resume check and the sweep's grid read those from here, so
 adding a method is: its module (here, or anywhere that calls `register` before the config is
 checked, e.g. the config file), its `register` call, and its section in configs/default.py
-(docs/design.md, "Extending bsd_jax").
-"""
+(docs/design.md, "Extending bsd_jax")."""
 import jax.numpy as jnp
 
 from bsd_jax.methods import baselines, bsd

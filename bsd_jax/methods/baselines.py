@@ -2,8 +2,7 @@
 factory each, config -> Method, and the checks of their config sections (`check_<section>`).
 
 Each is registered by its function name in bsd_jax/methods/__init__.py with its section
-(configs/default.py) and its check.
-"""
+(configs/default.py) and its check."""
 import jax
 import jax.numpy as jnp
 

@@ -6,8 +6,7 @@ entries > 0: the prior puts `c` on the given label and `eps` elsewhere, the trai
 the posterior mean alpha_i / sum_j alpha_ij, and every epoch alpha_i <- gamma * alpha_i + p_i
 with p_i the model's (stop-gradient) prediction for sample i. The math is pure functions, tested
 alone (tests/test_bsd_posterior.py); `bsd(config)` makes the Method the trainer runs, and `hparams`
-the constants a config gives (checked by `check`).
-"""
+the constants a config gives (checked by `check`)."""
 import jax
 import jax.numpy as jnp
 
@@ -42,8 +41,7 @@ def gamma_for_label_weight(label_weight: float, num_epochs: int) -> float:
   """The discount that leaves the label `label_weight` of the target after `num_epochs` updates.
 
   With c = 1/(1-gamma) the label's weight in the mean target is exactly gamma^t (METHOD.md), so
-  w = gamma^epochs gives gamma = w^(1/epochs).
-  """
+  w = gamma^epochs gives gamma = w^(1/epochs)."""
   return label_weight ** (1.0 / num_epochs)
 
 
@@ -59,8 +57,7 @@ def posterior_stats(alpha, labels, valid):
 
   Returns mean max-probability of the targets, mean weight of the given label, and the fraction
   of targets whose argmax is not the given label (METHOD.md "Regime matters": the drift of the
-  targets away from the labels must be visible).
-  """
+  targets away from the labels must be visible)."""
   t = posterior_mean(alpha)
   w = valid.astype(jnp.float32)
   n = jnp.maximum(jnp.sum(w), 1.0)
@@ -154,8 +151,7 @@ def _sparse(config, hp):
     sparse = (table['ids'], table['values'], table['rest'])
     out = (bsd_sparse.posterior_stats(*sparse, labels, valid, num_classes),)
     if clean_labels is not None:
-      out += (bsd_sparse.noisy_label_recovery(*sparse, labels, clean_labels, valid,
-                                              num_classes),)
+      out += (bsd_sparse.noisy_label_recovery(*sparse, labels, clean_labels, valid, num_classes),)
     if shadow:
       out += (bsd_sparse.shadow_gap(*sparse, table['shadow'], valid),)
     return out

@@ -11,8 +11,7 @@ stored in bfloat16 (config.table_dtype) where bfloat16 can follow the update
 and absorbs the values' rounding, so the total stays exact to float32 rounding either way.
 
 Shapes: ids int32 [..., k], values [..., k], rest float32 [..., 1] (a row of the table is the
-three).
-"""
+three)."""
 import jax
 import jax.numpy as jnp
 

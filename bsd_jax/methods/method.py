@@ -14,8 +14,7 @@ Methods without a table keep a [N, 1] zero column and methods without a carry a 
 every method has the same TrainState layout.
 
 Everything else the loop does for a method is a field too (`epoch_stats`, `refresh_pass`,
-`row_targets`, `class_targets`, `description`), so that train.py and step.py never name one.
-"""
+`row_targets`, `class_targets`, `description`), so that train.py and step.py never name one."""
 from typing import Any, Callable, NamedTuple
 
 import jax

@@ -5,8 +5,7 @@ Each entry is (num_classes, dtype, config.model) -> a flax module called as
 CIFAR models (32x32 inputs): resnet18, resnet50 (3x3 stem, no max-pool), preact_resnet18
 (Kuang Liu's PreActResNet18), wrn28_10, densenet_bc_100 (k=12), vit_cifar (ViT-S on 4x4
 patches, no BatchNorm), cnn (small VGG-style, config.model.cnn_widths). ImageNet models (7x7
-stride-2 stem and max-pool): resnet50_imagenet (torchvision), densenet121, densenet264.
-"""
+stride-2 stem and max-pool): resnet50_imagenet (torchvision), densenet121, densenet264."""
 from typing import Any
 
 import flax.linen as nn

@@ -1,8 +1,7 @@
 """A small VGG-style CNN: for tests, smoke runs and CPU experiments.
 
 Each width is a stage of conv3x3-BN-ReLU followed by 2x2 max-pool; then global average pool and
-a dense layer. Parameters and BatchNorm statistics are float32; `dtype` is the compute dtype.
-"""
+a dense layer. Parameters and BatchNorm statistics are float32; `dtype` is the compute dtype."""
 from typing import Any, Sequence
 
 import flax.linen as nn

@@ -6,8 +6,7 @@ concatenated to its input; between blocks a transition BN-ReLU-conv1x1 halves th
 (compression 0.5) and a 2x2 average pool halves the resolution; after the last block
 BN-ReLU, global average pool, one dense layer. CIFAR stem: one 3x3 conv to 2k channels (the
 paper's code). ImageNet stem: 7x7 stride-2 conv to 64 channels, BN-ReLU, 3x3 stride-2 max-pool
-(torchvision). Float32 parameters and BatchNorm statistics, `dtype` compute.
-"""
+(torchvision). Float32 parameters and BatchNorm statistics, `dtype` compute."""
 from typing import Any, Sequence
 
 import flax.linen as nn

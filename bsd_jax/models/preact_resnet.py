@@ -6,8 +6,7 @@ compare: 3x3 stem with no BatchNorm and no max-pool, blocks BN-ReLU-conv-BN-ReLU
 projection shortcut (a 1x1 conv without BN) reads the pre-activated input, and NO final
 BN-ReLU before the global average pool (the paper's design has one; that code does not).
 11,171,146 parameters for 10 classes. Float32 parameters and BatchNorm statistics, `dtype`
-compute.
-"""
+compute."""
 from typing import Any, Sequence
 
 import flax.linen as nn

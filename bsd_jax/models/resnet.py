@@ -5,8 +5,7 @@ CIFAR: 3x3 stem with stride 1 and no max-pool. ImageNet: 7x7 stride-2 stem and a
 max-pool, with the stride of a bottleneck on its 3x3 conv (torchvision's "v1.5"). Then four
 stages of 64/128/256/512 planes, global average pool, one dense layer. Parameters and BatchNorm
 statistics are float32; `dtype` sets the compute dtype (bfloat16 for mixed precision).
-Convolutions have no bias and use He (fan-out) init.
-"""
+Convolutions have no bias and use He (fan-out) init."""
 from functools import partial
 from typing import Any, Sequence
 

@@ -7,8 +7,7 @@ google-research/vision_transformer: a strided conv embeds the patches, learned p
 embeddings, pre-LayerNorm blocks (attention with qkv biases, GELU MLP), a final LayerNorm, the
 class token's features go to a zero-initialised dense head. No BatchNorm (the `batch_stats`
 collection stays empty) and no dropout or stochastic depth (the train step passes no rng).
-Float32 parameters, `dtype` compute, softmax of the attention in float32.
-"""
+Float32 parameters, `dtype` compute, softmax of the attention in float32."""
 from typing import Any
 
 import flax.linen as nn

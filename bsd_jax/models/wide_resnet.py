@@ -5,8 +5,7 @@ channels (strides 1, 2, 2; a 1x1 projection on the pre-activated input where the
 the stride changes), then BN-ReLU, global average pool and one dense layer: 36,479,194
 parameters for 10 classes, as in the common PyTorch code (xternalz, bearpaw). Dropout 0, the
 default of those codes (the train step passes no dropout rng). Float32 parameters and BatchNorm
-statistics, `dtype` compute.
-"""
+statistics, `dtype` compute."""
 from typing import Any
 
 import flax.linen as nn

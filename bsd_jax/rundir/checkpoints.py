@@ -10,8 +10,7 @@ other data before it writes anything.
 A checkpoint that cannot be read (a truncated or missing file) raises `Damaged`; the training
 loop moves it to <workdir>/damaged_checkpoints/ (it is never deleted) and takes the next newest.
 Orbax writes a checkpoint to a temporary directory and renames it when complete, so a save that
-fails (a full disk) leaves the previous checkpoints as they were.
-"""
+fails (a full disk) leaves the previous checkpoints as they were."""
 import contextlib
 import dataclasses
 import logging

@@ -7,8 +7,7 @@ like metrics.jsonl. A resumed run's file begins with TensorBoard's purge marker 
 START at the restored step + 1), so TensorBoard drops what an earlier start wrote after the
 restored step: a resumed run's curves have no duplicate points, and a record torn by a kill
 ends that start's file only. A run written before (one events.out.tfevents.bsd_jax) is renamed
-to be read first.
-"""
+to be read first."""
 import glob
 import os
 import time
@@ -61,6 +60,5 @@ class EventFile:
     now = time.time()
     for step, scalars in steps_scalars:
       values = [Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items()]
-      self._writer.write_event(Event(wall_time=now, step=int(step),
-                                     summary=Summary(value=values)))
+      self._writer.write_event(Event(wall_time=now, step=int(step), summary=Summary(value=values)))
     self._writer.flush()

@@ -6,8 +6,7 @@ refuses at once, naming the holder. A lock whose job this host can tell is gone 
 is taken over with a warning, one job at a time; a lock from another host, or of a pid in
 another PID namespace, is refused with the instruction to remove it if that job is dead. A job
 removes the lock at its end only if it still names it. Reading commands
-(evaluate, results_table) take no lock. In a multi-process job process 0 holds it for all.
-"""
+(evaluate, results_table) take no lock. In a multi-process job process 0 holds it for all."""
 import json
 import logging
 import os

@@ -4,8 +4,7 @@ the progress lines' figures (`progress/...`) at every log step.
 
 Each record is appended as one line and flushed to disk before the run goes on. A run killed
 while appending can leave a partial last line: it is dropped with a warning at the next start
-(and ignored by readers), so complete records are never lost and a torn one never stops a run.
-"""
+(and ignored by readers), so complete records are never lost and a torn one never stops a run."""
 import json
 import logging
 import math

@@ -10,8 +10,7 @@ an in-memory source, ...) are not compared.
 num_epochs may not change: it sets the learning-rate schedule's length (cosine decays to 0 at
 the last step) and, through bsd.label_weight_end, BSD's gamma, so the saved state would continue
 under another schedule and another posterior update than the one it was made with; no
-uninterrupted run would end where such a resumed one does. Train longer in a new workdir.
-"""
+uninterrupted run would end where such a resumed one does. Train longer in a new workdir."""
 import json
 
 from bsd_jax import methods

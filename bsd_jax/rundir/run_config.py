@@ -1,7 +1,6 @@
 """A run directory's config.json: a usable path before training touches it, the config of the
 run it holds (written once, atomically; checked at every restart), and that config read back as
-the run was made, also from directories written by earlier versions (`load_run_config`).
-"""
+the run was made, also from directories written by earlier versions (`load_run_config`)."""
 import json
 import logging
 import os

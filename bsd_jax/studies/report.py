@@ -1,7 +1,6 @@
 """A study's report from what its runs wrote (`build`): report.md with the results table, and the
 figures (report_figures.py) in <dir>/report_figures/. The command is bsd_jax/report.py, whose
-docstring says what each part shows.
-"""
+docstring says what each part shows."""
 import datetime
 import json
 import os

@@ -4,8 +4,7 @@ over seeds.
 Reads the layout bsd_jax.sweep writes (<dir>/<label>/seed<s>/metrics.jsonl, and sweep.json for
 the row order): the last epoch's test metrics and train accuracy of every finished run. Writes
 <dir>/table.md and <dir>/table.json (per-seed values too) and returns the markdown. Runs that
-have not reached their last epoch are listed under the table, never averaged in.
-"""
+have not reached their last epoch are listed under the table, never averaged in."""
 import json
 import os
 
@@ -110,8 +109,7 @@ def markdown(rows, unfinished):
   titles = [title for _, _, title, _ in COLUMNS  # columns that some row has
             if any(title in row for row in rows.values())]
   scales = {title: scale for _, _, title, scale in COLUMNS}
-  lines = ['| method | seeds | ' + ' | '.join(titles) + ' |',
-           '|---|---|' + '---|' * len(titles)]
+  lines = ['| method | seeds | ' + ' | '.join(titles) + ' |', '|---|---|' + '---|' * len(titles)]
   for label, row in rows.items():
     cells = []
     for title in titles:

@@ -5,8 +5,7 @@ A key of one method's section (`bsd.`, `pskd.`, ...: the section its registry en
 bsd_jax/methods) varies only that method's runs; any other key varies every run. A run's label is its method followed by the
 values it was given, `<name><value>` joined by '_' (the name: the key's last part, or the whole
 key where two grid keys share a last part), e.g. `bsd_label_weight_end0.3_learning_rate0.1`;
-`--bsd_label_weights` is the grid of bsd.label_weight_end named `w` (labels `bsd_w0.5`).
-"""
+`--bsd_label_weights` is the grid of bsd.label_weight_end named `w` (labels `bsd_w0.5`)."""
 import dataclasses
 import itertools
 import re
