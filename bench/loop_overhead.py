@@ -6,9 +6,10 @@
 In one invocation: the real loop (bsd_jax.train.train_and_evaluate, evaluation and checkpoints
 at the end only, synthetic data in device memory) and the bare jitted step that loop runs with
 steps_per_call 1 (step.TrainSteps.call: the batch taken from the epoch's plan on the devices), on
-the same model, batch and devices, called back to back. The loop's speed is the one its own progress line reports for each epoch after the
-first (the window starts after the previous epoch's end and excludes compilation); the step's is
---steps steps after warm-up, timed to the last result. Both take the median over --rounds. The
+the same model, batch and devices, called back to back. The loop's speed is the one its own
+progress line reports for each epoch after the first (the window starts after the previous
+epoch's end and excludes compilation); the step's is --steps steps after warm-up, timed to the
+last result. Both take the median over --rounds. The
 last line is `loop/step time ratio: X.XXX` (loop time per step / bare step time).
 """
 import argparse

@@ -94,6 +94,7 @@ class JaxRunner:
     self.state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
         jax.random.PRNGKey(0), exp.padded_labels)
     self.step = step.jit_train_step(config, exp)
+    self.table_mib = sharding.bytes_per_device(self.state.table) / 2**20  # per-sample table
     self.data = {'labels': jax.device_put(ds.train_labels, sharding.replicated(exp.mesh)),
                  'images': sharding.put_rows(ds.train_images, None, ds.num_train, exp.mesh)}
     index, mask = order.epoch_batches(0, 0, ds.num_train, config.batch_size)
@@ -165,6 +166,9 @@ def main(argv=None):
             f'(rounds spread {spread:.1%})')
     entry = {'step_ms': seconds * 1e3, 'images_per_s': base.batch_size / seconds,
              'round_step_ms': [t * 1e3 for t in all_times[name]]}
+    if hasattr(r, 'table_mib'):
+      entry['table_mib_per_device'] = r.table_mib
+      line += f' table {r.table_mib:.3g} MiB/device'
     flops = getattr(r, 'flops', 0.0)
     if flops:
       entry['tflops_per_s'] = flops / seconds / 1e12

@@ -39,6 +39,8 @@ def _check_training(config, num_devices):
             f'({num_devices})')
   require(config.learning_rate >= 0, 'config.learning_rate must be >= 0')
   peers.check_timeout(config.peer_timeout_s)
+  require(config.log_every_seconds >= 0, 'config.log_every_seconds must be >= 0 (0: by steps'
+          f' only), got {config.log_every_seconds}')
   require(config.lr_schedule in ('cosine', 'multistep'),
           f"config.lr_schedule: unknown schedule {config.lr_schedule!r}; choose 'cosine' or "
           "'multistep'")
@@ -96,8 +98,7 @@ def _check_data(config):
             'combined with config.supcon (its second view would not be mixed)')
   if d.source == 'tfds_stream':
     st = d.stream
-    require(st.image_size >= 8, f'config.data.stream.image_size must be >= 8, got '
-            f'{st.image_size}')
+    require(st.image_size >= 8, f'config.data.stream.image_size must be >= 8, got {st.image_size}')
     require(st.eval_resize >= st.image_size, f'config.data.stream.eval_resize '
             f'({st.eval_resize}) must be >= config.data.stream.image_size ({st.image_size})')
     require(st.worker_count >= 0 and st.worker_threads >= 0,

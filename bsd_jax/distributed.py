@@ -22,8 +22,7 @@ def _timeouts(peer_timeout_s):
   return {k: v for k, v in wanted.items() if k in known}
 
 
-def initialize(coordinator_address=None, num_processes=None, process_id=None,
-               peer_timeout_s=60.0):
+def initialize(coordinator_address=None, num_processes=None, process_id=None, peer_timeout_s=60.0):
   """jax.distributed.initialize from explicit flags, or from SLURM when the job has several
   tasks, then the watch of the other processes (bsd_jax/peers.py); nothing for a single
   process. Returns a line saying what was done."""
@@ -37,8 +36,7 @@ def initialize(coordinator_address=None, num_processes=None, process_id=None,
       raise UserError(f'{", ".join(given)} given without {", ".join(missing)}: a multi-process '
                       'job needs all three')
     if not 0 <= process_id < num_processes:
-      raise UserError(f'--process_id {process_id} must be in [0, --num_processes '
-                      f'{num_processes})')
+      raise UserError(f'--process_id {process_id} must be in [0, --num_processes {num_processes})')
     if num_processes > 1:
       jax.distributed.initialize(coordinator_address, num_processes, process_id,
                                  **_timeouts(peer_timeout_s))

@@ -8,35 +8,22 @@ from bsd_jax import sharding
 from bsd_jax.data import augment
 
 
-def gather_images(data, index, mesh):
-  return sharding.take_rows(data['images'], index, mesh)
-
-
 def images_of(data, batch, key, mesh):
   """Images of the samples batch[key] ('index' or 'extra_index'): carried by a streamed batch
   ('images' / 'extra_images'), else gathered from the device-resident split."""
   carried = key.replace('index', 'images')
-  return batch[carried] if carried in batch else gather_images(data, batch[key], mesh)
-
-
-def make_logits_images(model, mean, std):
-  """logits_images(state, images) -> eval-mode logits [B, K] in float32 of uint8 images
-  [B, H, W, C]."""
-  def logits_images(state, images):
-    x = augment.normalize(images, mean, std)
-    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x, train=False)
-    return logits.astype(jnp.float32)
-
-  return logits_images
+  if carried in batch:
+    return batch[carried]
+  return sharding.take_rows(data['images'], batch[key], mesh)
 
 
 def make_outputs_images(model, mean, std):
-  """outputs_images(state, images) -> (float32 logits, softmax probabilities) [B, K] of uint8
-  images: evaluation keeps both (temperature scaling needs the logits)."""
-  logits_images = make_logits_images(model, mean, std)
-
+  """outputs_images(state, images) -> eval-mode (float32 logits, softmax probabilities) [B, K] of
+  uint8 images [B, H, W, C]: evaluation keeps both (temperature scaling needs the logits)."""
   def outputs_images(state, images):
-    logits = logits_images(state, images)
+    x = augment.normalize(images, mean, std)
+    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x, train=False)
+    logits = logits.astype(jnp.float32)
     return logits, jax.nn.softmax(logits, axis=-1)
 
   return outputs_images
@@ -47,7 +34,7 @@ def make_outputs(model, mesh, mean, std):
   outputs_images = make_outputs_images(model, mean, std)
 
   def outputs(state, data, index):
-    return outputs_images(state, gather_images(data, index, mesh))
+    return outputs_images(state, sharding.take_rows(data['images'], index, mesh))
 
   return outputs
 

@@ -31,10 +31,6 @@ for _suite in SUITES.values():  # each suite's own flags (bsd_jax/evaluation/__i
     _DEFINE[_kind](_name, _default, _help)
 
 
-def options_from_flags(suite) -> dict:
-  return {option: flags.FLAGS[spec[0]].value for option, spec in suite.FLAGS.items()}
-
-
 def evaluate(workdir, suite_name='test', step=None, **options) -> dict:
   """Run one suite on one checkpoint of a run and write its results; returns the record.
   `options`: the suite's options (its FLAGS table), the flags' defaults where not given."""
@@ -62,7 +58,8 @@ def main(argv):
     fail('bsd_jax.evaluate', '--workdir is required')
   logging.getLogger('absl').setLevel(logging.WARNING)
   try:
-    evaluate(_WORKDIR.value, _SUITE.value, _STEP.value, **options_from_flags(SUITES[_SUITE.value]))
+    evaluate(_WORKDIR.value, _SUITE.value, _STEP.value, **{
+        option: flags.FLAGS[spec[0]].value for option, spec in SUITES[_SUITE.value].FLAGS.items()})
   except UserError as e:
     fail('bsd_jax.evaluate', str(e), e.exit_status)
 

@@ -27,8 +27,7 @@ def make_init_state(model, method, tx, image_shape, num_classes, batch_size,
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
                       table=_stored(method.init_table(labels, num_classes), table_dtype),
-                      rng=k_state,
-                      carry=method.init_carry(batch_size, num_classes))
+                      rng=k_state, carry=method.init_carry(batch_size, num_classes))
 
   return init_state
 

@@ -86,10 +86,6 @@ class _Watch:
       raise
     return {int(k.rstrip('/').rsplit('/', 1)[-1]): v for k, v in pairs}
 
-  def _round(self):
-    """The peers' beats and the finished peers, in two requests."""
-    return self._dir(_BEATS), set(self._dir(_DONE))
-
   def _poll(self):
     slept_from = time.monotonic()
     while not self.finished.wait(BEAT_S):
@@ -101,7 +97,7 @@ class _Watch:
           self.reached = now
           self.seen = {p: (beat, now) for p, (beat, _) in self.seen.items()}
       try:
-        beats, done = self._round()
+        beats, done = self._dir(_BEATS), set(self._dir(_DONE))  # the peers' beats, who finished
       except Exception as e:  # noqa: BLE001 - the coordinator cannot be reached: judged below
         beats, self.store_error = None, str(e).split('\n')[0][:300]
       with self.lock:
@@ -122,8 +118,7 @@ class _Watch:
     with self.lock:
       now = time.monotonic()
       if self.me != 0 and now - self.reached > still_s:
-        return [(0, 'the coordinator (process 0) has not answered for '
-                    f'{now - self.reached:.0f} s')]
+        return [(0, f'the coordinator (process 0) has not answered for {now - self.reached:.0f} s')]
       return [(p, f'no sign of life for {self.reached - moved:.0f} s')
               for p, (_, moved) in self.seen.items()
               if p not in self.done and self.reached - moved > still_s]
@@ -180,10 +175,7 @@ def lost_after_failure(error=None, wait_s: float = 10.0):
     with _watch.lock:
       silent = time.monotonic() - _watch.reached > CONFIRM_S
     if silent and any(word in text for word in _COMMUNICATION):
-      why = f'a collective failed: {text[:200]}'
-      if _watch.n == 2:
-        return [(1 - _watch.me, why)]
-      return [(None, why)]
+      return [(1 - _watch.me if _watch.n == 2 else None, f'a collective failed: {text[:200]}')]
     time.sleep(BEAT_S)
   with _watch.lock:
     now = time.monotonic()

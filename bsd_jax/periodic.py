@@ -51,6 +51,10 @@ class Progress:
   def rate(self, step: int) -> float:
     return (step - self._step) / max(self.elapsed(), 1e-9)
 
+  def due(self, every_s: float) -> bool:
+    """Whether `every_s` seconds (0: never) have passed since the last line or reset."""
+    return every_s > 0 and self.elapsed() >= every_s
+
   def measured(self, step: int) -> bool:
     """Whether steps were taken since the last reset (else there is no speed to give)."""
     return step > self._step
@@ -67,8 +71,9 @@ class Progress:
 
 
 class StopRequest:
-  """SIGTERM / SIGINT set a flag; the loop checkpoints after the current step and returns.
-  A second Ctrl-C stops at once (the last checkpoint is still there).
+  """SIGTERM / SIGINT set a flag; the loop checkpoints after the current step and returns (the
+  host runs at most one call ahead of the devices: step.TrainSteps). A second Ctrl-C stops at
+  once (the last checkpoint is still there).
 
   In a multi-process job all processes must stop after the same step (orbax saves together):
   they compare flags every `every` steps, so a signal to any process stops all of them at the
@@ -82,8 +87,9 @@ class StopRequest:
     if self.signum is not None and signum == signal.SIGINT:
       raise KeyboardInterrupt
     self.signum = signum
-    logging.warning('Received %s: saving a checkpoint after this step (Ctrl-C again to quit '
-                    'at once)', signal.Signals(signum).name)
+    logging.warning('Received %s: stopping when the running step (or evaluation) ends, then '
+                    'saving a checkpoint%s', signal.Signals(signum).name,
+                    ' (Ctrl-C again to quit at once)' if signum == signal.SIGINT else '')
 
   def agreed(self, step_now: int, every: int) -> bool:
     """Whether to stop after step `step_now` (the same answer on every process)."""

@@ -35,11 +35,31 @@ def _check_manual_dir(manual_dir):
     raise UserError(f'--manual_dir {manual_dir}: the directory is empty')
 
 
+def _directories(top):
+  return {root for root, _, _ in os.walk(top)}
+
+
 def prepare(name: str, data_dir: str, manual_dir: str = None) -> str:
   """Prepare tfds dataset `name` in `data_dir` (array_record); returns the dataset's directory.
-  Already prepared: nothing to do."""
+  Already prepared: nothing to do. On failure the empty directories it made are removed (tfds
+  makes <data_dir>/<name>/<version> at once, and warns about it at the next start)."""
   if os.path.exists(data_dir) and not os.path.isdir(data_dir):
     raise UserError(f'--data_dir {data_dir}: exists and is not a directory')
+  before = _directories(data_dir)
+
+  def tidy():  # a builder tfds opens again finds that directory empty, and warns about it
+    for made in sorted(_directories(data_dir) - before, key=len, reverse=True):
+      if not os.listdir(made):
+        os.rmdir(made)
+
+  try:
+    return _prepare(name, data_dir, manual_dir, tidy)
+  except UserError:
+    tidy()
+    raise
+
+
+def _prepare(name, data_dir, manual_dir, tidy):
   _check_manual_dir(manual_dir)
   builder = tfds_common.open_builder(name, data_dir, what='NAME')
   if builder.is_prepared():
@@ -49,6 +69,7 @@ def prepare(name: str, data_dir: str, manual_dir: str = None) -> str:
                       f'--dataset_version_dir={builder.data_dir} --out_file_format=array_record')
     logging.info('%s is already prepared in %s: nothing to do', name, builder.data_dir)
     return str(builder.data_dir)
+  tidy()
   builder = tfds_common.open_builder(name, data_dir, what='NAME', file_format='array_record')
   tfds_common.require_tensorflow(f'preparing {name}')
   by_hand = tfds_common.manual_instructions(builder)

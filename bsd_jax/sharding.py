@@ -71,10 +71,8 @@ def this_process_positions(num_rows: int, mesh) -> np.ndarray:
   return process_positions(num_rows, _owners(mesh), jax.process_index())
 
 
-def process_rows(num_rows: int, mesh=None) -> np.ndarray:
-  """sample_rows of this process over `mesh` (default: all devices): what this process reads of
-  an in-memory split."""
-  mesh = make_mesh() if mesh is None else mesh
+def process_rows(num_rows: int, mesh) -> np.ndarray:
+  """sample_rows of this process over `mesh`: what this process reads of an in-memory split."""
   return sample_rows(num_rows, _owners(mesh), jax.process_index())
 
 

@@ -2,14 +2,15 @@
 
 The step function closes over static pieces (model, method, optimizer, mesh) and takes arrays
 only; `jit_train_step` jits one step, `TrainSteps` the loop's calls of one or K steps, both with
-the state's shardings and the state donated. The training labels live on device (`data['labels']`, int32 [N], replicated); a batch is
-the sample indices `index` [B] (sharded on the data axis) and a `mask` [B] that is 0 for the
-wrap-around padding of an epoch's last batch. The images come one of two ways
-(bsd_jax/feeds.py): a CIFAR-size split lives on the devices too (`data['images']`, uint8
-[N_pad, H, W, C], split by rows like the table) and is gathered by index; a streamed split's
-images (already augmented on the host) arrive in the batch, `images` [B, H, W, C] (and
-`extra_images` for a method's extra view). Which one is a matter of the batch's keys, fixed when
-the step is traced. The eval forward and the table-refresh step are in eval_step.py."""
+the state's shardings and the state donated. The training labels live on device
+(`data['labels']`, int32 [N], replicated); a batch is the sample indices `index` [B] (sharded on
+the data axis) and a `mask` [B] that is 0 for the wrap-around padding of an epoch's last batch.
+The images come one of two ways (bsd_jax/feeds.py): a CIFAR-size split lives on the devices too
+(`data['images']`, uint8 [N_pad, H, W, C], split by rows like the table) and is gathered by index;
+a streamed split's images (already augmented on the host) arrive in the batch, `images`
+[B, H, W, C] (and `extra_images` for a method's extra view). Which one is a matter of the batch's
+keys, fixed when the step is traced. The eval forward and the table-refresh step are in
+eval_step.py."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -201,7 +202,7 @@ class TrainSteps:
     train_step = _train_step(config, exp, update_table)
     calls = (make_one_call(train_step, self.spe) if self.k == 1 else make_train_calls(train_step))
     self.call = jax.jit(calls, out_shardings=(exp.state_shardings, self._repl),
-                         donate_argnums=(0, 4 if self.k == 1 else 6))
+                         donate_argnums=0)
     epoch = None if epoch_sums is None else {k: np.float32(v) for k, v in epoch_sums.items()}
     self.totals = jax.device_put({'epoch': epoch or self._zeros, 'interval': self._zeros},
                                  self._repl)
@@ -211,7 +212,11 @@ class TrainSteps:
     plan = self.feed.epoch_plan(step_now // self.spe)
     carried = self.feed.carried(step_now, n)
     where = () if self.k == 1 else (step_now % self.spe, n)
-    state, self.totals = self.call(state, self.feed.train_data, plan, carried, *where, self.totals)
+    previous = self.totals
+    state, self.totals = self.call(state, self.feed.train_data, plan, carried, *where, previous)
+    # The call before this one has finished: the host stays one call ahead of the devices (they
+    # never wait for it), so a progress line's time is the devices' and a stop is prompt.
+    jax.block_until_ready(previous)
     return state
 
   def peek(self, name: str) -> dict:

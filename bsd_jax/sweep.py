@@ -1,13 +1,14 @@
 """python -m bsd_jax.sweep --config C --workdir runs/table --methods ce,bsd --seeds 0,1
     [--grid KEY=V1,V2 ...] [--bsd_label_weights W1,W2] [--parallel N]
 
-Runs a grid of methods x seeds x the --grid keys' values (bsd_jax/studies/sweep_grid.py) on one host,
-`--parallel` runs at a time, each a plain `python -m bsd_jax.main` in <workdir>/<label>/seed<s>
-with its output in log.txt there, then writes and prints the results table
-(bsd_jax/studies/results_table.py). The same `--config.KEY=VALUE` overrides apply to every run. Run again
-with the same arguments, it skips finished runs and resumes stopped ones; another sweep into the
-same workdir adds its runs to the table (sweep.json keeps them all). Several runs share one GPU well when a single run does
-not fill it (CIFAR-size models): each run then gets 1/parallel of the GPU memory."""
+Runs a grid of methods x seeds x the --grid keys' values (bsd_jax/studies/sweep_grid.py) on one
+host, `--parallel` runs at a time, each a plain `python -m bsd_jax.main` in
+<workdir>/<label>/seed<s> with its output in log.txt there, then writes and prints the results table
+(bsd_jax/studies/results_table.py). The same `--config.KEY=VALUE` overrides apply to every run. Run
+again with the same arguments, it skips finished runs and resumes stopped ones; another sweep into
+the same workdir adds its runs to the table (sweep.json keeps them all). Several runs share one GPU
+well when a single run does not fill it (CIFAR-size models): each run then gets 1/parallel of the
+GPU memory."""
 import json
 import os
 import signal
@@ -133,7 +134,8 @@ def main(argv):
   config_path = os.path.abspath(cli.config_file())
   overrides = _config_overrides(sys.argv[1:])
   try:
-    runs = sweep_grid.plan(cli.CONFIG.value, _METHODS.value, _SEEDS.value, _WEIGHTS.value, _GRID.value)
+    runs = sweep_grid.plan(cli.CONFIG.value, _METHODS.value, _SEEDS.value, _WEIGHTS.value,
+                           _GRID.value, check_data=True)
   except UserError as e:
     _fail(str(e))
   workdir = cli.WORKDIR.value

@@ -175,9 +175,10 @@ def _train(config, workdir, lock):
         logging.info('Compiled and ran the first train call (%d step%s) in %.1f s', n,
                      's' if n > 1 else '', progress.elapsed())
         progress.reset(step_now)
-      if periodic.itstime(step_now, config.log_every_steps):
-        interval = steps.take('interval')  # the steps since the last progress line
-        loss = interval['loss_sum'] / max(interval['count'], 1)
+      by_steps = periodic.itstime(step_now, config.log_every_steps)
+      if by_steps or progress.due(config.log_every_seconds):  # by time: on the console only
+        interval = steps.take('interval') if by_steps else steps.peek('interval')
+        loss = interval['loss_sum'] / max(interval['count'], 1)  # since the last recorded line
         if not math.isfinite(loss):
           diverged(ckpt, loss, f'at step {step_now}')
         lr = float(exp.schedule(step_now))
@@ -187,7 +188,8 @@ def _train(config, workdir, lock):
           figures.update(steps_per_s=rate, images_per_s=rate * config.batch_size)
         logging.info('epoch %d/%d step %d/%d loss %.4f lr %.4g %s', (step_now - 1) // spe + 1,
                      config.num_epochs, step_now, total_steps, loss, lr, progress.line(step_now))
-        log.progress(step_now, figures)
+        if by_steps:
+          log.progress(step_now, figures)
       if periodic.itstime(step_now, spe):
         state, test, stopped_by = epoch_end.end(state, steps.take('epoch'), step_now, stop)
         last_test = test or last_test

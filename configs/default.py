@@ -32,7 +32,8 @@ def get_config():
   c.lr_milestones = (100, 150)      # epochs where 'multistep' multiplies the lr ...
   c.lr_decay_factor = 0.1           # ... by this factor
 
-  c.log_every_steps = 100
+  c.log_every_steps = 100           # a progress line (and its record in metrics.jsonl) ...
+  c.log_every_seconds = 30.0       # ... and, on the console only, at least this often
   c.steps_per_call = 1              # train steps per jitted call (> 1: less host work per step
                                     # on a GPU; 1 on CPU, where XLA runs a loop of steps 3-8x
                                     # slower; docs/training.md, "Steps per call")

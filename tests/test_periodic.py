@@ -41,3 +41,25 @@ def test_format_seconds():
   assert periodic.format_seconds(59.9) == '0m59s'
   assert periodic.format_seconds(3599) == '59m59s'
   assert periodic.format_seconds(2 * 3600 + 5 * 60 + 7) == '2h05m'
+
+
+def test_a_line_is_due_by_time_after_every_s_seconds_and_never_at_0():
+  clock = FakeClock()
+  progress = periodic.Progress(total_steps=1000, batch_size=64, clock=clock)
+  clock.now += 29.0
+  assert not progress.due(30.0)
+  clock.now += 1.0
+  assert progress.due(30.0) and not progress.due(0)
+  progress.line(10)  # a line starts the wait again
+  assert not progress.due(30.0)
+
+
+def test_only_ctrl_c_is_told_that_a_second_one_quits_at_once(caplog):
+  import signal
+  for signum, offered in ((signal.SIGTERM, False), (signal.SIGINT, True)):
+    caplog.clear()
+    periodic.StopRequest()._handle(signum, None)
+    line = caplog.records[-1].getMessage()
+    assert line.startswith(f'Received {signal.Signals(signum).name}: stopping when the running '
+                           'step')
+    assert ('Ctrl-C again' in line) == offered

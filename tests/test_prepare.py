@@ -70,6 +70,9 @@ def test_without_network_or_archives_is_one_line(tmp_path):
   rc, out = _prepare('cifar10', '--data_dir', str(tmp_path / 'tfds'))
   assert rc == 2, out
   assert 'cifar10 cannot be downloaded here (no network)' in _error_line(out)
+  assert not (tmp_path / 'tfds').exists(), list((tmp_path / 'tfds').rglob('*'))  # nothing left
+  rc, out = _prepare('cifar10', '--data_dir', str(tmp_path / 'tfds'))
+  assert 'has no dataset_info.json' not in out and 'Variant folder' not in out, out
 
 
 def test_a_data_dir_holding_tfrecord_files_is_one_line(tmp_path):

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+from bsd_jax.evaluation import common
 from bsd_jax.studies import results_table
 from tests import helpers
 
@@ -92,7 +93,8 @@ def test_a_second_sweep_into_the_same_workdir_keeps_the_first_ones_runs_in_the_t
   proc = helpers.run_cli(['--config=configs/smoke.py', '--methods=ce', '--seeds=0',
                           '--config.num_epochs=3', '--config.eval_every_epochs=2',
                           '--config.data.val_size=100'] + SWEEP[-2:] + [
-                          '--config.log_every_steps=4', f'--workdir={copy}'], module='bsd_jax.sweep')
+                          '--config.log_every_steps=4', f'--workdir={copy}'],
+                         module='bsd_jax.sweep')
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, out
   with open(os.path.join(copy, 'sweep.json')) as f:
@@ -117,10 +119,12 @@ def test_rerun_keeps_finished_runs(sweep_dir):
 
 @pytest.mark.parametrize('arg, names', [('--methods=ce,bogus', 'bogus'),
                                         ('--bsd_label_weights=0.5,1.5', 'label_weight_end'),
-                                        ('--seeds=one', '--seeds')])
+                                        ('--seeds=one', '--seeds'),
+                                        ('--config.data.source=folder '
+                                         '--config.data.root=/no/such/folder', '/no/such/folder')])
 def test_bad_grid_is_one_line_error_before_any_run(tmp_path, arg, names):
   workdir = str(tmp_path / 'new')
-  code, out = _sweep(workdir, arg)
+  code, out = _sweep(workdir, *arg.split())  # a missing data root: before the first run too
   assert code == 2
   errors = [line for line in out.splitlines() if 'error' in line]
   assert len(errors) == 1 and names in errors[0], out
@@ -190,9 +194,16 @@ def test_report_on_unfinished_and_single_runs(sweep_dir, tmp_path):
   assert '- ce: seed 0: finished; seed 1: **unfinished** (epoch 2/3)' in text
   assert _table(text)['ce']['seeds'] == '1'
   assert 'not finished, left out: ce seed 1 (epoch 2/3)' in text
-  single = _report(copy / W08 / 'seed0')
+  # `evaluate --step` of an earlier checkpoint after the run: its record takes eval/metrics.json
+  # (the final one is kept as metrics.step<S>.json), and the report still finds the final one.
+  run = copy / W08 / 'seed0'
+  final = json.loads((run / 'eval' / 'metrics.json').read_text())
+  common.write_result(str(run), dict(final, step=final['step'] // 3, epoch=1), 'metrics.json')
+  assert os.path.exists(run / 'eval' / f'metrics.step{final["step"]}.json')
+  single = _report(run)
   assert list(_table(single)) == ['bsd']
-  assert os.path.exists(copy / W08 / 'seed0' / 'report_figures' / 'reliability.png')
+  assert '(report_figures/reliability.png)' in single
+  assert os.path.exists(run / 'report_figures' / 'reliability.png')
 
 
 @pytest.mark.parametrize('args, message', [

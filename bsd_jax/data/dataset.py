@@ -1,9 +1,10 @@
 """The in-memory dataset record (`Dataset`) and a source before its images are read (`Source`).
 
 A source first gives every label and the image shape, and reads images only afterwards: the
-validation split and the class-balanced subset are chosen from the labels, and a process of a multi-process job then reads
-only the rows its devices hold (`Source.images(rows=sharding.process_rows)`). The sample id of
-a training sample is its row number, dense 0..N-1, fixed before any shuffling.
+validation split and the class-balanced subset are chosen from the labels, and a process of a
+multi-process job then reads only the rows its devices hold
+(`Source.images(rows=sharding.process_rows)`). The sample id of a training sample is its row number,
+dense 0..N-1, fixed before any shuffling.
 
 The validation split (config.data.val_size) is a third split held out of the training split: its
 images are never trained on and have no rows in the per-sample table; its ids are dense
@@ -104,18 +105,9 @@ class Source:
   def hold_out(self, val, name):
     """The training samples `val` (sorted ids) as the validation split, the rest (renumbered)
     as the training split."""
-    keep = np.setdiff1d(np.arange(self.num_train), val)
-    read = self.read
-
-    def read_split(split, ids):
-      if split == 'val':
-        return read('train', val[ids])
-      return read(split, keep[ids] if split == 'train' else ids)
-
-    return dataclasses.replace(self, name=name, train_labels=self.train_labels[keep],
-                               val_labels=self.train_labels[val],
-                               train_coarse_labels=None if self.train_coarse_labels is None
-                               else self.train_coarse_labels[keep], read=read_split)
+    read, rest = self.read, self.subset(np.setdiff1d(np.arange(self.num_train), val), name)
+    return dataclasses.replace(rest, val_labels=self.train_labels[val], read=lambda split, ids: (
+        read('train', val[ids]) if split == 'val' else rest.read(split, ids)))
 
   def images(self, rows=None) -> Dataset:
     """The Dataset with the images of rows(num) of each split (None: all)."""

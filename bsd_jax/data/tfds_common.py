@@ -4,16 +4,23 @@ sets). tensorflow_datasets is imported only when one of these runs; TensorFlow o
 dataset prepared as tfrecord (array_record files, as bsd_jax.prepare writes them, are read by
 position through tfds's data sources, without it)."""
 import importlib.util
+import logging
 
 import numpy as np
 
 from bsd_jax.errors import UserError
 
 
+def _not_unprepared_warning(record):
+  return 'has no dataset_info.json' not in record.getMessage()
+
+
 def open_builder(name, data_dir, what='config.data.name', **kwargs):
   """tfds.builder(name, data_dir=data_dir, **kwargs); UserError naming `what` for an unknown
-  name."""
+  name. tfds's warning that a dataset is not prepared yet ('Variant folder ... has no
+  dataset_info.json') is dropped: the caller's own line says what to do."""
   import tensorflow_datasets as tfds
+  logging.getLogger('absl').addFilter(_not_unprepared_warning)  # once: filters are a set
   try:
     return tfds.builder(name, data_dir=data_dir, **kwargs)
   except tfds.core.registered.DatasetNotFoundError:

@@ -85,15 +85,7 @@ class _Tree:
 
 
 def _decode(tree, rel):
-  from PIL import Image
-  try:
-    with Image.open(io.BytesIO(tree.read(rel))) as im:
-      image = np.asarray(im.convert('RGB'))
-  except Exception as e:  # noqa: BLE001 - narrowed by images.unreadable()
-    why = images.unreadable(e)
-    if why is None:
-      raise
-    raise UserError(f'config.data.root: cannot read image {tree.where(rel)}: {why}') from None
+  image = images.decode_file(io.BytesIO(tree.read(rel)), 'config.data.root', tree.where(rel))
   if image.shape != IMAGE_SHAPE:
     raise UserError(f'config.data.root: {tree.where(rel)} is {image.shape[1]}x{image.shape[0]}, '
                     'not 64x64 (Tiny ImageNet images are 64x64)')

@@ -1,13 +1,10 @@
 """Evaluation suites behind one interface, run by `python -m bsd_jax.evaluate --suite NAME` on a
 checkpoint and, from config.evals, during training.
 
-  testset.py      the test split: every calibration metric, the reliability diagram, and
-                  both after temperature scaling fitted on the validation split
-  ood.py          OOD detection (sets read by ood_sets.py)
-  adversarial.py  FGSM and PGD (attacks.py)
-  corruptions.py  CIFAR-10-C / CIFAR-100-C (sets read by corruption_sets.py)
-and suite.py (the interface below), common.py (the run a suite evaluates, result files),
-reliability.py (the diagram).
+testset.py (the test split's calibration metrics and reliability diagram, before and after
+temperature scaling), ood.py, adversarial.py (attacks.py), corruptions.py (CIFAR-10/100-C); the
+sets in ood_sets.py and corruption_sets.py; the interface below in suite.py, the run a suite
+evaluates and its result files in common.py, the diagram in reliability.py.
 
 A suite is a class with
   name               the --suite value, the config.evals section of its options and the
@@ -35,13 +32,9 @@ SUITES = {s.name: s for s in (testset.TestSuite, ood.OODSuite, adversarial.Adver
                               corruptions.CorruptionsSuite)}
 
 
-def options_from_config(config, name) -> dict:
-  """The options of suite `name` from config.evals.<name> (every key but every_epochs)."""
-  section = config.evals[name]
-  return {k: section[k] for k in SUITES[name].FLAGS}
-
-
 def scheduled(config):
-  """[(suite class, options, every_epochs)] of the suites config.evals runs during training."""
-  return [(SUITES[name], options_from_config(config, name), config.evals[name].every_epochs)
-          for name in config.evals if config.evals[name].every_epochs > 0]
+  """[(suite class, options: every key of config.evals.<name> but every_epochs, every_epochs)]
+  of the suites config.evals runs during training."""
+  return [(SUITES[name], {k: config.evals[name][k] for k in SUITES[name].FLAGS},
+           config.evals[name].every_epochs) for name in config.evals
+          if config.evals[name].every_epochs > 0]

@@ -73,8 +73,7 @@ class AdversarialSuite(Suite):
     results, steps = record['results'], record['attack']['pgd_steps']
     print(f'Adversarial (L-inf), {record["method"]} step {record["step"]}, first '
           f'{record["num_samples"]} test images of {record["dataset"]}')
-    print(f'clean: accuracy {results["clean"]["accuracy"]:.4f} '
-          f'ece {results["clean"]["ece"]:.4f}')
+    print(f'clean: accuracy {results["clean"]["accuracy"]:.4f} ece {results["clean"]["ece"]:.4f}')
     for e in record['attack']['eps_in_255ths']:
       f, p = results['fgsm'][f'{e:g}'], results['pgd'][f'{e:g}']
       print(f'eps {e:g}/255: FGSM accuracy {f["accuracy"]:.4f} ece {f["ece"]:.4f} | '

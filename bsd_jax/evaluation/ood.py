@@ -67,7 +67,8 @@ class OODSuite(Suite):
     print(f'{"OOD set":48s} {"AUROC msp":>10s} {"AUROC ent":>10s} {"FPR95 msp":>10s} '
           f'{"FPR95 ent":>10s}')
     for spec, r in record['sets'].items():
-      print(f'{spec[-48:]:48s} {r["auroc_msp"]:10.4f} {r["auroc_entropy"]:10.4f} '
+      name = spec if len(spec) <= 48 else f'{spec[:22]}...{spec[-23:]}'  # kind and file
+      print(f'{name:48s} {r["auroc_msp"]:10.4f} {r["auroc_entropy"]:10.4f} '
             f'{r["fpr95_msp"]:10.4f} {r["fpr95_entropy"]:10.4f}')
     super().report(record, paths)
 

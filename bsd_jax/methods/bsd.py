@@ -95,10 +95,9 @@ def hparams(config) -> dict:
 
 def epoch_stats(alpha, labels, valid, clean_labels=None, *, num_classes=None):
   """(posterior_stats, and noisy_label_recovery when the labels were corrupted)."""
-  if clean_labels is None:
-    return (posterior_stats(alpha, labels, valid),)
-  return (posterior_stats(alpha, labels, valid),
-          noisy_label_recovery(alpha, labels, clean_labels, valid))
+  out = (posterior_stats(alpha, labels, valid),)
+  return out if clean_labels is None else out + (
+      noisy_label_recovery(alpha, labels, clean_labels, valid),)
 
 
 def bsd(config):
@@ -109,13 +108,11 @@ def bsd(config):
   if config.bsd.top_k:
     return _sparse(config, hp)
   return Method(
-      'bsd',
-      lambda inp: masked_mean(losses.soft_cross_entropy(
+      'bsd', lambda inp: masked_mean(losses.soft_cross_entropy(
           inp.logits, posterior_mean(inp.rows), hp['temperature']), inp.mask),
       init_table=lambda labels, k: init_alpha(labels, k, hp['c'], hp['eps']),
       update_rows=lambda rows, probs, epoch: update_alpha(rows, probs, hp['gamma']),
-      epoch_stats=epoch_stats,
-      refresh_pass=config.bsd.prediction_source == 'eval_pass',
+      epoch_stats=epoch_stats, refresh_pass=config.bsd.prediction_source == 'eval_pass',
       row_targets=lambda rows, num_classes: posterior_mean(rows),
       description=f'BSD: {hp}')
 
@@ -187,8 +184,7 @@ def check(config):
   require(b.prediction_source in ('train_pass', 'eval_pass'),
           "config.bsd.prediction_source must be 'train_pass' or 'eval_pass', got "
           f'{b.prediction_source!r}')
-  require(b.top_k >= 0, f'config.bsd.top_k must be >= 0 (0 = the dense posterior), got '
-          f'{b.top_k}')
+  require(b.top_k >= 0, f'config.bsd.top_k must be >= 0 (0 = the dense posterior), got {b.top_k}')
   require(config.table_dtype != 'bfloat16' or bfloat16_holds(gamma),
           f"config.table_dtype = 'bfloat16' cannot hold BSD's posterior at gamma = {gamma:.4f}: "
           f'an update moves an entry by {1 - gamma:.2%} of its distance to the prediction, '

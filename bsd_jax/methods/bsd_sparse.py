@@ -31,8 +31,7 @@ def init(labels, num_classes: int, k: int, c: float, eps: float, dtype=jnp.float
   if jnp.dtype(dtype) == jnp.float32:
     return ids, values, jnp.full(labels.shape + (1,), eps * (num_classes - k), jnp.float32)
   prior_total = jnp.full(labels.shape + (1,), c + eps * (num_classes - 1), jnp.float32)
-  values, rest = _stored(values, prior_total, num_classes, dtype)
-  return ids, values, rest
+  return (ids,) + _stored(values, prior_total, num_classes, dtype)
 
 
 def _stored(kept, row_total, num_classes: int, dtype):

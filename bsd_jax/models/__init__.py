@@ -21,7 +21,7 @@ MODELS = {
     'preact_resnet18': lambda k, dtype, mc: preact_resnet.preact_resnet18(k, dtype),
     'wrn28_10': lambda k, dtype, mc: wide_resnet.wrn28_10(k, dtype),
     'densenet_bc_100': lambda k, dtype, mc: densenet.densenet_bc_100(k, dtype),
-    'vit_cifar': lambda k, dtype, mc: vit.vit_small_cifar(k, dtype),
+    'vit_cifar': lambda k, dtype, mc: vit.ViT(k, dtype=dtype),  # ViT-S/4: 21,342,346 parameters
     'resnet50_imagenet': lambda k, dtype, mc: resnet.imagenet_resnet50(k, dtype),
     'densenet121': lambda k, dtype, mc: densenet.densenet121(k, dtype),
     'densenet264': lambda k, dtype, mc: densenet.densenet264(k, dtype),

@@ -61,8 +61,3 @@ class ViT(nn.Module):
     logits = nn.Dense(self.num_classes, dtype=jnp.float32, kernel_init=nn.initializers.zeros,
                       name='head')(features)
     return (logits, features) if return_features else logits
-
-
-def vit_small_cifar(num_classes, dtype=jnp.float32):
-  """ViT-S/4: 21,342,346 parameters for 10 classes."""
-  return ViT(num_classes, dtype=dtype)

@@ -29,17 +29,13 @@ class EventFile:
     self.workdir = workdir
     self._writer, self._purge_from = None, None
 
-  def exists(self) -> bool:
-    """Whether an earlier start wrote events here."""
-    return bool(glob.glob(os.path.join(self.workdir, PATTERN)))
-
   def rewind(self, step: int) -> bool:
     """What earlier starts wrote after `step` is purged once this start writes; False when no
     start wrote events here."""
     legacy = os.path.join(self.workdir, LEGACY)
     if os.path.exists(legacy):
       os.replace(legacy, os.path.join(self.workdir, LEGACY_RENAMED))
-    if not self.exists():
+    if not glob.glob(os.path.join(self.workdir, PATTERN)):  # no earlier start wrote events
       return False
     self._purge_from = step + 1
     return True

@@ -22,8 +22,11 @@ NAME = 'lock.json'
 TAKEOVER_STALE_S = 30
 
 
-def _read(path):
+def _read(path, how=None):
+  """The file's text, stripped (or `how(path)`: os.readlink); None where it cannot be read."""
   try:
+    if how is not None:
+      return how(path)
     with open(path) as f:
       return f.read().strip()
   except OSError:
@@ -43,16 +46,9 @@ def job_token() -> dict:
   """What identifies this job in its lock: the host name, the kernel's boot id, the PID
   namespace, the pid and its start time, a random part, and a readable start date."""
   return {'host': socket.gethostname(), 'boot_id': _read('/proc/sys/kernel/random/boot_id'),
-          'pid_ns': _link('/proc/self/ns/pid'), 'pid': os.getpid(),
+          'pid_ns': _read('/proc/self/ns/pid', os.readlink), 'pid': os.getpid(),
           'pid_start': _pid_start(os.getpid()), 'token': secrets.token_hex(8),
           'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')}
-
-
-def _link(path):
-  try:
-    return os.readlink(path)
-  except OSError:
-    return None
 
 
 def holder_alive(holder: dict, me: dict) -> bool:

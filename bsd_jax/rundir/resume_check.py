@@ -21,7 +21,7 @@ from bsd_jax.evaluation.common import flatten
 # evaluation and checkpoint cadence, the evaluation batch, evaluation suites, host-side reading,
 # and where the same data lives (its identity and size are checked against the checkpoint; the
 # noisy labels are read back from noisy_labels.npz).
-MAY_CHANGE = ('log_every_steps', 'steps_per_call', 'eval_every_epochs',
+MAY_CHANGE = ('log_every_steps', 'log_every_seconds', 'steps_per_call', 'eval_every_epochs',
               'checkpoint_every_epochs', 'keep_checkpoints', 'eval_batch_size', 'evals.',
               'data.stream.worker_count', 'data.stream.worker_threads', 'data.tfds_data_dir',
               'data.manual_dir', 'data.download', 'data.root', 'label_noise.superclass_csv',
@@ -37,7 +37,7 @@ ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
                 'data.mix_prob': 1.0, 'data.mix_switch_prob': 0.5,
                 'bsd.top_k': 0, 'bsd.top_k_shadow': False,           # the dense posterior
                 'label_noise.clean_val': True,       # validation labels were kept clean
-                'peer_timeout_s': 60.0}
+                'peer_timeout_s': 60.0, 'log_every_seconds': 0.0}  # steps only
 
 
 def _acts(key, c):

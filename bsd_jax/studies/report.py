@@ -2,6 +2,7 @@
 figures (report_figures.py) in <dir>/report_figures/. The command is bsd_jax/report.py, whose
 docstring says what each part shows."""
 import datetime
+import glob
 import json
 import os
 
@@ -28,10 +29,8 @@ def find_runs(directory):
   if os.path.exists(os.path.join(directory, 'config.json')):
     config = _config(directory)
     return {config['method']: {int(config.get('seed', 0)): directory}}
-  runs = {}
-  for label, seeds in results_table.collect(directory, read=lambda path: path).items():
-    if seeds:
-      runs[label] = seeds
+  runs = {label: seeds for label, seeds in
+          results_table.collect(directory, read=lambda path: path).items() if seeds}
   if not runs:
     raise UserError(f'{directory}: no run directories in it (a run has config.json; a sweep '
                     '<label>/seed<s>/config.json)')
@@ -69,16 +68,20 @@ class Run:
         self.class_targets = None
 
   def _final(self, name):
-    """eval/<name> when it holds the last epoch's evaluation (not an earlier checkpoint's)."""
-    path = os.path.join(self.dir, 'eval', name)
-    if not (self.finished and os.path.exists(path)):
+    """The last epoch's evaluation: eval/<name>, or the copy a later `evaluate --step` kept under
+    a name carrying its step (eval/<stem>.step<S><ext>)."""
+    if not self.finished:
       return None
-    try:
-      with open(path) as f:
-        record = json.load(f)
-    except (OSError, ValueError):  # being replaced, or damaged: as if not there
-      return None
-    return record if record.get('epoch') == self.num_epochs else None
+    stem, ext = os.path.splitext(os.path.join(self.dir, 'eval', name))
+    for path in [stem + ext] + sorted(glob.glob(f'{stem}.step*{ext}')):
+      try:
+        with open(path) as f:
+          record = json.load(f)
+      except (OSError, ValueError):  # absent, being replaced, or damaged: as if not there
+        continue
+      if record.get('epoch') == self.num_epochs:
+        return record
+    return None
 
   def by_epoch(self, split):
     """{epoch: the split's last record of that epoch}."""
@@ -87,16 +90,13 @@ class Run:
 
 def series(runs, split, keys):
   """{label: {key: {epoch: [value of each seed that has it]}}}."""
-  out = {}
+  out = {label: {key: {} for key in keys} for label in runs}
   for label, seeds in runs.items():
-    out[label] = {}
-    for key in keys:
-      points = {}
-      for run in seeds.values():
-        for epoch, record in run.by_epoch(split).items():
+    for run in seeds.values():
+      for epoch, record in run.by_epoch(split).items():
+        for key in keys:
           if record.get(key) is not None:
-            points.setdefault(epoch, []).append(float(record[key]))
-      out[label][key] = points
+            out[label][key].setdefault(epoch, []).append(float(record[key]))
   return out
 
 
@@ -142,8 +142,7 @@ def class_names_for(run, k, names_file):
     with open(names_file) as f:
       names = [line.strip() for line in f if line.strip()]
     if len(names) != k:
-      raise UserError(f'--class_names: {names_file} has {len(names)} names, the runs {k} '
-                      'classes')
+      raise UserError(f'--class_names: {names_file} has {len(names)} names, the runs {k} classes')
     return names
   data = run.config.get('data', {})
   root = os.path.join(data.get('root') or '', 'train')
@@ -174,8 +173,7 @@ def build(directory, names_file=None):
   lines = [f'# Report: {os.path.basename(os.path.abspath(directory))}', '',
            f'Written by `python -m bsd_jax.report {directory}` on '
            f'{datetime.datetime.now():%Y-%m-%d %H:%M}, from the runs\' metrics.jsonl, '
-           'config.json and eval/.', '']
-  lines += ['## Runs', '']
+           'config.json and eval/.', '', '## Runs', '']
   for label, seeds in runs.items():
     states = [f'seed {s}: ' + ('finished' if r.finished else
                                f'**unfinished** (epoch {r.epoch}/{r.num_epochs})')

@@ -40,8 +40,7 @@ def curves(path, panels, series):
       if any(len(v) > 1 for v in values):
         ax.fill_between(epochs, [v.min() for v in values], [v.max() for v in values],
                         color=colors[label], alpha=0.2, linewidth=0)
-    ax.set_xlabel('epoch')
-    ax.set_ylabel(title)
+    ax.set(xlabel='epoch', ylabel=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   for ax in list(axes.flat)[len(panels):]:
@@ -63,11 +62,8 @@ def reliability(path, diagrams):
       bins = d[which]
       if bins is None:
         ax.text(0.5, 0.5, 'no temperature scaling\n(no validation split, or no T fitted)',
-                ha='center',
-                va='center', transform=ax.transAxes)
-        ax.set_title(f'{label}: after scaling')
-        ax.set_xticks([])
-        ax.set_yticks([])
+                ha='center', va='center', transform=ax.transAxes)
+        ax.set(title=f'{label}: after scaling', xticks=[], yticks=[])
         continue
       count = np.asarray(bins['count'], np.float64)
       acc = np.asarray([np.nan if v is None else v for v in bins['accuracy']], np.float64)
@@ -83,10 +79,7 @@ def reliability(path, diagrams):
       title = f'{label}: before scaling' if which == 'before' else (
           f"{label}: after scaling, T = {d['temperature']:.2f}")
       ax.set_title(f'{title}\nECE-{n} of the pooled bins = {100 * ece:.2f}%', fontsize=9)
-      ax.set_xlim(0, 1)
-      ax.set_ylim(0, 1)
-      ax.set_xlabel('confidence')
-      ax.set_ylabel('accuracy')
+      ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='confidence', ylabel='accuracy')
       ax.legend(loc='upper left', fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
@@ -104,9 +97,7 @@ def heatmap(path, matrix, title, class_names=()):
   image = ax.imshow(np.maximum(matrix, floor), cmap='viridis',
                     norm=LogNorm(vmin=floor, vmax=max(float(matrix.max()), floor * 10)))
   fig.colorbar(image, ax=ax, label='mean target mass (log scale)')
-  ax.set_xlabel('target class')
-  ax.set_ylabel('given label')
-  ax.set_title(title)
+  ax.set(xlabel='target class', ylabel='given label', title=title)
   if class_names and k <= 20:
     ax.set_xticks(range(k), class_names, rotation=90, fontsize=7)
     ax.set_yticks(range(k), class_names, fontsize=7)

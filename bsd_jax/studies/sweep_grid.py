@@ -2,16 +2,19 @@
 runs they make with the methods and seeds (`plan`).
 
 A key of one method's section (`bsd.`, `pskd.`, ...: the section its registry entry names,
-bsd_jax/methods) varies only that method's runs; any other key varies every run. A run's label is its method followed by the
-values it was given, `<name><value>` joined by '_' (the name: the key's last part, or the whole
-key where two grid keys share a last part), e.g. `bsd_label_weight_end0.3_learning_rate0.1`;
-`--bsd_label_weights` is the grid of bsd.label_weight_end named `w` (labels `bsd_w0.5`)."""
+bsd_jax/methods) varies only that method's runs; any other key varies every run. A run's label is
+its method followed by the values it was given, `<name><value>` joined by '_' (the name: the key's
+last part, or the whole key where two grid keys share a last part), e.g.
+`bsd_label_weight_end0.3_learning_rate0.1`; `--bsd_label_weights` is the grid of
+bsd.label_weight_end named `w` (labels `bsd_w0.5`)."""
 import dataclasses
 import itertools
+import json
 import re
 
+import numpy as np
 
-from bsd_jax import methods
+from bsd_jax import data, methods
 from bsd_jax.config_check import check_config
 from bsd_jax.errors import UserError
 
@@ -118,9 +121,11 @@ def variants(method, axes):
   return out
 
 
-def plan(config, method_names, seeds, label_weights=(), grid=()):
+def plan(config, method_names, seeds, label_weights=(), grid=(), check_data=False):
   """[(label, seed, run arguments)] of methods x grid x seeds, checked: unknown methods or keys
-  and bad values raise UserError (the grid and the labels: the module docstring)."""
+  and bad values raise UserError (the grid and the labels: the module docstring). With
+  `check_data`, every variant's data is found and its labels read too (once per distinct
+  config.data), so that a missing root or dataset stops the sweep before its first run."""
   unknown = [m for m in method_names if m not in methods.METHODS]
   if unknown:
     raise UserError(f'--methods: unknown method(s) {unknown}; choose from '
@@ -133,7 +138,7 @@ def plan(config, method_names, seeds, label_weights=(), grid=()):
     raise UserError('--seeds: give at least one seed')
   axes = parse(grid, config, label_weights)
   check_used([a for a in axes if a.name != 'w'], method_names)
-  runs = []
+  runs, data_checked = [], set()
   for name in method_names:
     for label, chosen in variants(name, axes):
       trial = config.copy_and_resolve_references()
@@ -144,8 +149,12 @@ def plan(config, method_names, seeds, label_weights=(), grid=()):
         node[leaf] = value
         extra.append(f'--config.{axis.key}={value!r}' if isinstance(value, float) else
                      f'--config.{axis.key}={text}')
+      data_key = json.dumps(trial.data.to_dict(), sort_keys=True, default=str)
       try:
         check_config(trial, num_devices=1)  # the values of this variant are valid together
+        if check_data and data_key not in data_checked:  # its labels; no image is decoded
+          data.load(trial, rows=lambda num: np.zeros(0, np.int64))
+          data_checked.add(data_key)
       except UserError as e:
         raise UserError(f'{label}: {e}') from None
       for seed in seed_values:
