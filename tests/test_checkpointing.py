@@ -46,7 +46,8 @@ def test_save_then_restore_is_identical_on_any_device_count(tmp_path, trained, r
     assert table.sharding.spec[0] == 'data'  # split by rows
 
 
-@pytest.mark.parametrize('top_k', [0, TOP_K], ids=['dense', 'sparse'])
+@pytest.mark.parametrize('top_k', [0, pytest.param(TOP_K, marks=pytest.mark.slow)],
+                         ids=['dense', 'sparse'])
 def test_table_padding_follows_the_device_count_both_ways(tmp_path, top_k):
   """10 samples: 12 table rows on 4 devices, 16 on 8, 12 again on 4; the 10 real rows survive
   each move. The padding rows a restore onto more devices adds are zeros: the epoch statistics

@@ -107,7 +107,8 @@ def test_bad_image_folders(tmp_path, layout, match):
 @pytest.mark.parametrize('key, value, match', [
     ('num_train', 512, r'config\.json was written for another run \(data\.synthetic\.num_train: '
      r'saved 1024, now 512; num_epochs: saved 1, now 2\)'),
-    ('num_classes', 5, r'\(data\.synthetic\.num_classes: saved 10, now 5; num_epochs: '),
+    pytest.param('num_classes', 5, r'\(data\.synthetic\.num_classes: saved 10, now 5; num_epochs: ',
+                 marks=pytest.mark.slow),
 ])
 def test_workdir_made_for_other_data_is_refused_and_left_alone(tmp_path, key, value, match):
   config = helpers.load_config('smoke.py')

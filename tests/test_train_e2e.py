@@ -89,6 +89,7 @@ def test_stop_mid_epoch_then_resume_ends_bit_exact(reference, tmp_path, sig):
   _assert_events_match_metrics(workdir, list(range(2, EPOCHS * STEPS_PER_EPOCH + 1, 2)))
 
 
+@pytest.mark.slow  # the SIGTERM stop above resumes through the same restore
 def test_kill_9_then_resume_ends_bit_exact(reference, tmp_path):
   workdir = str(tmp_path)
   # The line after epoch 2's checkpoint; the kill lands somewhere in epoch 3.
