@@ -149,9 +149,9 @@ def plan(config, method_names, seeds, label_weights=(), grid=(), check_data=Fals
         node[leaf] = value
         extra.append(f'--config.{axis.key}={value!r}' if isinstance(value, float) else
                      f'--config.{axis.key}={text}')
-      data_key = json.dumps(trial.data.to_dict(), sort_keys=True, default=str)
       try:
         check_config(trial, num_devices=1)  # the values of this variant are valid together
+        data_key = json.dumps(trial.data.to_dict(), sort_keys=True, default=str)
         if check_data and data_key not in data_checked:  # its labels; no image is decoded
           data.load(trial, rows=lambda num: np.zeros(0, np.int64))
           data_checked.add(data_key)
