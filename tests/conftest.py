@@ -35,15 +35,3 @@ os.environ['PYTHONWARNINGS'] = ','.join([
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-
-# The two xdist workers take whole files (--dist loadfile) in collection order: the files that
-# take longest go first, so that neither worker is left alone with a long one at the end.
-LONGEST_FIRST = ['test_sweep.py', 'test_faults.py', 'test_train_e2e.py', 'test_eval_suites.py',
-                 'test_multiprocess.py', 'test_checkpointing.py', 'test_bsd_sparse_training.py',
-                 'test_docs.py', 'test_imagenet_pipeline.py', 'test_old_run_directory.py',
-                 'test_models.py', 'test_outside_method.py', 'test_evals_during_training.py']
-
-
-def pytest_collection_modifyitems(items):
-  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-  items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))
