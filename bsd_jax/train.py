@@ -18,8 +18,8 @@ import sys
 
 import jax
 
-from bsd_jax import (data, distributed, evaluation, experiment, feeds, peers, periodic, sharding,
-                     step)
+from bsd_jax import (data, distributed, evaluation, experiment, feeds, peers, periodic,
+                     pretrained, sharding, step)
 from bsd_jax.config_check import check_config
 from bsd_jax.data import label_noise
 from bsd_jax.epoch_end import EpochEnd, diverged
@@ -100,6 +100,11 @@ def _train(config, workdir, lock):
   # The newest checkpoint that restores (newer damaged ones are moved aside below), or none.
   state, saved_meta, latest, damaged = ckpt.restore_newest(
       exp.abstract_state, lambda meta: _meta_check(meta, ds, config, ckpt.directory))
+  # A first start from another run's model: read and matched before anything is written.
+  init_from = None
+  if latest is None and config.get('init_from'):
+    init_from = _agreed('read config.init_from', lambda: pretrained.merge(
+        pretrained.load(config.init_from), exp.abstract_state, ds.num_classes))
   log = MetricLog(workdir, enabled=distributed.is_main())
   if latest is not None and latest >= total_steps:
     logging.info('%s already holds the finished run (step %d of %d): nothing to do',
@@ -145,6 +150,8 @@ def _train(config, workdir, lock):
   if latest is None:
     state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
         jax.random.PRNGKey(config.seed), exp.padded_labels)
+    if init_from is not None:
+      state = pretrained.apply(state, init_from)
     epoch_sums = None
   else:
     epoch_sums = saved_meta.get('epoch_sums')

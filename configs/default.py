@@ -19,6 +19,9 @@ def get_config():
                                     # or 'bfloat16' (half the memory; refused where it
                                     # cannot follow the update: BSD, docs/design.md)
   c.seed = 0                        # init, data order and augmentation
+  c.init_from = config_dict.placeholder(str)  # a bsd_jax run directory: its newest checkpoint's
+                                    # model starts this run (not its table; a head for another
+                                    # class count starts afresh; docs/training.md)
 
   c.num_epochs = 200
   c.batch_size = 128                # global batch, split over all devices

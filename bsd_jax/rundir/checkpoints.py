@@ -22,6 +22,7 @@ from typing import Any
 
 import flax.struct
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from bsd_jax import distributed, peers
@@ -117,16 +118,23 @@ class Checkpointer:
 
   def _mngr(self):
     if self._manager is None:
-      if self._read_only:
-        options = ocp.CheckpointManagerOptions(read_only=True, create=False,
-                                               cleanup_tmp_directories=False)
-      else:
-        options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
-                                               cleanup_tmp_directories=True)
-      self._manager = ocp.CheckpointManager(
-          self.directory, options=options,
-          item_handlers={'state': ocp.PyTreeCheckpointHandler(),
-                         'meta': ocp.JsonCheckpointHandler()})
+      absl_log = logging.getLogger('absl')
+      level = absl_log.level
+      if self._read_only:  # orbax warns that a read-only manager will save nothing: we read
+        absl_log.setLevel(logging.ERROR)
+      try:
+        if self._read_only:
+          options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                                 cleanup_tmp_directories=False)
+        else:
+          options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
+                                                 cleanup_tmp_directories=True)
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options,
+            item_handlers={'state': ocp.PyTreeCheckpointHandler(),
+                           'meta': ocp.JsonCheckpointHandler()})
+      finally:
+        absl_log.setLevel(level)
     return self._manager
 
   def latest_step(self):
@@ -170,6 +178,20 @@ class Checkpointer:
         raise UserError(f'{self.directory}/{step}: array {name} was saved with shape '
                         f'{a or "(none)"}, this config makes {b or "(none)"}: the checkpoint '
                         'belongs to another model or method; use another --workdir')
+
+  def read_arrays(self, step) -> dict:
+    """{'params/Conv_0/kernel': numpy array, ...}: every array of the state saved at `step`, on
+    the host, whatever model made it (config.init_from reads another run's model with it)."""
+    try:
+      with _pending_io_quiet():
+        saved = self._mngr().item_metadata(step)['state']
+        saved = getattr(saved, 'tree', saved)
+        restore_args = jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), saved)
+        out = self._mngr().restore(step, args=ocp.args.Composite(
+            state=ocp.args.PyTreeRestore(restore_args=restore_args)))['state']
+    except Exception as e:  # orbax and TensorStore raise many types for damaged files
+      raise Damaged(f'{self.directory}/{step}: {_first_line(e)}') from None
+    return {leaf_name(p): a for p, a in jax.tree_util.tree_leaves_with_path(out)}
 
   def restore(self, step, abstract_state):
     """The state saved at `step`, laid out like `abstract_state` (shapes and shardings).

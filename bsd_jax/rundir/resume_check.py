@@ -25,7 +25,7 @@ MAY_CHANGE = ('log_every_steps', 'log_every_seconds', 'steps_per_call', 'eval_ev
               'checkpoint_every_epochs', 'keep_checkpoints', 'eval_batch_size', 'evals.',
               'data.stream.worker_count', 'data.stream.worker_threads', 'data.tfds_data_dir',
               'data.manual_dir', 'data.download', 'data.root', 'label_noise.superclass_csv',
-              'peer_timeout_s')
+              'peer_timeout_s', 'init_from')  # init_from: read at the first start only
 
 # Keys added since the first version, and what their absence in a run's config.json meant: a run
 # directory of an earlier version is evaluated (load_run_config) and resumed (resume_check) as
@@ -37,7 +37,8 @@ ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
                 'data.mix_prob': 1.0, 'data.mix_switch_prob': 0.5,
                 'bsd.top_k': 0, 'bsd.top_k_shadow': False,           # the dense posterior
                 'label_noise.clean_val': True,       # validation labels were kept clean
-                'peer_timeout_s': 60.0, 'log_every_seconds': 0.0}  # steps only
+                'peer_timeout_s': 60.0, 'log_every_seconds': 0.0,  # steps only
+                'init_from': None}                   # random initialisation
 
 
 def _acts(key, c):
