@@ -96,16 +96,18 @@ def _check_data(config):
             f'{config.method!r} (its extra view would not be mixed with the batch)')
     require(config.supcon.weight == 0, 'config.data.cutmix_alpha / mixup_alpha cannot be '
             'combined with config.supcon (its second view would not be mixed)')
-  if d.source == 'tfds_stream':
+  require(0 <= d.test_fraction < 1, f'config.data.test_fraction must be in [0, 1) (0 = the '
+          f'folder\'s own test/ or val/ split), got {d.test_fraction}')
+  if d.source in data.STREAMED:
     st = d.stream
     require(st.image_size >= 8, f'config.data.stream.image_size must be >= 8, got {st.image_size}')
     require(st.eval_resize >= st.image_size, f'config.data.stream.eval_resize '
             f'({st.eval_resize}) must be >= config.data.stream.image_size ({st.image_size})')
     require(st.worker_count >= 0 and st.worker_threads >= 0,
             'config.data.stream.worker_count and worker_threads must be >= 0')
-    require(config.supcon.weight == 0, "config.supcon is not supported with "
-            "config.data.source = 'tfds_stream' (its second view would be a device crop of the "
-            "host-augmented first)")
+    require(config.supcon.weight == 0, 'config.supcon is not supported with '
+            f"config.data.source = '{d.source}' (its second view would be a device crop of the "
+            'host-augmented first)')
 
 
 def _check_supcon(config):
@@ -136,8 +138,8 @@ def _check_evals(config, num_processes):
     require(every >= 0 and math.isfinite(every), f'config.evals.{name}.every_epochs must be '
             f'>= 0 (0 = off), got {every}')
   for suite, options, _ in evaluation.scheduled(config):
-    require(config.data.source != 'tfds_stream', f'config.evals.{suite.name}: needs a test '
-            "split held in memory; config.data.source = 'tfds_stream' streams it")
+    require(config.data.source not in data.STREAMED, f'config.evals.{suite.name}: needs a '
+            f"test split held in memory; config.data.source = '{config.data.source}' streams it")
     require(not suite.needs_test_images or num_processes == 1,
             f'config.evals.{suite.name}: reads the test images themselves, which a '
             f'{num_processes}-process job splits by rows; run it with bsd_jax.evaluate')

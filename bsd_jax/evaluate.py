@@ -15,7 +15,7 @@ import logging
 
 from absl import flags
 
-from bsd_jax import cli, saved_run
+from bsd_jax import cli, data, saved_run
 from bsd_jax.errors import UserError, fail
 from bsd_jax.evaluation import SUITES
 from bsd_jax.rundir.run_config import load_run_config
@@ -40,9 +40,10 @@ def evaluate(workdir, suite_name='test', step=None, **options) -> dict:
     raise TypeError(f'suite {suite_name!r} has no option(s) {unknown}')
   options = {k: options.get(k, spec[2]) for k, spec in suite_cls.FLAGS.items()}
   run_config = load_run_config(workdir)
-  if suite_cls is not SUITES['test'] and run_config.data.source == 'tfds_stream':
+  if suite_cls is not SUITES['test'] and run_config.data.source in data.STREAMED:
     raise UserError(f'--suite {suite_name} needs a test split held in memory; this run streams '
-                    "its data (config.data.source = 'tfds_stream'): use --suite test")
+                    f"its data (config.data.source = '{run_config.data.source}'): use --suite "
+                    'test')
   suite_cls.check_options(options)
   suite_cls.check_run(options, run_config)
   config, ds, exp, state, step = saved_run.load_checkpoint(workdir, step)

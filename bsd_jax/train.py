@@ -56,8 +56,8 @@ def _agreed(what, fn):
 
 
 def _no_predict(state, images):
-  raise UserError("config.evals: suites need a test split in memory; config.data.source = "
-                  "'tfds_stream' streams it")
+  raise UserError('config.evals: suites need a test split in memory; a streamed '
+                  'config.data.source streams it')
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -104,7 +104,8 @@ def _train(config, workdir, lock):
   init_from = None
   if latest is None and config.get('init_from'):
     init_from = _agreed('read config.init_from', lambda: pretrained.merge(
-        pretrained.load(config.init_from), exp.abstract_state, ds.num_classes))
+        pretrained.load(config.init_from, exp.abstract_state), exp.abstract_state,
+        ds.num_classes))
   log = MetricLog(workdir, enabled=distributed.is_main())
   if latest is not None and latest >= total_steps:
     logging.info('%s already holds the finished run (step %d of %d): nothing to do',

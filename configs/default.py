@@ -19,9 +19,10 @@ def get_config():
                                     # or 'bfloat16' (half the memory; refused where it
                                     # cannot follow the update: BSD, docs/design.md)
   c.seed = 0                        # init, data order and augmentation
-  c.init_from = config_dict.placeholder(str)  # a bsd_jax run directory: its newest checkpoint's
-                                    # model starts this run (not its table; a head for another
-                                    # class count starts afresh; docs/training.md)
+  c.init_from = config_dict.placeholder(str)  # weights this run starts from: a bsd_jax run
+                                    # directory (its model, not its table) or a torchvision
+                                    # ResNet / timm ViT .safetensors or .pth file (a head for
+                                    # another class count starts afresh; docs/training.md)
 
   c.num_epochs = 200
   c.batch_size = 128                # global batch, split over all devices
@@ -118,6 +119,7 @@ def get_config():
   c.data = config_dict.ConfigDict()
   c.data.source = 'tfds'            # 'tfds', 'folder', 'synthetic' (whole splits in memory and
                                     # on the devices) or 'tfds_stream' (read per step: ImageNet)
+                                    # or 'folder_stream' (read per step: photos of any size)
   c.data.name = 'cifar100'          # tfds dataset name
   c.data.tfds_data_dir = config_dict.placeholder(str)  # default: tfds's own (~/tensorflow_datasets)
   c.data.manual_dir = config_dict.placeholder(str)     # archives for tfds to prepare from
@@ -128,6 +130,8 @@ def get_config():
   c.data.image_key = 'image'         # tfds feature names
   c.data.label_key = 'label'        # e.g. 'coarse_label' for CIFAR-100 superclasses
   c.data.root = config_dict.placeholder(str)  # image folder: <root>/{train,test}/<class>/*.png
+  c.data.test_fraction = 0.0        # > 0: an image folder without test/ or val/ holds out this
+                                    # share of each class of train/ as its test split
   c.data.train_subset_per_class = 0  # > 0: class-balanced subset of the train split
   c.data.subset_seed = 0
   c.data.val_size = 0               # > 0: a class-balanced validation split of this many images,

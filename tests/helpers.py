@@ -21,6 +21,30 @@ def load_config(name='smoke.py'):
       os.path.join(REPO, 'configs', name))
 
 
+def override(config, overrides: dict):
+  """Sets config keys given by dotted name ({'data.root': ..., 'num_epochs': 2}); returns it."""
+  for key, value in overrides.items():
+    node, _, leaf = key.rpartition('.')
+    (config[node] if node else config)[leaf] = value
+  return config
+
+
+def stop_after_step(monkeypatch, step_now: int):
+  """Runs started until monkeypatch.undo() stop as SIGTERM would stop them, right after
+  `step_now` (the loop's next stop check from there)."""
+  import signal
+
+  from bsd_jax import periodic
+
+  class StopAfterStep(periodic.StopRequest):
+    def agreed(self, now, every):
+      if now == step_now:
+        self.signum = signal.SIGTERM
+      return super().agreed(now, every)
+
+  monkeypatch.setattr(periodic, 'StopRequest', StopAfterStep)
+
+
 def read_checkpoint_state(workdir, step=None):
   """The TrainState leaves of a checkpoint as numpy arrays (any device count), and its step."""
   directory = os.path.join(workdir, 'checkpoints')

@@ -9,7 +9,6 @@ under test could not run on it.)
 """
 import json
 import io
-import signal
 import socket
 import tarfile
 import time
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bsd_jax import data, metrics, periodic, saved_run, sharding, train
+from bsd_jax import data, metrics, saved_run, sharding, train
 from bsd_jax.data import order, stream_batches
 from bsd_jax.methods import bsd
 from bsd_jax.errors import UserError
@@ -81,10 +80,7 @@ def _config(data_dir, **overrides):
   config.data.stream.worker_count, config.data.stream.worker_threads = 0, 1
   config.batch_size, config.eval_batch_size = 8, 8
   config.num_epochs, config.log_every_steps = EPOCHS, 1
-  for key, value in overrides.items():
-    node, _, leaf = key.rpartition('.')
-    (config[node] if node else config)[leaf] = value
-  return config
+  return helpers.override(config, overrides)
 
 
 @pytest.fixture(scope='module')
@@ -265,14 +261,7 @@ def test_grain_worker_processes_give_the_same_batches(imagenet_dir):
 def test_stopped_and_resumed_streamed_run_ends_bit_exact(imagenet_dir, reference, tmp_path,
                                                          monkeypatch):
   """A stop after step 4 (inside epoch 2), then a restart: the stream resumes at step 4."""
-
-  class StopAfterStep4(periodic.StopRequest):
-    def agreed(self, step_now, every):
-      if step_now == 4:
-        self.signum = signal.SIGTERM
-      return super().agreed(step_now, every)
-
-  monkeypatch.setattr(periodic, 'StopRequest', StopAfterStep4)
+  helpers.stop_after_step(monkeypatch, 4)
   first = train.train_and_evaluate(_config(imagenet_dir), str(tmp_path))
   assert first['stopped_by'] == 'SIGTERM'
   assert helpers.read_checkpoint_state(str(tmp_path))[1] == 4

@@ -1,4 +1,4 @@
-"""config.init_from: a run starts from another run's model (bsd_jax/pretrained.py). With a learning
+"""config.init_from: a run starts from another run's model (bsd_jax/pretrained/). With a learning
 rate of 0 the weights a run ends with are the ones it started from, so they show what was loaded."""
 import logging
 import types
@@ -96,13 +96,13 @@ def test_merge_takes_equal_shapes_leaves_a_head_for_another_class_count_and_refu
   with pytest.raises(UserError, match=r'params/Dense_0/bias was saved with shape \[10\], this '
                                       r'config makes \[5\]'):
     pretrained.merge(loaded, now, num_classes=7)
-  with pytest.raises(UserError, match=r'the checkpoint has no array params/Conv_0/kernel'):
+  with pytest.raises(UserError, match=r'the weights have no array params/Conv_0/kernel'):
     pretrained.merge({k: v for k, v in loaded.items() if 'Conv' not in k}, now, num_classes=5)
   with pytest.raises(UserError, match=r'this config makes no array params/Extra/w'):
     pretrained.merge(dict(loaded, **{'params/Extra/w': np.ones(1)}), now, num_classes=5)
 
 
-@pytest.mark.parametrize('where, match', [('missing', 'is not a directory'),
+@pytest.mark.parametrize('where, match', [('missing', 'does not exist'),
                                           ('empty', 'is not a bsd_jax run directory')])
 def test_a_path_that_is_not_a_run_is_one_error(tmp_path, where, match):
   (tmp_path / 'empty').mkdir()

@@ -165,8 +165,6 @@ def test_a_mixed_sample_updates_its_row_from_the_prediction_on_its_mixed_image()
 ])
 def test_bad_mixing_settings_are_one_line_errors(overrides, message):
   config = helpers.load_config('smoke.py')
-  for key, value in overrides.items():
-    node, _, leaf = key.rpartition('.')
-    (config[node] if node else config)[leaf] = value
+  helpers.override(config, overrides)
   with pytest.raises(UserError, match=message):
     check_config(config, num_devices=1)

@@ -67,7 +67,9 @@ def test_vit_small_matches_the_published_vit_s16_count_and_the_formula():
 #   DenseNet-BC-100 k=12 769,162 / 800,032); densenet121 and resnet50_imagenet: torchvision
 #   (7,978,856; 25,557,032); densenet264 (k=32, blocks 6/12/64/48): 33,337,704 in the docs of
 #   the lucid library (ChanLumerico/lucid, densenet_264); the DenseNet paper gives no count, and
-#   timm's densenet264d is another network (k=48, deep stem); vit_cifar: the formula above.
+#   timm's densenet264d is another network (k=48, deep stem); vit_cifar: the formula above;
+#   resnet18/34/101_imagenet: torchvision (11,689,512; 21,797,672; 44,549,160); vit_s16 and
+#   vit_b16: timm's vit_small_patch16_224 and vit_base_patch16_224 (22,050,664; 86,567,656).
 @pytest.mark.parametrize('name, classes, size, expected, width', [
     ('preact_resnet18', 10, 32, 11_171_146, 512),
     ('wrn28_10', 10, 32, 36_479_194, 640),
@@ -75,7 +77,12 @@ def test_vit_small_matches_the_published_vit_s16_count_and_the_formula():
     ('densenet_bc_100', 10, 32, 769_162, 342),
     ('densenet_bc_100', 100, 32, 800_032, 342),
     ('vit_cifar', 10, 32, _vit_formula(10), 384),
+    ('resnet18_imagenet', 1000, 224, 11_689_512, 512),
+    ('resnet34_imagenet', 1000, 224, 21_797_672, 512),
     ('resnet50_imagenet', 1000, 224, 25_557_032, 2048),
+    ('resnet101_imagenet', 1000, 224, 44_549_160, 2048),
+    ('vit_s16', 1000, 224, 22_050_664, 384),
+    ('vit_b16', 1000, 224, 86_567_656, 768),
     ('densenet121', 1000, 224, 7_978_856, 1024),
     ('densenet264', 1000, 224, 33_337_704, 2688),
 ])
@@ -92,7 +99,7 @@ def test_registry_models_counts_bfloat16_dtypes_and_features(name, classes, size
   assert (logits.shape, logits.dtype) == ((2, classes), jnp.float32)
   assert (features.shape, features.dtype) == ((2, width), jnp.float32)
   assert {v.dtype for v in jax.tree.leaves(new)} <= {jnp.dtype('float32')}
-  assert ('batch_stats' in variables) == (name != 'vit_cifar')
+  assert ('batch_stats' in variables) == (not name.startswith('vit'))
 
 
 @pytest.mark.parametrize('model, width', [

@@ -63,10 +63,7 @@ def _config(root, **overrides):
   config = helpers.load_config('smoke.py')
   config.data.source, config.data.root = 'tiny_imagenet', root
   config.batch_size, config.eval_batch_size, config.num_epochs = 8, 8, 2
-  for key, value in overrides.items():
-    node, _, leaf = key.rpartition('.')
-    (config[node] if node else config)[leaf] = value
-  return config
+  return helpers.override(config, overrides)
 
 
 def _colour_class(images):

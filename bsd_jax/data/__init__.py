@@ -2,7 +2,9 @@
 
 Sources (config.data.source), one module each, each `load(config.data) -> Source`:
   synthetic.py    random images around a template per class (no download)
-  folder.py       an image folder <root>/{train,test}/<class>/*.png|jpg
+  folder.py       an image folder of one image size held in memory (CIFAR-size)
+  folder_stream.py  an image folder of any sizes and formats (photos), read per step like
+                  'tfds_stream'; both folder sources list files with folder_files.py
   tiny_imagenet.py  the official tiny-imagenet-200 directory or zip (val/ is the test split)
   tfds_source.py  a tfds dataset read whole into memory (CIFAR-size); tfds_common.py is shared
   stream_source.py  'tfds_stream': a prepared tfds dataset read record by record (ImageNet);
@@ -18,19 +20,23 @@ import logging
 
 import numpy as np
 
-from bsd_jax.data import folder, stream_source, synthetic, tfds_source, tiny_imagenet
+from bsd_jax.data import (folder, folder_stream, stream_source, synthetic, tfds_source,
+                          tiny_imagenet)
 from bsd_jax.data.dataset import Dataset, Source
 from bsd_jax.errors import UserError
 
-__all__ = ['Dataset', 'Source', 'SOURCES', 'load', 'class_balanced_subset', 'validation_split']
+__all__ = ['Dataset', 'Source', 'SOURCES', 'STREAMED', 'load', 'class_balanced_subset',
+           'validation_split']
 
 SOURCES = {
     'synthetic': synthetic.load,
     'folder': folder.load,
+    'folder_stream': folder_stream.load,
     'tiny_imagenet': tiny_imagenet.load,
     'tfds': tfds_source.load,
     'tfds_stream': lambda d: stream_source.load(d, d.stream.image_size),
 }
+STREAMED = ('tfds_stream', 'folder_stream')  # sources whose images are read per step
 
 
 def load(config, rows=None):

@@ -16,9 +16,10 @@ SCALE = (0.08, 1.0)
 RATIO = (3 / 4, 4 / 3)
 
 
-def decode(encoded: bytes) -> Image.Image:
-  """JPEG/PNG bytes -> an RGB PIL image (grey and CMYK images converted)."""
-  image = Image.open(io.BytesIO(encoded))
+def decode(encoded) -> Image.Image:
+  """JPEG/PNG bytes -> an RGB PIL image (grey and CMYK images converted); an image a source
+  opened already (the image folder's) is taken as it is."""
+  image = encoded if isinstance(encoded, Image.Image) else Image.open(io.BytesIO(encoded))
   return image.convert('RGB') if image.mode != 'RGB' else image
 
 

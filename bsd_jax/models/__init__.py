@@ -5,7 +5,9 @@ Each entry is (num_classes, dtype, config.model) -> a flax module called as
 CIFAR models (32x32 inputs): resnet18, resnet50 (3x3 stem, no max-pool), preact_resnet18
 (Kuang Liu's PreActResNet18), wrn28_10, densenet_bc_100 (k=12), vit_cifar (ViT-S on 4x4
 patches, no BatchNorm), cnn (small VGG-style, config.model.cnn_widths). ImageNet models (7x7
-stride-2 stem and max-pool): resnet50_imagenet (torchvision), densenet121, densenet264."""
+stride-2 stem and max-pool): resnet18/34/50/101_imagenet (torchvision's, whose weights
+config.init_from loads), densenet121, densenet264; vit_s16 and vit_b16 (timm's
+vit_small_patch16_224 and vit_base_patch16_224, 224x224 inputs, whose weights it loads too)."""
 from typing import Any
 
 import flax.linen as nn
@@ -22,7 +24,13 @@ MODELS = {
     'wrn28_10': lambda k, dtype, mc: wide_resnet.wrn28_10(k, dtype),
     'densenet_bc_100': lambda k, dtype, mc: densenet.densenet_bc_100(k, dtype),
     'vit_cifar': lambda k, dtype, mc: vit.ViT(k, dtype=dtype),  # ViT-S/4: 21,342,346 parameters
-    'resnet50_imagenet': lambda k, dtype, mc: resnet.imagenet_resnet50(k, dtype),
+    'resnet18_imagenet': lambda k, dtype, mc: resnet.imagenet_resnet(18, k, dtype),
+    'resnet34_imagenet': lambda k, dtype, mc: resnet.imagenet_resnet(34, k, dtype),
+    'resnet50_imagenet': lambda k, dtype, mc: resnet.imagenet_resnet(50, k, dtype),
+    'resnet101_imagenet': lambda k, dtype, mc: resnet.imagenet_resnet(101, k, dtype),
+    'vit_s16': lambda k, dtype, mc: vit.ViT(k, patch=16, dtype=dtype),
+    'vit_b16': lambda k, dtype, mc: vit.ViT(k, patch=16, width=768, heads=12, mlp_dim=3072,
+                                            dtype=dtype),
     'densenet121': lambda k, dtype, mc: densenet.densenet121(k, dtype),
     'densenet264': lambda k, dtype, mc: densenet.densenet264(k, dtype),
 }

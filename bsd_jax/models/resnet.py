@@ -1,9 +1,10 @@
 """ResNets (He et al. 2016): the CIFAR variant used by PS-KD and most self-distillation papers,
-and the ImageNet ResNet-50.
+and the ImageNet ResNet-18/34/50/101 of torchvision (whose weights config.init_from loads).
 
 CIFAR: 3x3 stem with stride 1 and no max-pool. ImageNet: 7x7 stride-2 stem and a 3x3 stride-2
 max-pool, with the stride of a bottleneck on its 3x3 conv (torchvision's "v1.5"). Then four
-stages of 64/128/256/512 planes, global average pool, one dense layer. Parameters and BatchNorm
+stages of 64/128/256/512 planes (`width` times 1/2/4/8: narrower models for tests), global
+average pool, one dense layer. Parameters and BatchNorm
 statistics are float32; `dtype` sets the compute dtype (bfloat16 for mixed precision).
 Convolutions have no bias and use He (fan-out) init."""
 from functools import partial
@@ -69,13 +70,13 @@ class Bottleneck(nn.Module):
     return nn.relu(x + y)
 
 
-def stages(x, block, stage_sizes, dtype, train):
-  """The residual stages: 64 * 2**stage planes, stride 2 at the start of every stage but the
+def stages(x, block, stage_sizes, dtype, train, width=64):
+  """The residual stages: width * 2**stage planes, stride 2 at the start of every stage but the
   first. Shared by the ResNets here and the PreAct ResNet."""
   for stage, blocks in enumerate(stage_sizes):
     for b in range(blocks):
       stride = 2 if stage > 0 and b == 0 else 1
-      x = block(planes=64 * 2 ** stage, stride=stride, dtype=dtype)(x, train)
+      x = block(planes=width * 2 ** stage, stride=stride, dtype=dtype)(x, train)
   return x
 
 
@@ -95,17 +96,18 @@ class ResNet(nn.Module):
   num_classes: int
   dtype: Any = jnp.float32
   stem: str = 'cifar'
+  width: int = 64
 
   @nn.compact
   def __call__(self, x, train: bool = False, return_features: bool = False):
     x = x.astype(self.dtype)
     if self.stem == 'imagenet':
-      x = imagenet_stem(x, self.dtype, train)
+      x = imagenet_stem(x, self.dtype, train, self.width)
     else:
-      x = conv_layer(self.dtype)(64, (3, 3), padding=1)(x)
+      x = conv_layer(self.dtype)(self.width, (3, 3), padding=1)(x)
       x = nn.relu(norm_layer(train, self.dtype)()(x))
-    return head(stages(x, self.block, self.stage_sizes, self.dtype, train), self.num_classes,
-                return_features)
+    return head(stages(x, self.block, self.stage_sizes, self.dtype, train, self.width),
+                self.num_classes, return_features)
 
 
 def cifar_resnet18(num_classes, dtype=jnp.float32):
@@ -116,6 +118,14 @@ def cifar_resnet50(num_classes, dtype=jnp.float32):
   return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, dtype)
 
 
-def imagenet_resnet50(num_classes, dtype=jnp.float32):
-  """25,557,032 parameters for 1000 classes, as torchvision's resnet50."""
-  return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, dtype, stem='imagenet')
+# torchvision's ImageNet ResNets: (block, blocks per stage); parameters for 1000 classes.
+IMAGENET = {18: (BasicBlock, (2, 2, 2, 2)),     # 11,689,512
+            34: (BasicBlock, (3, 4, 6, 3)),     # 21,797,672
+            50: (Bottleneck, (3, 4, 6, 3)),     # 25,557,032
+            101: (Bottleneck, (3, 4, 23, 3))}   # 44,549,160
+
+
+def imagenet_resnet(depth, num_classes, dtype=jnp.float32, width=64):
+  """torchvision's resnet{depth} (v1.5: a bottleneck's stride on its 3x3 conv)."""
+  block, sizes = IMAGENET[depth]
+  return ResNet(block, sizes, num_classes, dtype, stem='imagenet', width=width)

@@ -38,7 +38,8 @@ ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
                 'bsd.top_k': 0, 'bsd.top_k_shadow': False,           # the dense posterior
                 'label_noise.clean_val': True,       # validation labels were kept clean
                 'peer_timeout_s': 60.0, 'log_every_seconds': 0.0,  # steps only
-                'init_from': None}                   # random initialisation
+                'init_from': None,
+                'data.test_fraction': 0.0}           # the folder's own test/ split                   # random initialisation
 
 
 def _acts(key, c):
@@ -55,7 +56,9 @@ def _acts(key, c):
   if key.startswith('label_noise.') and key != 'label_noise.kind':
     return c.get('label_noise.kind', 'none') != 'none'
   if key.startswith('data.stream.'):
-    return c.get('data.source') == 'tfds_stream'
+    return c.get('data.source') in ('tfds_stream', 'folder_stream')
+  if key == 'data.test_fraction':
+    return c.get('data.source') in ('folder', 'folder_stream')
   if key.startswith('data.synthetic.'):
     return c.get('data.source') == 'synthetic'
   if key in ('data.name', 'data.train_split', 'data.test_split', 'data.image_key',

@@ -146,7 +146,7 @@ def class_names_for(run, k, names_file):
     return names
   data = run.config.get('data', {})
   root = os.path.join(data.get('root') or '', 'train')
-  if data.get('source') == 'folder' and os.path.isdir(root):
+  if data.get('source') in ('folder', 'folder_stream') and os.path.isdir(root):
     folders = sorted(e.name for e in os.scandir(root) if e.is_dir())
     if len(folders) == k:
       return folders
