@@ -46,6 +46,7 @@ def _check_training(config, num_devices):
           "'multistep'")
   require(0 <= config.warmup_epochs <= config.num_epochs,
           'config.warmup_epochs must be in [0, num_epochs]')
+  require(config.backbone_lr_multiplier >= 0, 'config.backbone_lr_multiplier must be >= 0')
   for key in ('log_every_steps', 'steps_per_call', 'checkpoint_every_epochs',
               'eval_every_epochs', 'keep_checkpoints'):
     require(config[key] >= 1, f'config.{key} must be >= 1, got {config[key]}')

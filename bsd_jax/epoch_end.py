@@ -112,6 +112,12 @@ class EpochEnd:
                         'bsd_jax.evaluate --workdir %s` writes it from the last checkpoint',
                         self.workdir, e, self.workdir)
 
+  def start(self, state):
+    """A run started from loaded weights (config.init_from): the test split's figures before
+    the first step, as epoch 0: where fine-tuning starts (the source run's own figures for the
+    same classes, chance for a head started afresh)."""
+    self._run_suite(self.suites[0][0], state, 0)
+
   def end(self, state, sums, step_now, stop):
     config, spe, total = self.config, self.exp.steps_per_epoch, self.exp.total_steps
     epoch = step_now // spe

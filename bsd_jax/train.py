@@ -147,7 +147,8 @@ def _train(config, workdir, lock):
 
   # Data on the devices (or streamed); the state, created already sharded or restored.
   feed = feeds.make(config, ds, exp, clean_labels)
-  log.rewind(latest or 0)  # records past the state's step are replayed; a torn line is dropped
+  # Records past the state's step are replayed (a fresh start keeps none); a torn line is dropped.
+  log.rewind(-1 if latest is None else latest)
   if latest is None:
     state = jax.jit(exp.init_state, out_shardings=exp.state_shardings)(
         jax.random.PRNGKey(config.seed), exp.padded_labels)
@@ -172,6 +173,8 @@ def _train(config, workdir, lock):
   progress = periodic.Progress(total_steps, config.batch_size)
   step_now = first  # steps done
   with periodic.StopRequest() as stop, feed:
+    if init_from is not None:
+      epoch_end.start(state)
     while step_now < total_steps:
       n = periodic.call_length(step_now, config.steps_per_call, (config.log_every_steps, spe),
                                total_steps)

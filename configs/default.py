@@ -35,6 +35,10 @@ def get_config():
   c.warmup_epochs = 0.0             # linear warm-up from 0, before either schedule
   c.lr_milestones = (100, 150)      # epochs where 'multistep' multiplies the lr ...
   c.lr_decay_factor = 0.1           # ... by this factor
+  c.backbone_lr_multiplier = 1.0    # fine-tuning: the learning rate of every parameter but the
+                                    # classifier head (and SupCon's projection) is multiplied by
+                                    # this (e.g. 0.1: the new head learns faster than the
+                                    # pretrained backbone)
 
   c.log_every_steps = 100           # a progress line (and its record in metrics.jsonl) ...
   c.log_every_seconds = 30.0       # ... and, on the console only, at least this often

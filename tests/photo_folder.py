@@ -1,7 +1,8 @@
 """Small folders of photo-like images as a user's own folder holds them: every image a different
 size, and the formats and modes cycled (JPEG, PNG, WebP, grey, CMYK, RGBA, a JPEG stored sideways
-with an EXIF orientation), with a stray non-image file in a class folder. Each class has its own
-mean colour, so a model can learn them; `bad_image` writes the files that cannot be trained on."""
+with an EXIF orientation; the writer of the guide's examples/photo_folder.py), with a stray
+non-image file in a class folder. Each class has its own mean colour, so a model can learn them;
+`bad_image` writes the files that cannot be trained on."""
 import io
 import os
 import struct
@@ -10,7 +11,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-KINDS = ('jpeg', 'png', 'webp', 'grey', 'cmyk', 'rgba', 'exif_rotated')
+from examples.photo_folder import KINDS, write_image  # noqa: F401 (tests use both)
 
 
 def _pixels(rng, k, num_classes, size):
@@ -18,37 +19,6 @@ def _pixels(rng, k, num_classes, size):
   colour = np.array([255 * k / max(1, num_classes - 1), 128, 255 - 255 * k / max(1, num_classes - 1)])
   noise = rng.normal(0, 40, (h, w, 3))
   return np.clip(colour + noise, 0, 255).astype(np.uint8)
-
-
-def write_image(path_stem, kind, pixels):
-  """Writes `pixels` (uint8 [H, W, 3]) as `kind`; returns the file's path."""
-  im = Image.fromarray(pixels)
-  if kind == 'jpeg':
-    path = path_stem + '.jpg'
-    im.save(path, 'JPEG', quality=90)
-  elif kind == 'png':
-    path = path_stem + '.png'
-    im.save(path)
-  elif kind == 'webp':
-    path = path_stem + '.webp'
-    im.save(path, 'WEBP', quality=90)
-  elif kind == 'grey':
-    path = path_stem + '.png'
-    im.convert('L').save(path)
-  elif kind == 'cmyk':
-    path = path_stem + '.jpeg'
-    im.convert('CMYK').save(path, 'JPEG', quality=90)
-  elif kind == 'rgba':
-    path = path_stem + '.PNG'
-    im.convert('RGBA').save(path)
-  elif kind == 'exif_rotated':  # stored turned 90 degrees; orientation 6 turns it back
-    path = path_stem + '.JPG'
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    im.transpose(Image.Transpose.ROTATE_90).save(path, 'JPEG', quality=90, exif=exif)
-  else:
-    raise ValueError(kind)
-  return path
 
 
 def make(root, classes=('cat', 'dog', 'fox'), per_class=6, splits=('train', 'test'), seed=0,

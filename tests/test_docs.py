@@ -17,7 +17,8 @@ from tests import helpers
 
 # The order a reader follows: the README, then the pages as its contents list them.
 PAGES = ['README.md', 'docs/data.md', 'docs/training.md', 'docs/evaluation.md',
-         'docs/configuration.md', 'docs/design.md', 'docs/testing.md', 'docs/paper.md']
+         'docs/your_data.md', 'docs/configuration.md', 'docs/design.md', 'docs/testing.md',
+         'docs/paper.md']
 SKIP_REASONS = ('gpu', 'imagenet', 'network', 'hours', 'torch')
 # README's first two lines are the CI's: line 2 is the test command .ci/run runs itself, line 1
 # trains CIFAR-100 for hours. A marker cannot stand above line 1.
@@ -225,6 +226,36 @@ def test_the_quick_blocks_run_in_order(tmp_path):
   for block in quick:
     _run(block, copy)
   assert os.path.exists(copy / 'runs' / 'smoke' / 'eval' / 'metrics.json')
+
+
+CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship',
+                   'truck')
+
+
+def test_the_guide_runs_as_written_on_a_small_stand_in_for_cifar10(tmp_path):
+  """docs/your_data.md, every run block in order, on a folder of 8 train and 4 test images a
+  class in CIFAR-10's layout (the whole CIFAR-10: behind slow, below): smaller batches and
+  validation split, one epoch."""
+  from tests import photo_folder
+  copy = _copy_of_the_repository(tmp_path)
+  photo_folder.make(str(copy / 'data' / 'cifar10-jpeg'), CIFAR10_CLASSES, per_class=8,
+                    sizes=(32, 33))
+  for split in ('train', 'test'):  # the CIFAR-10 folders hold only images
+    for c in CIFAR10_CLASSES:
+      os.remove(copy / 'data' / 'cifar10-jpeg' / split / c / 'notes.txt')
+  smaller = ('--config.num_epochs=1 --config.batch_size=16 --config.eval_batch_size=32 '
+             '--config.data.val_size=14')
+  guide = [b for b in blocks('docs/your_data.md') if b.kind == 'run']
+  assert len(guide) >= 4
+  for block in guide:
+    trains = any(re.match(r'python -m bsd_jax\.(main|sweep) ', c) for c in block.commands)
+    _run(dataclasses.replace(block, args=smaller if trains else ''), copy)
+  assert os.path.exists(copy / 'runs' / 'photos' / 'report.md')
+  assert os.path.exists(copy / 'runs' / 'photos' / 'bsd' / 'seed0' / 'eval' / 'reliability.png')
+  records = helpers.read_metrics(str(copy / 'runs' / 'photos_new'))
+  assert (records[0]['step'], records[0]['split']) == (0, 'test')  # where fine-tuning starts
+  with open(copy / 'runs' / 'photos_new' / 'config.json') as f:
+    assert 'photos/bsd/seed0' in f.read()
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
-"""config.init_from: a run starts from another run's model (bsd_jax/pretrained/). With a learning
-rate of 0 the weights a run ends with are the ones it started from, so they show what was loaded."""
+"""config.init_from: a run starts from another run's model (bsd_jax/pretrained/), and its first
+test record (epoch 0, before any step) is that model's. With a learning rate of 0 the weights a
+run ends with are the ones it started from, so they show what was loaded."""
 import logging
 import types
 
@@ -44,6 +45,13 @@ def test_the_model_of_the_source_run_is_where_the_new_run_starts(source, tmp_pat
   for name in want:  # same machine: bit for bit
     np.testing.assert_array_equal(got[name], want[name], err_msg=name)
   assert 'config.init_from: the model of' in caplog.text
+  # Its first record, before any step, is the source's last test evaluation: where it starts.
+  start, source_end = helpers.read_metrics(str(tmp_path))[0], helpers.read_metrics(source,
+                                                                                   'test')[-1]
+  assert (start['step'], start['epoch'], start['split']) == (0, 0, 'test')
+  for key in ('accuracy', 'nll', 'ece'):
+    assert start[key] == source_end[key], key
+  assert len(helpers.read_metrics(str(tmp_path), 'test')) == 2  # epoch 0 and epoch 1
   # Not the table: the new run's posterior starts from its own labels.
   state, _ = helpers.read_checkpoint_state(str(tmp_path))
   assert state['alpha'].shape[0] >= 256

@@ -68,7 +68,7 @@ class MetricLog:
 
   def rewind(self, step: int):
     """Keep the records up to `step` (a resumed run replays later steps and writes them again;
-    step 0: a fresh start keeps none), dropping a torn last line with a warning."""
+    -1: a fresh start keeps none), dropping a torn last line with a warning."""
     if not self.enabled:
       return
     lines = self._lines()

@@ -38,8 +38,9 @@ ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
                 'bsd.top_k': 0, 'bsd.top_k_shadow': False,           # the dense posterior
                 'label_noise.clean_val': True,       # validation labels were kept clean
                 'peer_timeout_s': 60.0, 'log_every_seconds': 0.0,  # steps only
-                'init_from': None,
-                'data.test_fraction': 0.0}           # the folder's own test/ split                   # random initialisation
+                'init_from': None,                   # random initialisation
+                'data.test_fraction': 0.0,           # the folder's own test/ split
+                'backbone_lr_multiplier': 1.0}       # one learning rate for all parameters
 
 
 def _acts(key, c):
