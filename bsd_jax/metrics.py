@@ -1,4 +1,4 @@
-"""Evaluation metrics over predicted probabilities [n, K] and integer labels [n] (METHOD.md s. 3).
+"""Evaluation metrics over predicted probabilities [n, K] and integer labels [n] (docs/method.md, "Metrics").
 
 Pure functions returning a scalar: the per-epoch ones in jnp (they also accept numpy arrays),
 the sort-based ones of the full evaluation (adaptive ECE, class-wise ECE, AURC) in numpy."""

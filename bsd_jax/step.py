@@ -87,7 +87,7 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     probs = jax.nn.softmax(inputs.logits.astype(jnp.float32), axis=-1)
     table = state.table
     if update_table and update is not None:
-      # Update at visit (METHOD.md 1): the same train-pass forward gives the loss and the update.
+      # Update at visit (docs/method.md, "The posterior"): the same train-pass forward gives the loss and the update.
       table = sharding.scatter_rows(table, index, update(rows, probs, epoch), mask > 0, mesh)
     carry = state.carry if method.next_carry is None else method.next_carry(inputs)
     count = jnp.sum(mask)

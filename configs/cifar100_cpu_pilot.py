@@ -1,4 +1,4 @@
-"""CPU comparison in the regime where CE fits its training set (METHOD.md "Regime matters").
+"""CPU comparison in the regime where CE fits its training set (docs/method.md, "The posterior": the regime matters).
 
 CIFAR-100 from the lossless PNG image folder, a class-balanced subset of 100 images per class
 (10k), a CNN of 48/96/192 channels, no augmentation, 40 epochs, evaluated on the full test set.

@@ -89,7 +89,7 @@ def get_config():
   c.bsd.top_k_shadow = False        # with top_k: also keep the dense posterior, to measure the
                                     # sparse targets' distance from it (train records shadow_*)
 
-  # Baselines (METHOD.md section 2), defaults of each method's paper.
+  # Baselines (docs/method.md, "Baselines"), defaults of each method's paper.
   c.label_smoothing = config_dict.ConfigDict({'eps': 0.1})
   c.pskd = config_dict.ConfigDict({'alpha_T': 0.8})
   c.cskd = config_dict.ConfigDict({'temperature': 4.0, 'weight': 1.0})
@@ -100,7 +100,7 @@ def get_config():
                                                   'rampup_epochs': 80})
 
   # Supervised contrastive loss (Khosla et al. 2020) on a projection head over two augmented
-  # views, added to the method's loss with this weight; 0 = off (METHOD.md 1, label noise).
+  # views, added to the method's loss with this weight; 0 = off (docs/training.md, "Label noise").
   c.supcon = config_dict.ConfigDict()
   c.supcon.weight = 0.0
   c.supcon.temperature = 0.07
@@ -108,7 +108,7 @@ def get_config():
   c.supcon.head_width = 128         # projection MLP: features -> width -> ReLU -> width
   c.supcon.positives = 'labels'     # or 'target_argmax' (BSD only): argmax of the BSD target
 
-  # Synthetic label noise on the training set (METHOD.md section 3; bsd_jax/data/label_noise.py).
+  # Synthetic label noise on the training set (docs/training.md, "Label noise"; bsd_jax/data/label_noise.py).
   c.label_noise = config_dict.ConfigDict()
   c.label_noise.kind = 'none'       # 'none', 'symmetric' or 'asymmetric'
   c.label_noise.rate = 0.0          # probability that a label is replaced

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bsd_jax import train
-from bsd_jax.methods import bsd, bsd_sparse
+from bsd_jax import posterior, train
+from bsd_jax.methods import bsd
 from tests import helpers
 
 
@@ -32,7 +32,7 @@ def test_with_every_class_kept_it_trains_like_the_dense_posterior(tmp_path):
   sparse, _ = helpers.read_checkpoint_state(tmp_path / 'sparse')
   k = config.data.synthetic.num_classes
   table = sparse.pop('alpha')
-  np.testing.assert_allclose(bsd_sparse.dense(table['ids'], table['values'], table['rest'], k),
+  np.testing.assert_allclose(posterior.sparse.dense(table['ids'], table['values'], table['rest'], k),
                              dense.pop('alpha'), rtol=1e-4, atol=1e-6)
   assert not np.any(table['rest'])  # every class kept: nothing left to spread
   # 48 steps apart by float rounding (the loss sums the log-probabilities in another order),
@@ -69,7 +69,7 @@ def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp
   hp, k = bsd.hparams(config), config.data.synthetic.num_classes
   g = hp['gamma']
   expected = g ** 3 * (hp['c'] + (k - 1) * hp['eps']) + g ** 2 + g + 1
-  totals = np.asarray(bsd_sparse.total(table['values'], table['rest']))[:, 0]
+  totals = np.asarray(posterior.sparse.total(table['values'], table['rest']))[:, 0]
   np.testing.assert_allclose(totals, expected, rtol=1e-5)
   np.testing.assert_allclose(table['shadow'].sum(1), expected, rtol=1e-5)
   ids = np.sort(table['ids'], 1)
@@ -80,7 +80,7 @@ def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp
   assert len(gaps) == 3 and all(0 < v < 1 for v in gaps)
   assert all(0 < r['shadow_abs_mean'] <= r['shadow_abs_max'] < 1 for r in records)
   # The logged gap is the one of the saved tables.
-  t_sparse = bsd_sparse.dense(table['ids'], table['values'], table['rest'], k) / totals[:, None]
+  t_sparse = posterior.sparse.dense(table['ids'], table['values'], table['rest'], k) / totals[:, None]
   t_dense = table['shadow'] / table['shadow'].sum(1, keepdims=True)
   tv = 0.5 * np.abs(np.asarray(t_sparse) - t_dense).sum(1)
   assert records[-1]['shadow_tv_mean'] == pytest.approx(float(tv.mean()), rel=1e-4)
@@ -121,10 +121,10 @@ def test_table_dtype_stores_the_values_and_the_ids_stay_int32():
   table = state.table
   assert table['ids'].dtype == np.int32
   assert table['values'].dtype == jnp.bfloat16 and table['rest'].dtype == np.float32
-  before = np.asarray(bsd_sparse.total(table['values'], table['rest']))
+  before = np.asarray(posterior.sparse.total(table['values'], table['rest']))
   after, _ = train_step(state, data, batch_dev)
   visited = batch['index'][batch['mask'] > 0]
-  totals = np.asarray(bsd_sparse.total(after.table['values'], after.table['rest']))
+  totals = np.asarray(posterior.sparse.total(after.table['values'], after.table['rest']))
   gamma = 0.6
   # The row's total, gamma S + 1, to float32 rounding: the float32 rest absorbs the rounding of
   # the values to bfloat16 (8 significant bits).

@@ -17,8 +17,8 @@ from tests import helpers
 
 # The order a reader follows: the README, then the pages as its contents list them.
 PAGES = ['README.md', 'docs/data.md', 'docs/training.md', 'docs/evaluation.md',
-         'docs/your_data.md', 'docs/configuration.md', 'docs/design.md', 'docs/testing.md',
-         'docs/paper.md']
+         'docs/your_data.md', 'docs/configuration.md', 'docs/method.md', 'docs/design.md',
+         'docs/testing.md', 'docs/paper.md']
 SKIP_REASONS = ('gpu', 'imagenet', 'network', 'hours', 'torch')
 # README's first two lines are the CI's: line 2 is the test command .ci/run runs itself, line 1
 # trains CIFAR-100 for hours. A marker cannot stand above line 1.

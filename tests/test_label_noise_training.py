@@ -8,9 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from bsd_jax import data, train
+from bsd_jax import data, posterior, train
 from bsd_jax.data import label_noise
-from bsd_jax.methods import bsd
 from bsd_jax.errors import UserError
 from tests import helpers
 
@@ -47,7 +46,7 @@ def test_noisy_labels_are_written_and_used(noisy_run):
   assert abs(np.sum(noisy != clean) - 0.4 * n) <= 4 * np.sqrt(n * 0.4 * 0.6)
   # The logged recovery of the noisy samples, recomputed from the checkpoint's posterior table.
   state, _ = helpers.read_checkpoint_state(workdir)
-  t = np.asarray(bsd.posterior_mean(state['alpha'][:n]))
+  t = np.asarray(posterior.posterior_mean(state['alpha'][:n]))
   wrong = noisy != clean
   last = helpers.read_metrics(workdir, 'train')[-1]
   assert last['noisy_target_argmax_clean'] == pytest.approx(

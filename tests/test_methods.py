@@ -1,4 +1,4 @@
-"""Each method's loss against a value derived by hand (numpy, from METHOD.md section 2)."""
+"""Each method's loss against a value derived by hand (numpy, from docs/method.md, "Baselines")."""
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Metrics against hand-computed cases (definitions: METHOD.md section 3)."""
+"""Metrics against hand-computed cases (definitions: docs/method.md, "Metrics")."""
 import math
 
 import numpy as np

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bsd_jax import data, experiment, methods, sharding
+from bsd_jax import data, experiment, methods, posterior, sharding
 from bsd_jax import step as step_lib
 from bsd_jax.data import mix
 from bsd_jax.errors import UserError
@@ -75,11 +75,10 @@ def _inputs(method_name, k=5, **bsd):
 
 def test_bsd_mixed_loss_is_the_loss_against_the_mixed_posterior_mean():
   from bsd_jax import losses
-  from bsd_jax.methods import bsd
   method, inputs = _inputs('bsd')
   lam = 0.3
-  targets = (lam * bsd.posterior_mean(inputs.rows)
-             + (1 - lam) * bsd.posterior_mean(inputs.rows)[PERM])
+  targets = (lam * posterior.posterior_mean(inputs.rows)
+             + (1 - lam) * posterior.posterior_mean(inputs.rows)[PERM])
   np.testing.assert_allclose(jnp.sum(targets, -1), 1.0, rtol=1e-6)
   expected = jnp.mean(losses.soft_cross_entropy(inputs.logits, targets, 1.0))
   got = mix.mixed_loss(method.loss, inputs, PERM, lam)

@@ -1,4 +1,4 @@
-"""Synthetic label noise (METHOD.md section 3): config.label_noise applied to a loaded dataset.
+"""Synthetic label noise (docs/training.md, "Label noise"): config.label_noise applied to a loaded dataset.
 
 The noise is a pure function of (labels, kind, rate, seed):
 

@@ -10,7 +10,7 @@ checked, e.g. the config file), its `register` call, and its section in configs/
 import jax.numpy as jnp
 
 from bsd_jax.methods import baselines, bsd
-from bsd_jax.methods.method import (Entry, Method, StepInputs, bfloat16_holds,  # noqa: F401
+from bsd_jax.methods.method import (Entry, Method, StepInputs,  # noqa: F401
                                     class_mean_targets)
 
 METHODS = {}

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 
 from bsd_jax import losses
 from bsd_jax.errors import require, require_in, require_positive
-from bsd_jax.methods.method import Method, bfloat16_holds, kl_divergence, masked_mean
+from bsd_jax.methods.method import Method, kl_divergence, masked_mean
+from bsd_jax.posterior.bfloat16 import bfloat16_holds
 
 
 def _one_hot_like(inp):

@@ -1,6 +1,6 @@
 """BSD's posterior kept sparse (`config.bsd.top_k = k`), for tables too large to hold dense
 (ImageNet-21k: 14.2M x 21,843): the math as pure functions tested alone
-(tests/test_bsd_sparse.py); bsd.py makes the Method the trainer runs from them.
+(tests/test_bsd_sparse.py); methods/bsd.py makes the Method the trainer runs from them.
 
 A row keeps k (class id, alpha) pairs and one scalar `rest`: the total alpha of the other K - k
 classes, spread evenly over them. The row's total S = sum(values) + rest is the dense row's
@@ -15,7 +15,7 @@ three)."""
 import jax
 import jax.numpy as jnp
 
-from bsd_jax.methods.method import check_bfloat16_decay
+from bsd_jax.posterior.bfloat16 import check_bfloat16_decay
 
 
 def init(labels, num_classes: int, k: int, c: float, eps: float, dtype=jnp.float32):
@@ -23,7 +23,7 @@ def init(labels, num_classes: int, k: int, c: float, eps: float, dtype=jnp.float
   k - 1 classes after it (cyclically), the rest eps x (K - k). Values in `dtype`; rounded to
   bfloat16, the rest is what they leave of the prior's total c + (K - 1) eps."""
   if not 0 < k <= num_classes:
-    raise ValueError(f'bsd_sparse.init: k must be in 1..{num_classes}, got {k}')
+    raise ValueError(f'posterior.sparse.init: k must be in 1..{num_classes}, got {k}')
   offsets = jnp.arange(k, dtype=jnp.int32)
   ids = (labels[:, None].astype(jnp.int32) + offsets[None, :]) % num_classes
   values = jnp.where(offsets[None, :] == 0, jnp.float32(c), jnp.float32(eps))
@@ -75,7 +75,7 @@ def update(ids, values, rest, probs, gamma: float, store_dtype=None):
   kept values as they will be stored (`store_dtype`, default values.dtype) counted.
   probs [..., K] carry no gradient. Values in bfloat16 only where `methods.bfloat16_holds(gamma)`
   (else ValueError)."""
-  check_bfloat16_decay(store_dtype or values.dtype, gamma, 'bsd_sparse.update')
+  check_bfloat16_decay(store_dtype or values.dtype, gamma, 'posterior.sparse.update')
   num_classes, k = probs.shape[-1], ids.shape[-1]
   probs = jax.lax.stop_gradient(probs.astype(jnp.float32))
   old_total = total(values, rest)
