@@ -34,16 +34,16 @@ class MLP(nn.Module):
     return nn.Dense(K)(nn.relu(nn.Dense(256)(x)))
 
 
-def train(use_bsd, train_set, seed=0, label_weight_end=0.5, eps=1e-3):
+def train(use_bsd, train_set, epochs, seed=0, label_weight_end=0.5, eps=1e-3):
   (x, y), mesh = train_set, posterior.make_mesh()
-  gamma = posterior.gamma_for_label_weight(label_weight_end, EPOCHS)
+  gamma = posterior.gamma_for_label_weight(label_weight_end, epochs)
   c = posterior.prior_strength_for(gamma)
   rows = posterior.padded_rows(N_TRAIN, len(mesh.devices))
   labels = np.concatenate([y, np.zeros(rows - N_TRAIN, np.int32)])  # padding rows never visited
   alpha = jax.device_put(posterior.init_alpha(labels, K, c, eps), posterior.rows_sharded(mesh))
   model = MLP()
   params = model.init(jax.random.PRNGKey(seed), x[:1])
-  steps = EPOCHS * (N_TRAIN // BATCH)
+  steps = epochs * (N_TRAIN // BATCH)
   tx = optax.sgd(optax.cosine_decay_schedule(0.1, steps), momentum=0.9, nesterov=True)
   opt_state = tx.init(params)
   batch = NamedSharding(mesh, P('data'))
@@ -68,7 +68,7 @@ def train(use_bsd, train_set, seed=0, label_weight_end=0.5, eps=1e-3):
     return optax.apply_updates(params, updates), opt_state, alpha, loss
 
   rng = np.random.default_rng(seed)
-  for _ in range(EPOCHS):
+  for _ in range(epochs):
     order = rng.permutation(N_TRAIN)
     for b in range(N_TRAIN // BATCH):
       idx = order[b * BATCH:(b + 1) * BATCH].astype(np.int32)
@@ -78,11 +78,11 @@ def train(use_bsd, train_set, seed=0, label_weight_end=0.5, eps=1e-3):
   return model, params, alpha
 
 
-def main():
+def main(epochs=EPOCHS):
   train_set, (x_test, y_test) = make_data()
   results = {}
   for name in ('ce', 'bsd'):
-    model, params, alpha = train(name == 'bsd', train_set)
+    model, params, alpha = train(name == 'bsd', train_set, epochs)
     probs = np.asarray(jax.nn.softmax(model.apply(params, x_test)))
     results[name] = (float(metrics.accuracy(probs, y_test)), float(metrics.ece(probs, y_test)))
     stats = posterior.posterior_stats(alpha[:N_TRAIN], train_set[1], np.ones(N_TRAIN, bool))

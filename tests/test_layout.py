@@ -23,7 +23,8 @@ def test_loop_and_step_name_no_method(module):
 @pytest.mark.parametrize('module, expect', [
     ('bsd_jax.main', '--config'), ('bsd_jax.evaluate', '--adv_eps'),
     ('bsd_jax.sweep', '--methods'), ('bsd_jax.results_table', 'SWEEP_DIR'),
-    ('bsd_jax.prepare', '--manual_dir'), ('bsd_jax.report', '--class_names')])
+    ('bsd_jax.prepare', '--manual_dir'), ('bsd_jax.report', '--class_names'),
+    ('bsd_jax.predict', '--top'), ('bsd_jax.export', 'torch.safetensors')])
 def test_every_command_answers_help_with_its_usage(module, expect):
   proc = helpers.run_cli(['--help'], module=module)
   out, _ = proc.communicate(timeout=120)

@@ -24,8 +24,8 @@ def test_the_trainer_uses_the_public_functions():
 def test_the_example_loop_learns_and_bsd_is_better_calibrated(capsys):
   """Run here, on the test session's 8 CPU devices: the table is split over all of them."""
   example = runpy.run_path(os.path.join(helpers.REPO, 'examples', 'bsd_in_your_loop.py'))
-  results = example['main']()
+  results = example['main'](epochs=10)  # 30 by default
   assert set(results) == {'ce', 'bsd'}
   assert results['bsd'][0] > 0.5 and results['ce'][0] > 0.5  # 10 classes: chance is 0.1
-  assert results['bsd'][1] < results['ce'][1]  # measured: ECE 0.022 against 0.055
+  assert results['bsd'][1] < results['ce'][1]  # measured at 10 epochs: ECE 0.008 against 0.044
   assert re.search(r'^bsd: test accuracy [\d.]+, ECE [\d.]+', capsys.readouterr().out, re.M)

@@ -6,6 +6,8 @@ head_dim], and the output projection as [heads, head_dim, D]. The head count is 
 (a state_dict does not hold it)."""
 import re
 
+import numpy as np
+
 from bsd_jax.errors import UserError
 
 ATTENTION = 'MultiHeadDotProductAttention_0'
@@ -72,3 +74,42 @@ def to_flax(state, path, heads: int) -> dict:
     raise UserError(f'config.init_from: {path}: key {unknown[0]} has no place in a timm ViT with '
                     f'a class token ({len(unknown)} such keys)')
   return out
+
+
+def from_flax(arrays) -> dict:
+  """The inverse of to_flax: timm's state_dict {key: array} of a `vit_s16` / `vit_b16` model's
+  arrays."""
+  out = {}
+  query = arrays[f'params/EncoderBlock_0/{ATTENTION}/query/kernel']  # [width, heads, head_dim]
+  width = query.shape[0]
+
+  def dense(src, dst):
+    out[f'{dst}.weight'] = arrays[f'params/{src}/kernel'].T
+    out[f'{dst}.bias'] = arrays[f'params/{src}/bias']
+
+  def layer_norm(src, dst):
+    out[f'{dst}.weight'] = arrays[f'params/{src}/scale']
+    out[f'{dst}.bias'] = arrays[f'params/{src}/bias']
+
+  out['cls_token'] = arrays['params/cls']
+  out['pos_embed'] = arrays['params/pos_embedding']
+  out['patch_embed.proj.weight'] = arrays['params/embedding/kernel'].transpose(3, 2, 0, 1)
+  out['patch_embed.proj.bias'] = arrays['params/embedding/bias']
+  depth = len({k.split('/')[1] for k in arrays if k.startswith('params/EncoderBlock_')})
+  for i in range(depth):
+    src, dst = f'EncoderBlock_{i}', f'blocks.{i}'
+    attention = f'params/{src}/{ATTENTION}'
+    layer_norm(f'{src}/LayerNorm_0', f'{dst}.norm1')
+    out[f'{dst}.attn.qkv.weight'] = np.stack([
+        arrays[f'{attention}/{n}/kernel'].transpose(1, 2, 0) for n in ('query', 'key', 'value')
+    ]).reshape(3 * width, width)
+    out[f'{dst}.attn.qkv.bias'] = np.stack([
+        arrays[f'{attention}/{n}/bias'] for n in ('query', 'key', 'value')]).reshape(3 * width)
+    out[f'{dst}.attn.proj.weight'] = arrays[f'{attention}/out/kernel'].reshape(width, width).T
+    out[f'{dst}.attn.proj.bias'] = arrays[f'{attention}/out/bias']
+    layer_norm(f'{src}/LayerNorm_1', f'{dst}.norm2')
+    dense(f'{src}/Dense_0', f'{dst}.mlp.fc1')
+    dense(f'{src}/Dense_1', f'{dst}.mlp.fc2')
+  layer_norm('encoder_norm', 'norm')
+  dense('head', 'head')
+  return {k: np.ascontiguousarray(v) for k, v in out.items()}

@@ -5,6 +5,8 @@ name. Convolution kernels [out, in, h, w] become [h, w, in, out], dense [out, in
 batch statistics mean / var; num_batches_tracked has no counterpart."""
 import re
 
+import numpy as np
+
 from bsd_jax.errors import UserError
 
 
@@ -25,36 +27,44 @@ def describe(state) -> str:
           f'{state["fc.weight"].shape[0]} classes)')
 
 
+def _layers(block_counts, bottleneck: bool, has_downsample):
+  """(torchvision prefix, flax module, 'conv' or 'norm') of every layer but the head, in order;
+  `has_downsample(torchvision block prefix, flax block)` says whether a block has one."""
+  block, convs = ('Bottleneck', 3) if bottleneck else ('BasicBlock', 2)
+  yield 'conv1', 'Conv_0', 'conv'
+  yield 'bn1', 'BatchNorm_0', 'norm'
+  n = 0
+  for stage, count in enumerate(block_counts, 1):
+    for b in range(count):
+      src, dst = f'layer{stage}.{b}', f'{block}_{n}'
+      for i in range(convs):
+        yield f'{src}.conv{i + 1}', f'{dst}/Conv_{i}', 'conv'
+        yield f'{src}.bn{i + 1}', f'{dst}/BatchNorm_{i}', 'norm'
+      if has_downsample(src, dst):
+        yield f'{src}.downsample.0', f'{dst}/Conv_{convs}', 'conv'
+        yield f'{src}.downsample.1', f'{dst}/BatchNorm_{convs}', 'norm'
+      n += 1
+
+
+NORM = (('weight', 'params/{}/scale'), ('bias', 'params/{}/bias'),
+        ('running_mean', 'batch_stats/{}/mean'), ('running_var', 'batch_stats/{}/var'))
+
+
 def to_flax(state, path) -> dict:
   """{'params/...' or 'batch_stats/...': array}; UserError naming a key with no place in it."""
-  bottleneck = 'layer1.0.conv3.weight' in state
-  block, convs = ('Bottleneck', 3) if bottleneck else ('BasicBlock', 2)
   out, used = {}, set()
-
-  def conv(src, dst):
-    out[f'params/{dst}/kernel'] = state[f'{src}.weight'].transpose(2, 3, 1, 0)
-    used.add(f'{src}.weight')
-
-  def norm(src, dst):
-    for a, b in (('weight', 'params/{}/scale'), ('bias', 'params/{}/bias'),
-                 ('running_mean', 'batch_stats/{}/mean'), ('running_var', 'batch_stats/{}/var')):
+  counts = [_block_count(state, s) for s in (1, 2, 3, 4)]
+  layers = _layers(counts, 'layer1.0.conv3.weight' in state,
+                   lambda src, dst: f'{src}.downsample.0.weight' in state)
+  for src, dst, kind in layers:
+    if kind == 'conv':
+      out[f'params/{dst}/kernel'] = state[f'{src}.weight'].transpose(2, 3, 1, 0)
+      used.add(f'{src}.weight')
+      continue
+    for a, b in NORM:
       out[b.format(dst)] = state[f'{src}.{a}']
       used.add(f'{src}.{a}')
     used.add(f'{src}.num_batches_tracked')
-
-  conv('conv1', 'Conv_0')
-  norm('bn1', 'BatchNorm_0')
-  n = 0
-  for stage in (1, 2, 3, 4):
-    for b in range(_block_count(state, stage)):
-      src, dst = f'layer{stage}.{b}', f'{block}_{n}'
-      for i in range(convs):
-        conv(f'{src}.conv{i + 1}', f'{dst}/Conv_{i}')
-        norm(f'{src}.bn{i + 1}', f'{dst}/BatchNorm_{i}')
-      if f'{src}.downsample.0.weight' in state:
-        conv(f'{src}.downsample.0', f'{dst}/Conv_{convs}')
-        norm(f'{src}.downsample.1', f'{dst}/BatchNorm_{convs}')
-      n += 1
   out['params/Dense_0/kernel'] = state['fc.weight'].T
   out['params/Dense_0/bias'] = state['fc.bias']
   used |= {'fc.weight', 'fc.bias'}
@@ -63,3 +73,23 @@ def to_flax(state, path) -> dict:
     raise UserError(f'config.init_from: {path}: key {unknown[0]} has no place in a torchvision '
                     f'ResNet ({len(unknown)} such keys)')
   return out
+
+
+def from_flax(arrays, sizes, bottleneck: bool) -> dict:
+  """The inverse of to_flax: torchvision's state_dict {key: array} of a `resnet*_imagenet`
+  model's arrays (`sizes`: blocks per stage), num_batches_tracked included (0), so that
+  torchvision's load_state_dict takes it strictly."""
+  convs = 3 if bottleneck else 2
+  out = {}
+  layers = _layers(sizes, bottleneck,
+                   lambda src, dst: f'params/{dst}/Conv_{convs}/kernel' in arrays)
+  for src, dst, kind in layers:
+    if kind == 'conv':
+      out[f'{src}.weight'] = arrays[f'params/{dst}/kernel'].transpose(3, 2, 0, 1)
+      continue
+    for a, b in NORM:
+      out[f'{src}.{a}'] = arrays[b.format(dst)]
+    out[f'{src}.num_batches_tracked'] = np.zeros((), np.int64)
+  out['fc.weight'] = arrays['params/Dense_0/kernel'].T
+  out['fc.bias'] = arrays['params/Dense_0/bias']
+  return {k: np.ascontiguousarray(v) for k, v in out.items()}
