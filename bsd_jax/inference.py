@@ -23,10 +23,11 @@ class Classifier:
     self.predictor = feeds.Predictor(exp, config.eval_batch_size)
     self.class_names = list(ds.class_names) or [str(k) for k in range(ds.num_classes)]
     if ds.streamed:  # the streamed sources' evaluation view: resize, then the central crop
-      self.size, self.resize, self.grey = ds.image_size, config.data.stream.eval_resize, False
+      self.height = self.width = ds.image_size
+      self.resize, self.grey = config.data.stream.eval_resize, False
     else:  # an in-memory source's images have the training images' size
-      h, w, channels = ds.test_images.shape[1:]
-      self.size, self.resize, self.grey = (h, w), None, channels == 1
+      self.height, self.width, channels = ds.test_images.shape[1:]
+      self.resize, self.grey = None, channels == 1
     self.temperature = None
     if ds.val_labels is not None:
       logits, _ = saved_run.checkpoint_run(config, ds, exp).predictions(state, 'val')
@@ -45,9 +46,9 @@ class Classifier:
     """The uint8 image the model sees for the file at `path`; OSError (or Pillow's
     DecompressionBombError) when it cannot be read."""
     image = images.open_rgb(path)
+    h, w = self.height, self.width
     if self.resize is not None:
-      return host_augment.eval_view(image, self.size, self.resize)
-    h, w = self.size
+      return host_augment.eval_view(image, h, self.resize)
     if image.size == (w, h):
       pixels = np.asarray(image)
     else:  # another size than the training images': the shorter side to theirs, the centre

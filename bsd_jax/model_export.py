@@ -27,11 +27,10 @@ def export(workdir, out, step=None) -> dict:
   classifier = inference.Classifier(workdir, step)
   config = classifier.config
   arrays = model_arrays(classifier.state)
-  size = classifier.size if isinstance(classifier.size, tuple) else (classifier.size,) * 2
   record = {
       'model': config.model.name, 'num_classes': len(classifier.class_names),
       'class_names': classifier.class_names,
-      'input': {'height': size[0], 'width': size[1], 'channels': 1 if classifier.grey else 3,
+      'input': {'height': classifier.height, 'width': classifier.width, 'channels': 1 if classifier.grey else 3,
                 'resize_shorter_side': classifier.resize, 'pixels': 'uint8 / 255',
                 'mean': classifier.mean.tolist(), 'std': classifier.std.tolist()},
       'temperature': classifier.temperature, 'step': classifier.step,

@@ -5,7 +5,7 @@ import os
 import re
 import runpy
 
-from bsd_jax import posterior, sharding, step
+from bsd_jax import posterior
 from bsd_jax.methods import bsd
 from tests import helpers
 
@@ -15,10 +15,6 @@ def test_the_trainer_uses_the_public_functions():
                'noisy_label_recovery', 'gamma_for_label_weight', 'prior_strength_for'):
     assert getattr(bsd, name) is getattr(posterior, name), name
   assert bsd.bsd_sparse is posterior.sparse
-  assert bsd.losses.soft_cross_entropy is posterior.soft_cross_entropy
-  assert step.sharding.gather_rows is posterior.gather_rows is sharding.gather_rows
-  assert step.sharding.scatter_rows is posterior.scatter_rows
-  assert set(posterior.__all__) <= set(dir(posterior))
 
 
 def test_the_example_loop_learns_and_bsd_is_better_calibrated(capsys):
