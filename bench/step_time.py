@@ -11,10 +11,12 @@ steps of each method in turn (interleaved, so that drift in the machine's speed 
 the median round gives the step time. The last line is `bsd/ce step-time ratio: X.XXX`.
 
 A method may carry keys of its config section: `--methods bsd,bsd:top_k=32` times the dense
-posterior against the sparse one (config.bsd.top_k = 32) in the same rounds:
+posterior against the sparse one (config.bsd.top_k = 32) in the same rounds, and
+`bsd:top_k=32:rest_spread=prediction` the sparse one with its unkept mass spread by prediction:
 
     python bench/step_time.py --cpu_devices 8 --num_classes 21843 --num_train 16384 \
-        --image_size 8 --batch_size 256 --methods bsd,bsd:top_k=32,ce
+        --image_size 8 --batch_size 256 \
+        --methods bsd,bsd:top_k=32,bsd:top_k=32:rest_spread=prediction,ce
 """
 import argparse
 import json
@@ -36,7 +38,8 @@ def parse_args(argv=None):
   p.add_argument('--num_classes', type=int, default=100)
   p.add_argument('--image_size', type=int, default=32)
   p.add_argument('--methods', default='ce,bsd', help='the first is the reference of the ratio; '
-                 'METHOD:KEY=VALUE sets a key of the method\'s config section (bsd:top_k=32)')
+                 'METHOD:KEY=VALUE[:KEY=VALUE] sets keys of the method\'s config section '
+                 '(bsd:top_k=32:rest_spread=prediction)')
   p.add_argument('--steps', type=int, default=20, help='timed steps per round')
   p.add_argument('--rounds', type=int, default=5)
   p.add_argument('--warmup', type=int, default=3, help='untimed steps after compilation')
@@ -57,11 +60,11 @@ def _config(args, spec):
   from bsd_jax.studies import sweep_grid
   from bsd_jax.errors import UserError
   config = config_flags.config_flags._ConfigFileParser('config').parse(args.config)
-  method, _, setting = spec.partition(':')
+  method, *settings = spec.split(':')
   config.method = method
-  if setting:
-    if args.torch:
-      raise SystemExit(f'--methods {spec}: --torch times the plain methods only')
+  if settings and args.torch:
+    raise SystemExit(f'--methods {spec}: --torch times the plain methods only')
+  for setting in settings:
     key, _, text = setting.partition('=')
     key = f'{methods.METHODS[method].section or method}.{key}'
     try:

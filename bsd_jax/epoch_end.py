@@ -50,6 +50,10 @@ class EpochEnd:
     self.class_targets = None if method.class_targets is None else jax.jit(
         functools.partial(method.class_targets, num_classes=k),
         out_shardings=sharding.replicated(mesh))
+    # Targets that need the model's prediction for each row: summed over an eval-mode pass.
+    self.class_target_sums = None if not method.targets_need_probs else jax.jit(
+        eval_step.make_class_target_sums(exp.model, method, mesh, exp.mean, exp.std, k),
+        out_shardings=sharding.replicated(mesh))
     # Per-sample arrays laid out like the table's rows (padding rows: label 0, not valid).
     n = ds.num_train
     self.table_rows = {'labels': sharding.put_rows(ds.train_labels, None, n, mesh),
@@ -89,9 +93,12 @@ class EpochEnd:
     evaluate command and the report (drawn from the record's bins): training imports no
     matplotlib."""
     targets, rows = None, self.table_rows
-    if self.class_targets is not None and self.ds.num_classes <= MAX_CLASS_TARGETS:
-      targets = jax.device_get(self.class_targets(state.table, rows['labels'],
-                                                  rows['valid']))  # every process
+    if self.ds.num_classes <= MAX_CLASS_TARGETS:
+      if self.class_targets is not None:
+        targets = jax.device_get(self.class_targets(state.table, rows['labels'],
+                                                    rows['valid']))  # every process
+      elif self.class_target_sums is not None:
+        targets = self._class_targets_by_pass(state)
     if not distributed.is_main():
       return
     if targets is not None:
@@ -111,6 +118,17 @@ class EpochEnd:
         logging.warning('Cannot write the final evaluation to %s/eval (%s); `python -m '
                         'bsd_jax.evaluate --workdir %s` writes it from the last checkpoint',
                         self.workdir, e, self.workdir)
+
+  def _class_targets_by_pass(self, state):
+    """class_mean_targets of a method whose targets need the model's prediction for each row
+    (Method.targets_need_probs): the final model's eval-mode predictions on the training set,
+    in one ordered pass (every process)."""
+    k = self.ds.num_classes
+    sums = (np.zeros((k, k), np.float32), np.zeros(k, np.float32))
+    for batch in self.feed.ordered_batches():
+      out = jax.device_get(self.class_target_sums(state, self.feed.train_data, batch))
+      sums = (sums[0] + out[0], sums[1] + out[1])
+    return sums[0] / np.maximum(sums[1], 1.0)[:, None], sums[1]
 
   def start(self, state):
     """A run started from loaded weights (config.init_from): the test split's figures before
@@ -139,6 +157,8 @@ class EpochEnd:
     if self.epoch_stats is not None:  # in order (jit sorts each dict)
       for stats in self.epoch_stats(state.table, **self.table_rows):
         train.update({k: float(v) for k, v in stats.items()})
+    if self.exp.method.visit_stats is not None:
+      train.update(self.exp.method.visit_stats(sums, self.ds.num_classes))
     self.log.write(step_now, epoch, 'train', train)
     log_line(epoch, config, 'train', train)
     (test, test_every), *others = self.suites

@@ -1,6 +1,7 @@
 """The eval-mode forward of uint8 images (the test and validation splits, the suites, the
-Predictor), and the table-refresh step of a method with a refresh pass; and how a step finds a
-batch's images (`images_of`), shared with the train step (step.py)."""
+Predictor), the table-refresh step of a method with a refresh pass, the class targets of a
+method whose targets need predictions; and how a step finds a batch's images (`images_of`),
+shared with the train step (step.py)."""
 import jax
 import jax.numpy as jnp
 
@@ -53,3 +54,21 @@ def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
         state.table, batch['index'], update(rows, probs, epoch), batch['mask'] > 0, mesh))
 
   return refresh
+
+
+def make_class_target_sums(model, method, mesh, mean, std, num_classes: int):
+  """class_target_sums(state, data, batch) -> ([K, K] sums of the batch's row targets by label,
+  [K] counts), the rows' targets under the model's eval-mode predictions (a method whose
+  targets need them, Method.targets_need_probs)."""
+  outputs_images = make_outputs_images(model, mean, std)
+
+  def class_target_sums(state, data, batch):
+    probs = outputs_images(state, images_of(data, batch, 'index', mesh))[1]
+    rows = sharding.gather_rows(state.table, batch['index'], mesh)
+    labels = jnp.take(data['labels'], batch['index'], axis=0)
+    w = (batch['mask'] > 0).astype(jnp.float32)
+    targets = method.row_targets(rows, num_classes, probs) * w[:, None]
+    return (jax.ops.segment_sum(targets, labels, num_classes),
+            jax.ops.segment_sum(w, labels, num_classes))
+
+  return class_target_sums

@@ -74,7 +74,9 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
               mix_lib.mixed_loss(method.loss, inputs, perm, lam))
       if supcon is not None:  # 'target_argmax': a method with row_targets (config_check.py)
         positives = (labels if supcon.positives == 'labels' else jnp.argmax(
-            method.row_targets(rows, logits.shape[-1]), axis=-1))
+            method.row_targets(rows, logits.shape[-1], jax.nn.softmax(
+                jax.lax.stop_gradient(logits[:batch_size].astype(jnp.float32)), axis=-1)),
+            axis=-1))
         pair = jnp.concatenate([z[:batch_size], z[num_main:]])
         loss = loss + supcon.weight * losses.supcon(
             pair, jnp.concatenate([positives, positives]), jnp.concatenate([mask, mask]),
@@ -85,10 +87,11 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(lambda p, u: p + u, state.params, updates)
     probs = jax.nn.softmax(inputs.logits.astype(jnp.float32), axis=-1)
-    table = state.table
+    table, visited = state.table, None
     if update_table and update is not None:
       # Update at visit (docs/method.md, "The posterior"): the same train-pass forward gives the loss and the update.
-      table = sharding.scatter_rows(table, index, update(rows, probs, epoch), mask > 0, mesh)
+      visited = update(rows, probs, epoch)
+      table = sharding.scatter_rows(table, index, visited, mask > 0, mesh)
     carry = state.carry if method.next_carry is None else method.next_carry(inputs)
     count = jnp.sum(mask)
     sums = {  # the names of step.zero_sums
@@ -97,9 +100,12 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
         'correct': jnp.sum(mask * (jnp.argmax(probs, -1) == labels)),
         'confidence_sum': jnp.sum(mask * jnp.max(probs, -1)),
     }
+    clean = None
     if 'clean_labels' in data:  # label noise: accuracy against the labels before corruption
       clean = jnp.take(data['clean_labels'], index, axis=0)
       sums['correct_clean'] = jnp.sum(mask * (jnp.argmax(probs, -1) == clean))
+    if method.visit_sums is not None and visited is not None:
+      sums.update(method.visit_sums(visited, probs, labels, mask, clean))
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                               opt_state=opt_state, table=table, carry=carry)
     return new_state, sums
@@ -107,12 +113,24 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
   return train_step
 
 
-def zero_sums(data):
-  """Zeros named like a train step's sums."""
+def zero_sums(data, method=None, num_classes: int = 2):
+  """Zeros named like a train step's sums (a method's visit sums too, named as it makes them
+  for one row of its table)."""
   names = ['loss_sum', 'count', 'correct', 'confidence_sum']
   if 'clean_labels' in data:
     names.append('correct_clean')
+  if method is not None and method.visit_sums is not None:
+    one = jnp.zeros((1,), jnp.int32)
+    rows = jax.eval_shape(lambda labels: method.init_table(labels, num_classes), one)
+    clean = one if 'clean_labels' in data else None
+    names += list(jax.eval_shape(method.visit_sums, rows, jnp.zeros((1, num_classes)), one,
+                                 jnp.ones((1,)), clean))
   return {k: np.zeros((), np.float32) for k in names}
+
+
+def merge_sums(a, b):
+  """Two sums of steps as one: added, but a name ending in '_max' is the larger."""
+  return {k: jnp.maximum(a[k], b[k]) if k.endswith('_max') else a[k] + b[k] for k in a}
 
 
 # The loop's running totals of the step's sums: the epoch's (its train record) and those since
@@ -124,7 +142,7 @@ TOTALS = ('epoch', 'interval')
 
 def add_step(totals, step_sums):
   """Every running total of `totals` plus one step's sums."""
-  return {k: jax.tree.map(jnp.add, v, step_sums) for k, v in totals.items()}
+  return {k: merge_sums(v, step_sums) for k, v in totals.items()}
 
 
 def make_train_calls(train_step):
@@ -198,7 +216,7 @@ class TrainSteps:
   def __init__(self, config, exp, feed, update_table: bool = True, epoch_sums=None):
     self.k, self.feed, self.spe = config.steps_per_call, feed, exp.steps_per_epoch
     self._repl = sharding.replicated(exp.mesh)
-    self._zeros = zero_sums(feed.train_data)
+    self._zeros = zero_sums(feed.train_data, exp.method, feed.ds.num_classes)
     train_step = _train_step(config, exp, update_table)
     calls = (make_one_call(train_step, self.spe) if self.k == 1 else make_train_calls(train_step))
     self.call = jax.jit(calls, out_shardings=(exp.state_shardings, self._repl),

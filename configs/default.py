@@ -86,6 +86,8 @@ def get_config():
   c.bsd.prediction_source = 'train_pass'  # or 'eval_pass' (clean eval-mode pass per epoch)
   c.bsd.top_k = 0                   # > 0: keep each posterior sparse, its k largest classes and
                                     # the rest's total (docs/training.md, "A sparse posterior")
+  c.bsd.rest_spread = 'uniform'     # with top_k: the unkept mass spread evenly, or 'prediction':
+                                    # by the model's prediction for the sample
   c.bsd.top_k_shadow = False        # with top_k: also keep the dense posterior, to measure the
                                     # sparse targets' distance from it (train records shadow_*)
 

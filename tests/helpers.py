@@ -69,15 +69,16 @@ def run_cli(args, module='bsd_jax.main', **kwargs):
 
 
 def step_setup(devices, method_name='bsd', n=N, supcon=None, table_dtype='float32', top_k=0,
-               num_classes=K, bsd_gamma=None):
+               num_classes=K, bsd_gamma=None, rest_spread='uniform'):
   """Everything a train step needs, built by experiment.build as training builds it, on a mesh
   over `devices`: random 16x16 images of `num_classes` classes, batch 16 (`supcon`:
-  config.supcon values; the per-sample table stored in `table_dtype`; `top_k`: config.bsd.top_k).
+  config.supcon values; the per-sample table stored in `table_dtype`; `top_k`, `rest_spread`:
+  config.bsd's).
   Returns (state, jitted train step, device data, host batch, device batch); the batch has two
   padding samples (mask 0)."""
   config = load_config("smoke.py")
   config.method, config.batch_size, config.table_dtype = method_name, 16, table_dtype
-  config.bsd.top_k, config.bsd.gamma = top_k, bsd_gamma
+  config.bsd.top_k, config.bsd.gamma, config.bsd.rest_spread = top_k, bsd_gamma, rest_spread
   for key, value in (supcon or {}).items():
     config.supcon[key] = value
   config.data.augment = True

@@ -138,3 +138,16 @@ def test_gpu_evidence_refuses_missing_data_in_one_line(tmp_path):
       f'gpu_evidence: error: --data {tmp_path}/nope.tar.gz: no such file or folder (the '
       'CIFAR-10 JPEG set, cifar10-jpeg.tar.gz)']
   assert not (tmp_path / 'evidence').exists()
+
+
+def test_step_time_methods_entry_sets_several_keys_of_its_section():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location('step_time', os.path.join(helpers.REPO, 'bench', 'step_time.py'))
+  step_time = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(step_time)
+  args = step_time.parse_args(['--num_classes', '10'])
+  config = step_time._config(args, 'bsd:top_k=3:rest_spread=prediction')
+  assert (config.method, config.bsd.top_k, config.bsd.rest_spread) == ('bsd', 3, 'prediction')
+  assert step_time._config(args, 'bsd').bsd.rest_spread == 'uniform'
+  with pytest.raises(SystemExit, match='bsd:top_k=3:no_such_key=1'):
+    step_time._config(args, 'bsd:top_k=3:no_such_key=1')

@@ -120,3 +120,137 @@ def test_a_row_whose_unkept_classes_outweigh_the_kept_has_no_kept_argmax():
   stats = posterior.sparse.posterior_stats(ids, values, rest, jnp.asarray([0]), jnp.asarray([True]), K)
   assert float(stats['target_argmax_changed']) == 1.0
   assert float(stats['target_max_prob']) == pytest.approx(2.0 / (1.0 + 2.0 * (K - 1)))
+
+
+# rest_spread = 'prediction': the unkept mass spread by the model's prediction for the row.
+PRED_UPDATE = jax.jit(posterior.sparse.update, static_argnums=(4, 5, 6))
+
+
+def _pred_update(ids, values, rest, p):
+  return PRED_UPDATE(ids, values, rest, p, GAMMA, None, 'prediction')
+
+
+def _beside_dense(k, updates):
+  """After each of `updates` updates with the same predictions: (the sparse row spread by
+  prediction, the dense alpha, the predictions)."""
+  ids, values, rest = posterior.sparse.init(LABELS, K, k, C, EPS)
+  alpha = posterior.init_alpha(LABELS, K, C, EPS)
+  for epoch in range(updates):
+    p = _probs(epoch)
+    ids, values, rest = _pred_update(ids, values, rest, p)
+    alpha = DENSE_UPDATE(alpha, p, GAMMA)
+    yield (ids, values, rest), alpha, p
+
+
+def test_prediction_spread_with_every_class_kept_is_the_dense_posterior():
+  for (ids, values, rest), alpha, p in _beside_dense(K, 6):
+    np.testing.assert_allclose(posterior.sparse.dense(ids, values, rest, K, 'prediction', p),
+                               alpha, rtol=1e-6)
+    assert float(jnp.max(rest)) == 0.0
+  logits = jnp.asarray(np.random.default_rng(9).normal(size=(N, K)), jnp.float32)
+  np.testing.assert_allclose(
+      posterior.sparse.soft_cross_entropy(logits, ids, values, rest, 1.0, 'prediction'),
+      losses.soft_cross_entropy(logits, posterior.posterior_mean(alpha), 1.0), rtol=1e-5)
+
+
+@pytest.mark.parametrize('k', [1, 3, 5])
+def test_prediction_spread_conserves_each_rows_mass(k):
+  ids, values, rest = posterior.sparse.init(LABELS, K, k, C, EPS)
+  s = posterior.sparse.total(values, rest)
+  for epoch in range(8):
+    p = _probs(epoch)
+    ids, values, rest = _pred_update(ids, values, rest, p)
+    s = GAMMA * s + 1.0
+    np.testing.assert_allclose(posterior.sparse.total(values, rest), s, rtol=1e-6)
+    implied = posterior.sparse.dense(ids, values, rest, K, 'prediction', p)
+    np.testing.assert_allclose(implied.sum(-1, keepdims=True), s, rtol=1e-6)
+    assert bool(jnp.all(values > 0)) and bool(jnp.all(rest >= 0))
+    assert all(len(set(row)) == k for row in np.asarray(ids).tolist())
+
+
+def test_prediction_spread_reads_an_unkept_class_as_its_share_of_the_prediction():
+  """One row, K = 4, k = 1 (class 0 kept, value 5; rest 3 on classes 1-3), prediction
+  p = (0.1, 0.6, 0.2, 0.1): class 1's alpha was 3 x 0.6 / 0.9 = 2, so gamma x 2 + 0.6 = 2.4
+  against gamma x 5 + 0.1 = 4.6 for class 0 (gamma 0.9); class 0 stays, and the rest is the
+  new total 0.9 x 8 + 1 = 8.2 minus 4.6. With a prediction that makes class 1's alpha the
+  larger, class 1 takes the slot."""
+  k4 = 4
+  ids, values, rest = (jnp.asarray([[0]], jnp.int32), jnp.asarray([[5.0]]),
+                       jnp.asarray([[3.0]]))
+  p = jnp.asarray([[0.1, 0.6, 0.2, 0.1]])
+  new = posterior.sparse.update(ids, values, rest, p, 0.9, spread='prediction')
+  assert int(new[0][0, 0]) == 0
+  np.testing.assert_allclose(new[1], [[4.6]], rtol=1e-6)
+  np.testing.assert_allclose(new[2], [[8.2 - 4.6]], rtol=1e-6)
+  # p = (0.01, 0.97, 0.01, 0.01): class 1 held 3 x 0.97 / 0.99, so 0.9 x that + 0.97 = 3.616
+  # against 0.9 x 5 + 0.01 = 4.51: class 0 still; with values 3 class 1 wins (3.616 > 2.71).
+  p = jnp.asarray([[0.01, 0.97, 0.01, 0.01]])
+  new = posterior.sparse.update(ids, jnp.asarray([[3.0]]), rest, p, 0.9, spread='prediction')
+  assert int(new[0][0, 0]) == 1
+  np.testing.assert_allclose(new[1], [[0.9 * 3.0 * 0.97 / 0.99 + 0.97]], rtol=1e-6)
+  # Spread evenly, class 1 held 3 / 3 = 1 and reaches 0.9 + 0.97 = 1.87 < 2.71: class 0 stays.
+  uniform = posterior.sparse.update(ids, jnp.asarray([[3.0]]), rest, p, 0.9)
+  assert int(uniform[0][0, 0]) == 0
+  np.testing.assert_allclose(uniform[1], [[0.9 * 3.0 + 0.01]], rtol=1e-6)
+  assert posterior.sparse.dense(*new, k4, 'prediction', p).shape == (1, k4)
+
+
+def test_prediction_spread_loss_is_the_soft_cross_entropy_against_the_implied_target():
+  k = 5
+  ids, values, rest = posterior.sparse.init(LABELS, K, k, C, EPS)
+  for epoch in range(3):
+    ids, values, rest = _pred_update(ids, values, rest, _probs(epoch))
+  logits = jnp.asarray(np.random.default_rng(5).normal(0, 3, size=(N, K)), jnp.float32)
+  q = jax.nn.softmax(logits)
+  implied = posterior.sparse.dense_target(ids, values, rest, K, 'prediction', q)
+  for t in (1.0, 2.0):  # the tail is the prediction at temperature 1 whatever T
+    np.testing.assert_allclose(
+        posterior.sparse.soft_cross_entropy(logits, ids, values, rest, t, 'prediction'),
+        losses.soft_cross_entropy(logits, implied, t), rtol=1e-5)
+  # The tail follows q: its ratios on two unkept classes are q's.
+  unkept = np.asarray(posterior.sparse.unkept(ids, K))
+  row = 0
+  a, b = np.flatnonzero(unkept[row])[:2]
+  assert implied[row, a] / implied[row, b] == pytest.approx(float(q[row, a] / q[row, b]),
+                                                            rel=1e-5)
+  # No gradient flows through the tail's weights: the gradient is (softmax - target) / T.
+  grad = jax.grad(lambda z: jnp.sum(posterior.sparse.soft_cross_entropy(
+      z, ids, values, rest, 1.0, 'prediction')))(logits)
+  np.testing.assert_allclose(grad, q - implied, atol=1e-6)
+
+
+def test_prediction_spread_falls_back_to_even_where_the_unkept_prediction_underflows():
+  ids = jnp.asarray([[0, 1]], jnp.int32)
+  p = jnp.asarray([[0.5, 0.5, 0.0, 0.0]])
+  np.testing.assert_array_equal(posterior.sparse.tail_weights(ids, p, 4), [[0, 0, 0.5, 0.5]])
+
+
+def test_visit_statistics_are_the_dense_statistics_of_the_implied_targets():
+  """visit_sums over two batches, then visit_stats, against posterior_stats,
+  noisy_label_recovery and the shadow gap computed on the implied dense alpha of all rows."""
+  k = 3
+  *_, ((ids, values, rest), shadow, p) = _beside_dense(k, 3)
+  mask = (jnp.arange(N) < N - 3).astype(jnp.float32)  # the last three rows: padding
+  clean = (LABELS + (jnp.arange(N) % 3 == 0)) % K
+  halves = [slice(0, N // 2), slice(N // 2, N)]
+  parts = [posterior.sparse.visit_sums(ids[h], values[h], rest[h], p[h], LABELS[h], mask[h],
+                                       clean[h], shadow[h]) for h in halves]
+  sums = {name: (max if name.endswith('_max') else sum)(float(part[name]) for part in parts)
+          for name in parts[0]}
+  sums['count'] = float(jnp.sum(mask))
+  got = posterior.sparse.visit_stats(sums, K)
+  implied = posterior.sparse.dense(ids, values, rest, K, 'prediction', p)
+  valid = mask > 0
+  want = dict(posterior.posterior_stats(implied, LABELS, valid))
+  want.update(posterior.noisy_label_recovery(implied, LABELS, clean, valid))
+  t, d = np.asarray(posterior.posterior_mean(implied)), np.asarray(posterior.posterior_mean(shadow))
+  gap = np.abs(t - d)[np.asarray(valid)]
+  want.update(shadow_abs_max=gap.max(), shadow_abs_mean=gap.mean(),
+              shadow_tv_mean=0.5 * gap.sum(-1).mean())
+  # In the order the table statistics of the uniform spread have in the train record.
+  assert list(got) == ['target_argmax_changed', 'target_label_weight', 'target_max_prob',
+                       'noisy_target_argmax_clean', 'noisy_target_clean_weight',
+                       'shadow_abs_max', 'shadow_abs_mean', 'shadow_tv_mean']
+  assert got.keys() == want.keys()
+  for key, value in want.items():
+    assert got[key] == pytest.approx(float(value), rel=1e-5), key

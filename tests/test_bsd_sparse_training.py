@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bsd_jax import posterior, train
+from bsd_jax import feeds, methods, posterior, saved_run, train
 from bsd_jax.methods import bsd
 from tests import helpers
 
@@ -50,13 +50,17 @@ def test_with_every_class_kept_it_trains_like_the_dense_posterior(tmp_path):
       assert got[key] == (value if isinstance(value, str) else pytest.approx(value, abs=4e-3)), key
 
 
-def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp_path, caplog):
+@pytest.mark.parametrize('spread', ['uniform', 'prediction'])
+def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp_path, caplog,
+                                                                             spread):
   """Each visit adds one probability vector, wherever the sparse row puts it: after 3 epochs
   every row's total (kept values + rest) is the dense row's, gamma^3 (c + (K-1) eps) +
-  gamma^2 + gamma + 1, the wrapped last batch included; the dense shadow table agrees."""
+  gamma^2 + gamma + 1, the wrapped last batch included; the dense shadow table agrees. The
+  rest spread by prediction logs the same statistics, taken at each visit."""
   config = helpers.load_config('smoke.py')
   config.data.synthetic.num_train = 1000  # not a multiple of the batch: the last batch wraps
   config.num_epochs, config.bsd.top_k, config.bsd.top_k_shadow = 3, 3, True
+  config.bsd.rest_spread = spread
   caplog.set_level(logging.INFO)
   train.train_and_evaluate(config, str(tmp_path))
   # 1000 rows of 3 ids, 3 values, 1 rest and 10 shadow values, 4 bytes each; 125 rows a device.
@@ -76,18 +80,35 @@ def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp
   assert table['ids'].shape == (1000, 3) and np.all(ids[:, 1:] != ids[:, :-1])  # distinct
   assert np.all(table['rest'] > 0)
   records = helpers.read_metrics(str(tmp_path), 'train')
+  assert [key for key in records[-1] if key.startswith(('target_', 'shadow_'))] == [
+      'target_argmax_changed', 'target_label_weight', 'target_max_prob', 'shadow_abs_max',
+      'shadow_abs_mean', 'shadow_tv_mean']
   gaps = [r['shadow_tv_mean'] for r in records]
   assert len(gaps) == 3 and all(0 < v < 1 for v in gaps)
   assert all(0 < r['shadow_abs_mean'] <= r['shadow_abs_max'] < 1 for r in records)
-  # The logged gap is the one of the saved tables.
-  t_sparse = posterior.sparse.dense(table['ids'], table['values'], table['rest'], k) / totals[:, None]
   t_dense = table['shadow'] / table['shadow'].sum(1, keepdims=True)
-  tv = 0.5 * np.abs(np.asarray(t_sparse) - t_dense).sum(1)
-  assert records[-1]['shadow_tv_mean'] == pytest.approx(float(tv.mean()), rel=1e-4)
-  # The class targets written at the end come from the sparse rows: each row sums to one.
   with np.load(tmp_path / 'eval' / 'class_targets.npz') as f:
-    np.testing.assert_allclose(f['matrix'][f['counts'] > 0].sum(1), 1.0, rtol=1e-5)
-    assert f['counts'].sum() == 1000
+    matrix, counts = f['matrix'], f['counts']
+  assert counts.sum() == 1000
+  np.testing.assert_allclose(matrix[counts > 0].sum(1), 1.0, rtol=1e-5)
+  if spread == 'uniform':
+    # The logged gap is the one of the saved tables.
+    t_sparse = posterior.sparse.dense(table['ids'], table['values'], table['rest'], k) / totals[:, None]
+    tv = 0.5 * np.abs(np.asarray(t_sparse) - t_dense).sum(1)
+    assert records[-1]['shadow_tv_mean'] == pytest.approx(float(tv.mean()), rel=1e-4)
+    return
+  # The class targets spread each row's rest by the final model's eval-mode prediction for it.
+  _, ds, exp, final, _ = saved_run.load_checkpoint(str(tmp_path))
+  probs = feeds.Predictor(exp, 256)(final, ds.train_images)
+  implied = posterior.sparse.dense_target(table['ids'], table['values'], table['rest'], k,
+                                          'prediction', probs)
+  labels = ds.train_labels
+  want = methods.class_mean_targets(implied, labels, np.ones(1000, bool), k)[0]
+  np.testing.assert_allclose(matrix, want, rtol=1e-4, atol=1e-6)
+  # ... and not evenly: the uniform spread's class targets differ by more than rounding.
+  uniform = posterior.sparse.class_mean_targets(table['ids'], table['values'], table['rest'],
+                                                labels, np.ones(1000, bool), k)[0]
+  assert np.abs(np.asarray(uniform) - matrix).max() > 1e-3
 
 
 IMAGENET_21K = 21843
@@ -100,12 +121,14 @@ def _collectives(hlo: str, shape: str):
   return [l for l in hlo.splitlines() if any(o in l for o in ops) and pattern.search(l)]
 
 
-@pytest.mark.parametrize('top_k', [0, 32], ids=['dense', 'sparse'])
-def test_at_21843_classes_the_step_moves_batch_by_k_rows_not_batch_by_k(top_k):
+@pytest.mark.parametrize('top_k,spread', [(0, 'uniform'), (32, 'uniform'), (32, 'prediction')],
+                         ids=['dense', 'sparse', 'sparse-prediction'])
+def test_at_21843_classes_the_step_moves_batch_by_k_rows_not_batch_by_k(top_k, spread):
   """The batch's rows travel between the devices as [batch, 2k + 1] values: no collective of
-  shape [16, 21843] in the compiled sparse step (the dense step, the control, has them)."""
+  shape [16, 21843] in the compiled sparse step, the rest spread by prediction included (the
+  dense step, the control, has them)."""
   state, train_step, data, _, batch = helpers.step_setup(
-      jax.devices(), n=64, top_k=top_k, num_classes=IMAGENET_21K)
+      jax.devices(), n=64, top_k=top_k, num_classes=IMAGENET_21K, rest_spread=spread)
   hlo = train_step.lower(state, data, batch).compile().as_text()
   batch_by_classes = _collectives(hlo, f'16,{IMAGENET_21K}')
   if top_k:

@@ -26,6 +26,8 @@ def _expect_error(config, workdir, match):
     ('bsd.top_k', -1, r'config\.bsd\.top_k must be >= 0'),
     ('bsd.top_k', 11, r'config\.bsd\.top_k = 11 is more than the 10 classes of the data'),
     ('bsd.top_k_shadow', True, r'config\.bsd\.top_k_shadow needs config\.bsd\.top_k > 0'),
+    ('bsd.rest_spread', 'even',
+     r"config\.bsd\.rest_spread must be one of 'uniform', 'prediction', got 'even'"),
     ('method', 'pskdd', r"config\.method: unknown method 'pskdd'"),
     ('model.name', 'resnet19', r"config\.model\.name: unknown model 'resnet19'"),
     ('batch_size', 60, r'config\.batch_size = 60 must be a positive multiple of the device'),
@@ -44,6 +46,15 @@ def test_bad_config_values(tmp_path, key, value, match):
   workdir = tmp_path / 'run'
   _expect_error(config, workdir, match)
   assert not workdir.exists()
+
+
+def test_rest_spread_by_prediction_needs_the_train_pass(tmp_path):
+  config = helpers.load_config('smoke.py')
+  config.bsd.top_k, config.bsd.rest_spread, config.bsd.prediction_source = 3, 'prediction', \
+      'eval_pass'
+  _expect_error(config, tmp_path / 'run', r"config\.bsd\.rest_spread = 'prediction' needs "
+                r"config\.bsd\.prediction_source = 'train_pass'")
+  assert not (tmp_path / 'run').exists()
 
 
 def test_unknown_tfds_dataset(tmp_path):

@@ -47,11 +47,12 @@ def get_method(config) -> Method:
   method = METHODS[config.method].build(config)
   if method.init_table is None:
     method = method._replace(init_table=lambda labels, k: jnp.zeros((labels.shape[0], 1)))
-  if method.class_targets is None and method.row_targets is not None:
+  if (method.class_targets is None and method.row_targets is not None
+      and not method.targets_need_probs):
     row_targets = method.row_targets
     method = method._replace(class_targets=lambda table, labels, valid, num_classes:
-                             class_mean_targets(row_targets(table, num_classes), labels, valid,
-                                                num_classes))
+                             class_mean_targets(row_targets(table, num_classes, None), labels,
+                                                valid, num_classes))
   if method.init_carry is None:
     method = method._replace(init_carry=lambda b, k: jnp.zeros((), jnp.float32))
   return method

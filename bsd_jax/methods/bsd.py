@@ -46,16 +46,19 @@ def bsd(config):
       init_table=lambda labels, k: init_alpha(labels, k, hp['c'], hp['eps']),
       update_rows=lambda rows, probs, epoch: update_alpha(rows, probs, hp['gamma']),
       epoch_stats=epoch_stats, refresh_pass=config.bsd.prediction_source == 'eval_pass',
-      row_targets=lambda rows, num_classes: posterior_mean(rows),
+      row_targets=lambda rows, num_classes, probs: posterior_mean(rows),
       description=f'BSD: {hp}')
 
 
 def _sparse(config, hp):
   """The sparse BSD Method: rows are {'ids', 'values', 'rest'} (and 'shadow', the dense alpha
   updated alongside, with config.bsd.top_k_shadow), the loss and the update of bsd_sparse.py;
-  the values and the shadow in config.table_dtype, ids int32, rest float32."""
-  k, shadow = config.bsd.top_k, config.bsd.top_k_shadow
+  the values and the shadow in config.table_dtype, ids int32, rest float32. With rest_spread
+  'prediction' a row's target needs the model's prediction for it: its statistics are taken at
+  each visit, its class targets from an eval-mode pass at the end."""
+  k, shadow, spread = config.bsd.top_k, config.bsd.top_k_shadow, config.bsd.rest_spread
   dtype = models.DTYPES[config.table_dtype]
+  by_prediction = spread == 'prediction'
 
   def init_table(labels, num_classes):
     ids, values, rest = bsd_sparse.init(labels, num_classes, k, hp['c'], hp['eps'], dtype)
@@ -66,12 +69,12 @@ def _sparse(config, hp):
 
   def loss(inp):
     r = inp.rows
-    return masked_mean(bsd_sparse.soft_cross_entropy(inp.logits, r['ids'], r['values'],
-                                                     r['rest'], hp['temperature']), inp.mask)
+    return masked_mean(bsd_sparse.soft_cross_entropy(
+        inp.logits, r['ids'], r['values'], r['rest'], hp['temperature'], spread), inp.mask)
 
   def update_rows(rows, probs, epoch):
     ids, values, rest = bsd_sparse.update(rows['ids'], rows['values'], rows['rest'], probs,
-                                          hp['gamma'], dtype)
+                                          hp['gamma'], dtype, spread)
     new = {'ids': ids, 'values': values, 'rest': rest}
     if shadow:
       new['shadow'] = update_alpha(rows['shadow'], probs, hp['gamma'])
@@ -86,15 +89,26 @@ def _sparse(config, hp):
       out += (bsd_sparse.shadow_gap(*sparse, table['shadow'], valid),)
     return out
 
+  def visit_sums(rows, probs, labels, mask, clean_labels):
+    return bsd_sparse.visit_sums(rows['ids'], rows['values'], rows['rest'], probs, labels, mask,
+                                 clean_labels, rows.get('shadow'))
+
+  def row_targets(rows, num_classes, probs):
+    return bsd_sparse.dense_target(rows['ids'], rows['values'], rows['rest'], num_classes,
+                                   spread, probs)
+
   return Method(
-      'bsd', loss, init_table=init_table, update_rows=update_rows, epoch_stats=epoch_stats,
+      'bsd', loss, init_table=init_table, update_rows=update_rows,
+      epoch_stats=None if by_prediction else epoch_stats,
+      visit_sums=visit_sums if by_prediction else None,
+      visit_stats=bsd_sparse.visit_stats if by_prediction else None,
       refresh_pass=config.bsd.prediction_source == 'eval_pass',
-      row_targets=lambda rows, num_classes: bsd_sparse.dense_target(
-          rows['ids'], rows['values'], rows['rest'], num_classes),
-      class_targets=lambda table, labels, valid, num_classes: bsd_sparse.class_mean_targets(
-          table['ids'], table['values'], table['rest'], labels, valid, num_classes),
-      description=f'BSD, sparse posterior: top {k} classes per row'
-                  f'{" and a dense shadow table" if shadow else ""}: {hp}')
+      row_targets=row_targets, targets_need_probs=by_prediction,
+      class_targets=None if by_prediction else (
+          lambda table, labels, valid, num_classes: bsd_sparse.class_mean_targets(
+              table['ids'], table['values'], table['rest'], labels, valid, num_classes)),
+      description=f'BSD, sparse posterior: top {k} classes per row, the rest spread by '
+                  f'{spread}{" and a dense shadow table" if shadow else ""}: {hp}')
 
 
 def check(config):
@@ -124,6 +138,12 @@ def check(config):
           'below bfloat16\'s resolution (2^-8), so the entries stop learning; use '
           "table_dtype 'float32' (bsd.top_k keeps a smaller table; a run directory made with "
           'bfloat16 cannot resume: start it again in another --workdir)')
+  require(b.rest_spread in bsd_sparse.SPREADS, f'config.bsd.rest_spread must be one of '
+          f'{", ".join(repr(s) for s in bsd_sparse.SPREADS)}, got {b.rest_spread!r}')
+  require(b.rest_spread == 'uniform' or b.prediction_source == 'train_pass',
+          "config.bsd.rest_spread = 'prediction' needs config.bsd.prediction_source = "
+          "'train_pass' (its statistics are taken at each visit, from the prediction that "
+          'updates the row)')
   require(b.top_k > 0 or not b.top_k_shadow, 'config.bsd.top_k_shadow needs config.bsd.top_k '
           '> 0 (it measures the sparse posterior against the dense one)')
 
@@ -134,5 +154,10 @@ def check_classes(config, num_classes: int):
 
 
 def acts(key, flat):
-  """bsd.label_weight_end acts only where bsd.gamma is not set; every other key always."""
-  return key != 'bsd.label_weight_end' or flat.get('bsd.gamma') is None
+  """bsd.label_weight_end acts only where bsd.gamma is not set, bsd.rest_spread and
+  bsd.top_k_shadow where bsd.top_k is; every other key always."""
+  if key == 'bsd.label_weight_end':
+    return flat.get('bsd.gamma') is None
+  if key in ('bsd.rest_spread', 'bsd.top_k_shadow'):
+    return bool(flat.get('bsd.top_k'))
+  return True

@@ -13,8 +13,9 @@ arrays with N rows (BSD's sparse posterior: class ids, values, rest), every one 
 Methods without a table keep a [N, 1] zero column and methods without a carry a scalar, so
 every method has the same TrainState layout.
 
-Everything else the loop does for a method is a field too (`epoch_stats`, `refresh_pass`,
-`row_targets`, `class_targets`, `description`), so that train.py and step.py never name one."""
+Everything else the loop does for a method is a field too (`epoch_stats`, `visit_sums`,
+`visit_stats`, `refresh_pass`, `row_targets`, `targets_need_probs`, `class_targets`,
+`description`), so that train.py and step.py never name one."""
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -48,11 +49,20 @@ class Method(NamedTuple):
   # -> a tuple of {name: scalar}: statistics of the whole table, logged with each epoch's train
   # record in that order (the loop jits it, and jit returns each dict's keys sorted).
   epoch_stats: Callable = None
+  # Statistics taken at each visit instead, where a row's target depends on the model's
+  # prediction for it (BSD's sparse posterior with rest_spread 'prediction'):
+  # (rows after the visit's update, probs [B, K], labels [B], mask [B], clean labels [B] or None)
+  # -> {name: scalar}, added to the step's sums (names ending in '_max': the largest), and
+  # (the epoch's sums, K) -> {name: float} for the train record.
+  visit_sums: Callable = None
+  visit_stats: Callable = None
   # True: update_rows runs on clean eval-mode predictions in one ordered pass over the training
   # set at each epoch end, instead of on the train-pass predictions at each visit.
   refresh_pass: bool = False
-  row_targets: Callable = None        # (rows, K) -> [B, K] target distributions (SupCon's
-                                      # 'target_argmax' positives); None: not available
+  row_targets: Callable = None        # (rows, K, probs [B, K]) -> [B, K] target distributions
+                                      # (SupCon's 'target_argmax' positives); None: not available
+  targets_need_probs: bool = False    # row_targets use probs (the model's prediction for each
+                                      # row): the class targets come from an eval-mode pass
   # (table, labels, valid, num_classes) -> class_mean_targets of the whole table
   # (eval/class_targets.npz); None: from row_targets (get_method), or not available
   class_targets: Callable = None

@@ -15,6 +15,9 @@ Dense (one Dirichlet alpha [K] per sample, a table alpha [N, K] float32):
 Sparse (`posterior.sparse`, for many classes): a row keeps its k largest (class id, alpha) pairs
 and the total of the others: ids int32 [N, k], values [N, k], rest float32 [N, 1]; `init`,
 `update`, `target`, `soft_cross_entropy`, `posterior_stats`, `dense_target` (docstrings there).
+The unkept mass is spread evenly (spread='uniform') or by the row's prediction
+(spread='prediction': `update` and `dense_target` take the probs, `soft_cross_entropy` uses its
+logits' softmax).
 
 A table on a mesh, split by rows over its devices (axis 'data'; N padded to a multiple of the
 device count by `padded_rows`): `make_mesh()`, `rows_sharded(mesh)` (the table's sharding),

@@ -36,6 +36,7 @@ ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
                 'data.cutmix_alpha': 0.0, 'data.mixup_alpha': 0.0,    # no CutMix or Mixup
                 'data.mix_prob': 1.0, 'data.mix_switch_prob': 0.5,
                 'bsd.top_k': 0, 'bsd.top_k_shadow': False,           # the dense posterior
+                'bsd.rest_spread': 'uniform',        # the only spread before the key existed
                 'label_noise.clean_val': True,       # validation labels were kept clean
                 'peer_timeout_s': 60.0, 'log_every_seconds': 0.0,  # steps only
                 'init_from': None,                   # random initialisation
