@@ -40,6 +40,14 @@ def make_outputs(model, mesh, mean, std):
   return outputs
 
 
+def tails_of(method, state, data, batch, probs):
+  """What a method's row functions get for the batch's rows (Method.row_profile)."""
+  if method.row_profile is None:
+    return probs
+  labels = jnp.take(data['labels'], batch['index'], axis=0)
+  return {'probs': probs, 'profile': method.row_profile(state.carry, labels)}
+
+
 def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
   """refresh(state, data, batch) -> state with the batch's rows updated from clean eval-mode
   predictions (a method with refresh_pass: one extra forward pass per epoch)."""
@@ -51,7 +59,8 @@ def make_refresh_step(model, method, mesh, mean, std, *, steps_per_epoch: int):
     rows = sharding.gather_rows(state.table, batch['index'], mesh)
     epoch = state.step // steps_per_epoch - 1  # runs after the epoch's last step
     return state.replace(table=sharding.scatter_rows(
-        state.table, batch['index'], update(rows, probs, epoch), batch['mask'] > 0, mesh))
+        state.table, batch['index'], update(rows, tails_of(method, state, data, batch, probs),
+                                            epoch), batch['mask'] > 0, mesh))
 
   return refresh
 
@@ -67,7 +76,8 @@ def make_class_target_sums(model, method, mesh, mean, std, num_classes: int):
     rows = sharding.gather_rows(state.table, batch['index'], mesh)
     labels = jnp.take(data['labels'], batch['index'], axis=0)
     w = (batch['mask'] > 0).astype(jnp.float32)
-    targets = method.row_targets(rows, num_classes, probs) * w[:, None]
+    targets = method.row_targets(rows, num_classes,
+                                 tails_of(method, state, data, batch, probs)) * w[:, None]
     return (jax.ops.segment_sum(targets, labels, num_classes),
             jax.ops.segment_sum(w, labels, num_classes))
 

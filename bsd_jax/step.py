@@ -59,6 +59,9 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     epoch = state.step // steps_per_epoch
     num_main = images.shape[0]  # the batch and the method's extra view, if any
 
+    def tails_of(probs):  # what the method's row functions get (Method.row_profile)
+      return eval_step.tails_of(method, state, data, batch, probs)
+
     def loss_fn(params):
       variables = {'params': params, 'batch_stats': state.batch_stats}
       if supcon is None:
@@ -74,8 +77,8 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
               mix_lib.mixed_loss(method.loss, inputs, perm, lam))
       if supcon is not None:  # 'target_argmax': a method with row_targets (config_check.py)
         positives = (labels if supcon.positives == 'labels' else jnp.argmax(
-            method.row_targets(rows, logits.shape[-1], jax.nn.softmax(
-                jax.lax.stop_gradient(logits[:batch_size].astype(jnp.float32)), axis=-1)),
+            method.row_targets(rows, logits.shape[-1], tails_of(jax.nn.softmax(
+                jax.lax.stop_gradient(logits[:batch_size].astype(jnp.float32)), axis=-1))),
             axis=-1))
         pair = jnp.concatenate([z[:batch_size], z[num_main:]])
         loss = loss + supcon.weight * losses.supcon(
@@ -90,7 +93,7 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
     table, visited = state.table, None
     if update_table and update is not None:
       # Update at visit (docs/method.md, "The posterior"): the same train-pass forward gives the loss and the update.
-      visited = update(rows, probs, epoch)
+      visited = update(rows, tails_of(probs), epoch)
       table = sharding.scatter_rows(table, index, visited, mask > 0, mesh)
     carry = state.carry if method.next_carry is None else method.next_carry(inputs)
     count = jnp.sum(mask)
@@ -105,7 +108,7 @@ def make_train_step(model, method, tx, mesh, mean, std, *, steps_per_epoch: int,
       clean = jnp.take(data['clean_labels'], index, axis=0)
       sums['correct_clean'] = jnp.sum(mask * (jnp.argmax(probs, -1) == clean))
     if method.visit_sums is not None and visited is not None:
-      sums.update(method.visit_sums(visited, probs, labels, mask, clean))
+      sums.update(method.visit_sums(visited, tails_of(probs), labels, mask, clean))
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                               opt_state=opt_state, table=table, carry=carry)
     return new_state, sums
@@ -123,8 +126,10 @@ def zero_sums(data, method=None, num_classes: int = 2):
     one = jnp.zeros((1,), jnp.int32)
     rows = jax.eval_shape(lambda labels: method.init_table(labels, num_classes), one)
     clean = one if 'clean_labels' in data else None
-    names += list(jax.eval_shape(method.visit_sums, rows, jnp.zeros((1, num_classes)), one,
-                                 jnp.ones((1,)), clean))
+    tails = jnp.zeros((1, num_classes))
+    if method.row_profile is not None:
+      tails = {'probs': tails, 'profile': tails}
+    names += list(jax.eval_shape(method.visit_sums, rows, tails, one, jnp.ones((1,)), clean))
   return {k: np.zeros((), np.float32) for k in names}
 
 

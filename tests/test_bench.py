@@ -142,7 +142,8 @@ def test_gpu_evidence_refuses_missing_data_in_one_line(tmp_path):
 
 def test_step_time_methods_entry_sets_several_keys_of_its_section():
   import importlib.util
-  spec = importlib.util.spec_from_file_location('step_time', os.path.join(helpers.REPO, 'bench', 'step_time.py'))
+  spec = importlib.util.spec_from_file_location(
+      'step_time', os.path.join(helpers.REPO, 'bench', 'step_time.py'))
   step_time = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(step_time)
   args = step_time.parse_args(['--num_classes', '10'])

@@ -123,7 +123,7 @@ def test_a_row_whose_unkept_classes_outweigh_the_kept_has_no_kept_argmax():
 
 
 # rest_spread = 'prediction': the unkept mass spread by the model's prediction for the row.
-PRED_UPDATE = jax.jit(posterior.sparse.update, static_argnums=(4, 5, 6))
+PRED_UPDATE = jax.jit(posterior.sparse.update, static_argnums=(4, 5, 6))  # profile: any spread
 
 
 def _pred_update(ids, values, rest, p):
@@ -153,16 +153,22 @@ def test_prediction_spread_with_every_class_kept_is_the_dense_posterior():
       losses.soft_cross_entropy(logits, posterior.posterior_mean(alpha), 1.0), rtol=1e-5)
 
 
+# A fixed profile for each label, as 'class' reads the rows of its class profiles.
+PROFILES = jnp.asarray(np.random.default_rng(7).gamma(0.5, size=(K, K)), jnp.float32)
+
+
+@pytest.mark.parametrize('spread', ['prediction', 'class'])
 @pytest.mark.parametrize('k', [1, 3, 5])
-def test_prediction_spread_conserves_each_rows_mass(k):
+def test_a_profile_spread_conserves_each_rows_mass(k, spread):
   ids, values, rest = posterior.sparse.init(LABELS, K, k, C, EPS)
   s = posterior.sparse.total(values, rest)
   for epoch in range(8):
     p = _probs(epoch)
-    ids, values, rest = _pred_update(ids, values, rest, p)
+    profile = p if spread == 'prediction' else PROFILES[LABELS]
+    ids, values, rest = PRED_UPDATE(ids, values, rest, p, GAMMA, None, spread, profile)
     s = GAMMA * s + 1.0
     np.testing.assert_allclose(posterior.sparse.total(values, rest), s, rtol=1e-6)
-    implied = posterior.sparse.dense(ids, values, rest, K, 'prediction', p)
+    implied = posterior.sparse.dense(ids, values, rest, K, spread, profile)
     np.testing.assert_allclose(implied.sum(-1, keepdims=True), s, rtol=1e-6)
     assert bool(jnp.all(values > 0)) and bool(jnp.all(rest >= 0))
     assert all(len(set(row)) == k for row in np.asarray(ids).tolist())
@@ -233,12 +239,12 @@ def test_visit_statistics_are_the_dense_statistics_of_the_implied_targets():
   mask = (jnp.arange(N) < N - 3).astype(jnp.float32)  # the last three rows: padding
   clean = (LABELS + (jnp.arange(N) % 3 == 0)) % K
   halves = [slice(0, N // 2), slice(N // 2, N)]
-  parts = [posterior.sparse.visit_sums(ids[h], values[h], rest[h], p[h], LABELS[h], mask[h],
+  parts = [posterior.profiles.visit_sums(ids[h], values[h], rest[h], p[h], LABELS[h], mask[h],
                                        clean[h], shadow[h]) for h in halves]
   sums = {name: (max if name.endswith('_max') else sum)(float(part[name]) for part in parts)
           for name in parts[0]}
   sums['count'] = float(jnp.sum(mask))
-  got = posterior.sparse.visit_stats(sums, K)
+  got = posterior.profiles.visit_stats(sums, K)
   implied = posterior.sparse.dense(ids, values, rest, K, 'prediction', p)
   valid = mask > 0
   want = dict(posterior.posterior_stats(implied, LABELS, valid))
@@ -254,3 +260,38 @@ def test_visit_statistics_are_the_dense_statistics_of_the_implied_targets():
   assert got.keys() == want.keys()
   for key, value in want.items():
     assert got[key] == pytest.approx(float(value), rel=1e-5), key
+
+
+def test_class_spread_loss_is_the_soft_cross_entropy_against_the_implied_target():
+  """The tail follows the label's profile, whatever the logits; k = K is the dense loss."""
+  ids, values, rest = _sparse_after(4)
+  logits = jnp.asarray(np.random.default_rng(5).normal(0, 3, size=(N, K)), jnp.float32)
+  profile = PROFILES[LABELS]
+  implied = posterior.sparse.dense_target(ids, values, rest, K, 'class', profile)
+  np.testing.assert_allclose(
+      posterior.sparse.soft_cross_entropy(logits, ids, values, rest, 1.0, 'class', profile),
+      losses.soft_cross_entropy(logits, implied, 1.0), rtol=1e-5)
+  unkept = np.asarray(posterior.sparse.unkept(ids, K))
+  a, b = np.flatnonzero(unkept[0])[:2]
+  assert implied[0, a] / implied[0, b] == pytest.approx(
+      float(PROFILES[LABELS[0], a] / PROFILES[LABELS[0], b]), rel=1e-5)
+  for (ids, values, rest), alpha, _ in _beside_dense(K, 2):
+    pass
+  np.testing.assert_allclose(
+      posterior.sparse.soft_cross_entropy(logits, ids, values, rest, 1.0, 'class', profile),
+      losses.soft_cross_entropy(logits, posterior.posterior_mean(alpha), 1.0), rtol=1e-5)
+
+
+def test_class_profiles_are_the_discounted_sums_of_each_labels_predictions():
+  """Two batches in epoch 0, one in epoch 2: row c is (eps + the epoch-0 predictions of label
+  c's samples) x gamma^2 + the epoch-2 ones; padding (mask 0) adds nothing."""
+  profiles = posterior.profiles.init_profiles(K, EPS)
+  batches = [(_probs(0), 0), (_probs(1), 0), (_probs(2), 2)]
+  mask = (jnp.arange(N) % 5 != 0).astype(jnp.float32)
+  for p, epoch in batches:
+    profiles = posterior.profiles.update_profiles(profiles, p, LABELS, mask, epoch, GAMMA)
+  onehot = np.eye(K)[np.asarray(LABELS)] * np.asarray(mask)[:, None]
+  sums = [onehot.T @ np.asarray(p) for p, _ in batches]
+  want = (EPS + sums[0] + sums[1]) * GAMMA ** 2 + sums[2]
+  np.testing.assert_allclose(profiles['profile'], want, rtol=1e-5)
+  assert int(profiles['epoch']) == 2

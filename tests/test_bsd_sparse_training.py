@@ -50,13 +50,14 @@ def test_with_every_class_kept_it_trains_like_the_dense_posterior(tmp_path):
       assert got[key] == (value if isinstance(value, str) else pytest.approx(value, abs=4e-3)), key
 
 
-@pytest.mark.parametrize('spread', ['uniform', 'prediction'])
+@pytest.mark.parametrize('spread', ['uniform', 'prediction', 'class'])
 def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp_path, caplog,
                                                                              spread):
   """Each visit adds one probability vector, wherever the sparse row puts it: after 3 epochs
   every row's total (kept values + rest) is the dense row's, gamma^3 (c + (K-1) eps) +
   gamma^2 + gamma + 1, the wrapped last batch included; the dense shadow table agrees. The
-  rest spread by prediction logs the same statistics, taken at each visit."""
+  rest spread by prediction or by class profile logs the same statistics, taken at each
+  visit."""
   config = helpers.load_config('smoke.py')
   config.data.synthetic.num_train = 1000  # not a multiple of the batch: the last batch wraps
   config.num_epochs, config.bsd.top_k, config.bsd.top_k_shadow = 3, 3, True
@@ -97,12 +98,14 @@ def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp
     tv = 0.5 * np.abs(np.asarray(t_sparse) - t_dense).sum(1)
     assert records[-1]['shadow_tv_mean'] == pytest.approx(float(tv.mean()), rel=1e-4)
     return
-  # The class targets spread each row's rest by the final model's eval-mode prediction for it.
+  # The class targets spread each row's rest by the final model's eval-mode prediction for it,
+  # or by its label's row of the class profiles the checkpoint holds.
   _, ds, exp, final, _ = saved_run.load_checkpoint(str(tmp_path))
-  probs = feeds.Predictor(exp, 256)(final, ds.train_images)
-  implied = posterior.sparse.dense_target(table['ids'], table['values'], table['rest'], k,
-                                          'prediction', probs)
   labels = ds.train_labels
+  profile = (feeds.Predictor(exp, 256)(final, ds.train_images) if spread == 'prediction' else
+             state['carry']['profile'][labels])
+  implied = posterior.sparse.dense_target(table['ids'], table['values'], table['rest'], k,
+                                          spread, profile)
   want = methods.class_mean_targets(implied, labels, np.ones(1000, bool), k)[0]
   np.testing.assert_allclose(matrix, want, rtol=1e-4, atol=1e-6)
   # ... and not evenly: the uniform spread's class targets differ by more than rounding.

@@ -46,6 +46,21 @@ def test_save_then_restore_is_identical_on_any_device_count(tmp_path, trained, r
     assert table.sharding.spec[0] == 'data'  # split by rows
 
 
+def test_the_class_profiles_of_rest_spread_class_are_saved_and_restored(tmp_path):
+  """The carry of bsd.rest_spread = 'class' (a [K, K] profile and its epoch) round-trips."""
+  state, train_step, data, _, batch = helpers.step_setup(jax.devices(), top_k=TOP_K,
+                                                          rest_spread='class')
+  state, _ = train_step(state, data, batch)
+  expected = jax.device_get(state)
+  assert float(np.max(expected.carry['profile'])) > 0.01  # predictions added (eps 1e-3)
+  ckpt = checkpoints.Checkpointer(str(tmp_path), keep=2)
+  ckpt.save(int(state.step), state, {'num_train': helpers.N, 'epoch_sums': None})
+  target = _abstract(helpers.step_setup(jax.devices()[:4], top_k=TOP_K, rest_spread='class')[0])
+  restored = ckpt.restore(ckpt.latest_step(), target)
+  ckpt.close()
+  chex.assert_trees_all_equal(jax.device_get(restored), expected)
+
+
 @pytest.mark.parametrize('top_k', [0, pytest.param(TOP_K, marks=pytest.mark.slow)],
                          ids=['dense', 'sparse'])
 def test_table_padding_follows_the_device_count_both_ways(tmp_path, top_k):

@@ -27,7 +27,7 @@ def _expect_error(config, workdir, match):
     ('bsd.top_k', 11, r'config\.bsd\.top_k = 11 is more than the 10 classes of the data'),
     ('bsd.top_k_shadow', True, r'config\.bsd\.top_k_shadow needs config\.bsd\.top_k > 0'),
     ('bsd.rest_spread', 'even',
-     r"config\.bsd\.rest_spread must be one of 'uniform', 'prediction', got 'even'"),
+     r"config\.bsd\.rest_spread must be one of 'uniform', 'prediction', 'class', got 'even'"),
     ('method', 'pskdd', r"config\.method: unknown method 'pskdd'"),
     ('model.name', 'resnet19', r"config\.model\.name: unknown model 'resnet19'"),
     ('batch_size', 60, r'config\.batch_size = 60 must be a positive multiple of the device'),
@@ -46,6 +46,16 @@ def test_bad_config_values(tmp_path, key, value, match):
   workdir = tmp_path / 'run'
   _expect_error(config, workdir, match)
   assert not workdir.exists()
+
+
+def test_class_profiles_are_refused_for_more_classes_than_they_fit(tmp_path):
+  config = helpers.load_config('smoke.py')
+  config.bsd.top_k, config.bsd.rest_spread = 3, 'class'
+  config.data.synthetic.num_classes, config.data.synthetic.num_train = 5000, 64
+  _expect_error(config, tmp_path / 'run', r"config\.bsd\.rest_spread = 'class' keeps a \[K, K\] "
+                r'table of class profiles on every device, 0\.09 GiB for the 5000 classes of the '
+                r'data: at most 1000 classes')
+  assert not (tmp_path / 'run').exists()
 
 
 def test_rest_spread_by_prediction_needs_the_train_pass(tmp_path):

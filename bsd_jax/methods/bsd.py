@@ -6,9 +6,13 @@ prior puts `c` on the given label and `eps` elsewhere, the training target is th
 mean, and every epoch alpha_i <- gamma * alpha_i + p_i with p_i the model's (stop-gradient)
 prediction for sample i. `bsd(config)` makes the Method, `hparams` the constants a config gives
 (checked by `check`)."""
+import jax
+import jax.numpy as jnp
+
 from bsd_jax import losses, models
 from bsd_jax.errors import require
 from bsd_jax.methods.method import Method, masked_mean
+from bsd_jax.posterior import profiles
 from bsd_jax.posterior import sparse as bsd_sparse
 from bsd_jax.posterior.bfloat16 import bfloat16_holds
 from bsd_jax.posterior.dense import (gamma_for_label_weight, init_alpha, noisy_label_recovery,
@@ -54,11 +58,20 @@ def _sparse(config, hp):
   """The sparse BSD Method: rows are {'ids', 'values', 'rest'} (and 'shadow', the dense alpha
   updated alongside, with config.bsd.top_k_shadow), the loss and the update of bsd_sparse.py;
   the values and the shadow in config.table_dtype, ids int32, rest float32. With rest_spread
-  'prediction' a row's target needs the model's prediction for it: its statistics are taken at
-  each visit, its class targets from an eval-mode pass at the end."""
+  'prediction' or 'class' a row's target needs its profile (the model's prediction for it; its
+  label's row of the class profiles, which the carry holds): its statistics are taken at each
+  visit, its class targets from an eval-mode pass at the end (whose predictions 'class' does
+  not use: its profiles are in the carry). What the step hands the row functions as `tails` is
+  the probs, or {'probs', 'profile'} under 'class' (Method.row_profile)."""
   k, shadow, spread = config.bsd.top_k, config.bsd.top_k_shadow, config.bsd.rest_spread
   dtype = models.DTYPES[config.table_dtype]
-  by_prediction = spread == 'prediction'
+  by_profile, by_class = spread != 'uniform', spread == 'class'
+
+  def probs_of(tails):
+    return tails['probs'] if by_class else tails
+
+  def profile_of(tails):
+    return tails['profile'] if by_class else (tails if by_profile else None)
 
   def init_table(labels, num_classes):
     ids, values, rest = bsd_sparse.init(labels, num_classes, k, hp['c'], hp['eps'], dtype)
@@ -69,12 +82,16 @@ def _sparse(config, hp):
 
   def loss(inp):
     r = inp.rows
+    profile = inp.carry['profile'][inp.labels] if by_class else None
     return masked_mean(bsd_sparse.soft_cross_entropy(
-        inp.logits, r['ids'], r['values'], r['rest'], hp['temperature'], spread), inp.mask)
+        inp.logits, r['ids'], r['values'], r['rest'], hp['temperature'], spread, profile),
+        inp.mask)
 
-  def update_rows(rows, probs, epoch):
+  def update_rows(rows, tails, epoch):
+    probs = probs_of(tails)
     ids, values, rest = bsd_sparse.update(rows['ids'], rows['values'], rows['rest'], probs,
-                                          hp['gamma'], dtype, spread)
+                                          hp['gamma'], dtype, spread,
+                                          tails['profile'] if by_class else None)
     new = {'ids': ids, 'values': values, 'rest': rest}
     if shadow:
       new['shadow'] = update_alpha(rows['shadow'], probs, hp['gamma'])
@@ -89,22 +106,32 @@ def _sparse(config, hp):
       out += (bsd_sparse.shadow_gap(*sparse, table['shadow'], valid),)
     return out
 
-  def visit_sums(rows, probs, labels, mask, clean_labels):
-    return bsd_sparse.visit_sums(rows['ids'], rows['values'], rows['rest'], probs, labels, mask,
-                                 clean_labels, rows.get('shadow'))
+  def visit_sums(rows, tails, labels, mask, clean_labels):
+    return profiles.visit_sums(rows['ids'], rows['values'], rows['rest'], profile_of(tails),
+                                 labels, mask, clean_labels, rows.get('shadow'))
 
-  def row_targets(rows, num_classes, probs):
+  def row_targets(rows, num_classes, tails):
     return bsd_sparse.dense_target(rows['ids'], rows['values'], rows['rest'], num_classes,
-                                   spread, probs)
+                                   spread, None if tails is None else profile_of(tails))
+
+  def next_carry(inp):
+    probs = jax.nn.softmax(inp.logits.astype(jnp.float32), axis=-1)
+    return profiles.update_profiles(inp.carry, probs, inp.labels, inp.mask, inp.epoch,
+                                      hp['gamma'])
 
   return Method(
       'bsd', loss, init_table=init_table, update_rows=update_rows,
-      epoch_stats=None if by_prediction else epoch_stats,
-      visit_sums=visit_sums if by_prediction else None,
-      visit_stats=bsd_sparse.visit_stats if by_prediction else None,
+      init_carry=(lambda batch_size, num_classes: profiles.init_profiles(num_classes,
+                                                                           hp['eps']))
+      if by_class else None,
+      next_carry=next_carry if by_class else None,
+      row_profile=(lambda carry, labels: carry['profile'][labels]) if by_class else None,
+      epoch_stats=None if by_profile else epoch_stats,
+      visit_sums=visit_sums if by_profile else None,
+      visit_stats=profiles.visit_stats if by_profile else None,
       refresh_pass=config.bsd.prediction_source == 'eval_pass',
-      row_targets=row_targets, targets_need_probs=by_prediction,
-      class_targets=None if by_prediction else (
+      row_targets=row_targets, targets_need_probs=by_profile,
+      class_targets=None if by_profile else (
           lambda table, labels, valid, num_classes: bsd_sparse.class_mean_targets(
               table['ids'], table['values'], table['rest'], labels, valid, num_classes)),
       description=f'BSD, sparse posterior: top {k} classes per row, the rest spread by '
@@ -141,16 +168,24 @@ def check(config):
   require(b.rest_spread in bsd_sparse.SPREADS, f'config.bsd.rest_spread must be one of '
           f'{", ".join(repr(s) for s in bsd_sparse.SPREADS)}, got {b.rest_spread!r}')
   require(b.rest_spread == 'uniform' or b.prediction_source == 'train_pass',
-          "config.bsd.rest_spread = 'prediction' needs config.bsd.prediction_source = "
+          f'config.bsd.rest_spread = {b.rest_spread!r} needs config.bsd.prediction_source = '
           "'train_pass' (its statistics are taken at each visit, from the prediction that "
           'updates the row)')
   require(b.top_k > 0 or not b.top_k_shadow, 'config.bsd.top_k_shadow needs config.bsd.top_k '
           '> 0 (it measures the sparse posterior against the dense one)')
 
 
+MAX_CLASS_PROFILES = 1000  # rest_spread 'class': [K, K] float32 on every device (BENCHMARKS.md)
+
+
 def check_classes(config, num_classes: int):
   require(config.bsd.top_k <= num_classes, f'config.bsd.top_k = {config.bsd.top_k} is more '
           f'than the {num_classes} classes of the data (at most {num_classes}; 0 = dense)')
+  require(not config.bsd.top_k or config.bsd.rest_spread != 'class'
+          or num_classes <= MAX_CLASS_PROFILES,
+          f"config.bsd.rest_spread = 'class' keeps a [K, K] table of class profiles on every "
+          f'device, {num_classes ** 2 * 4 / 2**30:.2f} GiB for the {num_classes} classes of the '
+          f"data: at most {MAX_CLASS_PROFILES} classes ('uniform' or 'prediction' keep none)")
 
 
 def acts(key, flat):

@@ -41,7 +41,7 @@ class Method(NamedTuple):
   init_table: Callable = None         # (labels [N], K) -> [N, W], stored in table_dtype; or a
                                       # dict of [N, ...] arrays, each stored as made (every one
                                       # split by rows); None: a zero column
-  update_rows: Callable = None        # (rows, probs, epoch) -> rows; None: the table is fixed
+  update_rows: Callable = None        # (rows, tails, epoch) -> rows; None: the table is fixed
   extra_view: str = None              # None, 'class_pair' or 'previous_batch'
   init_carry: Callable = None         # (batch_size, K) -> carry; None: no carry
   next_carry: Callable = None         # StepInputs -> carry
@@ -49,9 +49,9 @@ class Method(NamedTuple):
   # -> a tuple of {name: scalar}: statistics of the whole table, logged with each epoch's train
   # record in that order (the loop jits it, and jit returns each dict's keys sorted).
   epoch_stats: Callable = None
-  # Statistics taken at each visit instead, where a row's target depends on the model's
-  # prediction for it (BSD's sparse posterior with rest_spread 'prediction'):
-  # (rows after the visit's update, probs [B, K], labels [B], mask [B], clean labels [B] or None)
+  # Statistics taken at each visit instead, where a row's target depends on more than the
+  # table (BSD's sparse posterior with rest_spread 'prediction' or 'class'):
+  # (rows after the visit's update, tails, labels [B], mask [B], clean labels [B] or None)
   # -> {name: scalar}, added to the step's sums (names ending in '_max': the largest), and
   # (the epoch's sums, K) -> {name: float} for the train record.
   visit_sums: Callable = None
@@ -59,10 +59,13 @@ class Method(NamedTuple):
   # True: update_rows runs on clean eval-mode predictions in one ordered pass over the training
   # set at each epoch end, instead of on the train-pass predictions at each visit.
   refresh_pass: bool = False
-  row_targets: Callable = None        # (rows, K, probs [B, K]) -> [B, K] target distributions
+  row_targets: Callable = None        # (rows, K, tails) -> [B, K] target distributions
                                       # (SupCon's 'target_argmax' positives); None: not available
-  targets_need_probs: bool = False    # row_targets use probs (the model's prediction for each
+  targets_need_probs: bool = False    # row_targets use tails (the model's prediction for each
                                       # row): the class targets come from an eval-mode pass
+  # What the row functions (update_rows, visit_sums, row_targets) get as `tails`: the rows'
+  # probs [B, K], or with row_profile {'probs': probs, 'profile': row_profile(carry, labels)}.
+  row_profile: Callable = None
   # (table, labels, valid, num_classes) -> class_mean_targets of the whole table
   # (eval/class_targets.npz); None: from row_targets (get_method), or not available
   class_targets: Callable = None

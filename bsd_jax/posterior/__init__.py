@@ -15,9 +15,11 @@ Dense (one Dirichlet alpha [K] per sample, a table alpha [N, K] float32):
 Sparse (`posterior.sparse`, for many classes): a row keeps its k largest (class id, alpha) pairs
 and the total of the others: ids int32 [N, k], values [N, k], rest float32 [N, 1]; `init`,
 `update`, `target`, `soft_cross_entropy`, `posterior_stats`, `dense_target` (docstrings there).
-The unkept mass is spread evenly (spread='uniform') or by the row's prediction
-(spread='prediction': `update` and `dense_target` take the probs, `soft_cross_entropy` uses its
-logits' softmax).
+The unkept mass is spread evenly (spread='uniform'), by the row's prediction
+(spread='prediction': `dense_target` takes the probs as the profile, `soft_cross_entropy` uses
+its logits' softmax), or by its label's class profile (spread='class': `posterior.profiles`
+keeps the class profiles, `init_profiles` and `update_profiles`; the row's profile goes to
+`update`, `dense_target`, `soft_cross_entropy`).
 
 A table on a mesh, split by rows over its devices (axis 'data'; N padded to a multiple of the
 device count by `padded_rows`): `make_mesh()`, `rows_sharded(mesh)` (the table's sharding),
@@ -29,7 +31,7 @@ loss = mean(soft_cross_entropy(logits, posterior_mean(rows))); alpha = scatter_r
 update_alpha(rows, softmax(logits), gamma), valid, mesh). examples/bsd_in_your_loop.py is one
 in full; docs/method.md says what the constants mean and how bsd_jax chooses them."""
 from bsd_jax.losses import soft_cross_entropy
-from bsd_jax.posterior import sparse
+from bsd_jax.posterior import profiles, sparse
 from bsd_jax.posterior.bfloat16 import bfloat16_holds
 from bsd_jax.posterior.dense import (gamma_for_label_weight, init_alpha, noisy_label_recovery,
                                      posterior_mean, posterior_stats, prior_strength_for,
@@ -38,5 +40,5 @@ from bsd_jax.sharding import gather_rows, make_mesh, padded_rows, rows_sharded, 
 
 __all__ = ['init_alpha', 'posterior_mean', 'update_alpha', 'soft_cross_entropy',
            'posterior_stats', 'noisy_label_recovery', 'gamma_for_label_weight',
-           'prior_strength_for', 'bfloat16_holds', 'sparse', 'make_mesh', 'rows_sharded',
-           'padded_rows', 'gather_rows', 'scatter_rows']
+           'prior_strength_for', 'bfloat16_holds', 'sparse', 'profiles', 'make_mesh',
+           'rows_sharded', 'padded_rows', 'gather_rows', 'scatter_rows']

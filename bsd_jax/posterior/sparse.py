@@ -4,18 +4,20 @@
 
 A row keeps k (class id, alpha) pairs and one scalar `rest`: the total alpha of the other K - k
 classes. How `rest` is spread over them is `spread` (config.bsd.rest_spread): 'uniform', evenly;
-'prediction', in proportion to the model's current prediction for the sample (stop-gradient, the
-probabilities the step already has), so that the target's tail has the shape of the model's own
-belief instead of a flat floor. The row's total S = sum(values) + rest is the dense row's
-total (an update makes it gamma x S + sum(p), wherever the mass sits), so only the spread of the
-unkept mass is approximated; with k = K the row is the dense row (rest = 0). The values may be
-stored in bfloat16 (config.table_dtype) where bfloat16 can follow the update
+or in proportion to a profile over the classes: 'prediction', the model's current prediction for
+the sample (stop-gradient, the probabilities the step already has); 'class', the discounted sum
+of the predictions made for the samples of the row's label (a [K, K] table of class profiles
+beside the posterior, posterior/profiles.py). The row's total S = sum(values) + rest is the
+dense row's total (an update makes it gamma x S + sum(p), wherever the mass sits), so only the
+spread of the unkept mass is approximated; with k = K the row is the dense row (rest = 0). The
+values may be stored in bfloat16 (config.table_dtype) where bfloat16 can follow the update
 (`methods.bfloat16_holds(gamma)`: gamma <= 0.609, never at a usual run length); `rest` is float32
 and absorbs the values' rounding, so the total stays exact to float32 rounding either way.
 
 Shapes: ids int32 [..., k], values [..., k], rest float32 [..., 1] (a row of the table is the
-three); probs float32 [..., K]. Under 'prediction' the functions that need the tail take the
-row's prediction `probs` (the loss takes it from its logits)."""
+three); probs float32 [..., K]. The functions that need the tail take the row's `profile`
+[..., K]: its prediction under 'prediction' (the loss takes it from its logits), its label's
+profile under 'class'."""
 import jax
 import jax.numpy as jnp
 
@@ -63,7 +65,7 @@ def _other_share(rest, num_classes: int, k: int):
   return rest / (num_classes - k)
 
 
-SPREADS = ('uniform', 'prediction')
+SPREADS = ('uniform', 'prediction', 'class')
 
 
 def unkept(ids, num_classes: int):
@@ -72,25 +74,25 @@ def unkept(ids, num_classes: int):
   return ~jnp.put_along_axis(kept, ids, True, axis=-1, inplace=False)
 
 
-def tail_weights(ids, probs, num_classes: int):
-  """[..., K] the share of `rest` each class gets under 'prediction': probs on the unkept
+def tail_weights(ids, profile, num_classes: int):
+  """[..., K] the share of `rest` each class gets under a profile: the profile on the unkept
   classes over their sum (0 on the kept ones); evenly where that sum underflows to 0. With
   every class kept, zeros."""
   k = ids.shape[-1]
   if k >= num_classes:
     return jnp.zeros(ids.shape[:-1] + (num_classes,), jnp.float32)
   off = unkept(ids, num_classes)
-  p = jnp.where(off, jax.lax.stop_gradient(probs.astype(jnp.float32)), 0.0)
+  p = jnp.where(off, jax.lax.stop_gradient(profile.astype(jnp.float32)), 0.0)
   mass = jnp.sum(p, -1, keepdims=True)
   even = off.astype(jnp.float32) / (num_classes - k)
   return jnp.where(mass > 0, p / jnp.where(mass > 0, mass, 1.0), even)
 
 
-def _check_spread(spread, probs, where):
+def _check_spread(spread, profile, where):
   if spread not in SPREADS:
     raise ValueError(f'{where}: spread must be one of {SPREADS}, got {spread!r}')
-  if spread == 'prediction' and probs is None:
-    raise ValueError(f"{where}: spread 'prediction' needs the row's probs")
+  if spread != 'uniform' and profile is None:
+    raise ValueError(f"{where}: spread {spread!r} needs the row's profile")
 
 
 def total(values, rest):
@@ -103,23 +105,26 @@ def _positive(s):
   return jnp.maximum(s, jnp.finfo(jnp.float32).tiny)
 
 
-def update(ids, values, rest, probs, gamma: float, store_dtype=None, spread: str = 'uniform'):
+def update(ids, values, rest, probs, gamma: float, store_dtype=None, spread: str = 'uniform',
+           profile=None):
   """gamma x alpha + p on the union of the kept ids and the top k of p (an unkept class's alpha
-  read from `rest` by `spread`, under 'prediction' with these probs); the k largest are kept
+  read from `rest` by `spread`: under 'prediction' with these probs as the profile, under
+  'class' with `profile`, the label's); the k largest are kept
   and `rest` set so that the row's total is gamma x S + sum(p) exactly (S: the old total), the
   kept values as they will be stored (`store_dtype`, default values.dtype) counted.
   probs [..., K] carry no gradient. Values in bfloat16 only where `methods.bfloat16_holds(gamma)`
   (else ValueError)."""
   check_bfloat16_decay(store_dtype or values.dtype, gamma, 'posterior.sparse.update')
-  _check_spread(spread, probs, 'posterior.sparse.update')
+  profile = probs if spread == 'prediction' else profile
+  _check_spread(spread, profile, 'posterior.sparse.update')
   num_classes, k = probs.shape[-1], ids.shape[-1]
   probs = jax.lax.stop_gradient(probs.astype(jnp.float32))
   old_total = total(values, rest)
   _, top_ids = jax.lax.top_k(probs, k)
   top_ids = top_ids.astype(jnp.int32)
-  if spread == 'prediction':
+  if spread != 'uniform':
     share = rest.astype(jnp.float32) * jnp.take_along_axis(
-        tail_weights(ids, probs, num_classes), top_ids, -1)
+        tail_weights(ids, profile, num_classes), top_ids, -1)
   else:
     share = jnp.broadcast_to(_other_share(rest.astype(jnp.float32), num_classes, k), top_ids.shape)
   already = jnp.any(top_ids[..., :, None] == ids[..., None, :], axis=-1)
@@ -144,21 +149,22 @@ def target(ids, values, rest, num_classes: int):
   return values.astype(jnp.float32) / s, _other_share(rest.astype(jnp.float32), num_classes, k) / s
 
 
-def dense(ids, values, rest, num_classes: int, spread: str = 'uniform', probs=None):
-  """The dense alpha [..., K] a sparse row stands for (a batch's rows, or small K)."""
-  _check_spread(spread, probs, 'posterior.sparse.dense')
-  if spread == 'prediction':
-    out = rest.astype(jnp.float32) * tail_weights(ids, probs, num_classes)
+def dense(ids, values, rest, num_classes: int, spread: str = 'uniform', profile=None):
+  """The dense alpha [..., K] a sparse row stands for (a batch's rows, or small K); `profile`:
+  the row's prediction under 'prediction', its label's profile under 'class'."""
+  _check_spread(spread, profile, 'posterior.sparse.dense')
+  if spread != 'uniform':
+    out = rest.astype(jnp.float32) * tail_weights(ids, profile, num_classes)
   else:
     share = _other_share(rest.astype(jnp.float32), num_classes, ids.shape[-1])
     out = jnp.broadcast_to(share, ids.shape[:-1] + (num_classes,))
   return jnp.put_along_axis(out, ids, values.astype(jnp.float32), axis=-1, inplace=False)
 
 
-def dense_target(ids, values, rest, num_classes: int, spread: str = 'uniform', probs=None):
+def dense_target(ids, values, rest, num_classes: int, spread: str = 'uniform', profile=None):
   """The dense target [..., K] a sparse row implies, its posterior mean (a batch's rows, or
   small K)."""
-  return _normalized(dense(ids, values, rest, num_classes, spread, probs))
+  return _normalized(dense(ids, values, rest, num_classes, spread, profile))
 
 
 def _normalized(alpha):
@@ -168,14 +174,15 @@ def _normalized(alpha):
 
 
 def soft_cross_entropy(logits, ids, values, rest, temperature: float = 1.0,
-                       spread: str = 'uniform'):
+                       spread: str = 'uniform', profile=None):
   """Per-sample -sum_j t_j log softmax(z / T)_j against the sparse target, without a dense
   target: the kept classes' terms plus the unkept classes' log-probabilities weighted by the
   spread of `rest`: 'uniform', the unkept share times their sum (all classes' sum minus the
   kept ones'); 'prediction', rest / S times their mean under softmax(z) restricted to them (the
   logits' own prediction, stop-gradient; temperature 1 whatever T, the probabilities the
-  update adds)."""
-  _check_spread(spread, logits, 'posterior.sparse.soft_cross_entropy')
+  update adds); 'class', the same under `profile` (the label's) restricted to them."""
+  _check_spread(spread, logits if spread == 'prediction' else profile,
+                'posterior.sparse.soft_cross_entropy')
   num_classes, k = logits.shape[-1], ids.shape[-1]
   z = logits.astype(jnp.float32)
   log_q = jax.nn.log_softmax(z / temperature, axis=-1)
@@ -185,7 +192,8 @@ def soft_cross_entropy(logits, ids, values, rest, temperature: float = 1.0,
   if spread == 'uniform' or k >= num_classes:
     return -(kept_term + other_t[..., 0] * (jnp.sum(log_q, -1) - jnp.sum(kept_log_q, -1)))
   off = unkept(ids, num_classes)
-  w = jax.nn.softmax(jnp.where(off, jax.lax.stop_gradient(z), -jnp.inf), axis=-1)
+  w = (jax.nn.softmax(jnp.where(off, jax.lax.stop_gradient(z), -jnp.inf), axis=-1)
+       if spread == 'prediction' else tail_weights(ids, profile, num_classes))
   rest_t = other_t[..., 0] * (num_classes - k)
   return -(kept_term + rest_t * jnp.sum(jnp.where(off, w * log_q, 0.0), -1))
 
@@ -249,52 +257,3 @@ def shadow_gap(ids, values, rest, shadow, valid):
   return {'shadow_abs_mean': jnp.sum(w[:, None] * gap) / (n * num_classes),
           'shadow_abs_max': jnp.max(jnp.where(valid[:, None], gap, 0.0)),
           'shadow_tv_mean': jnp.sum(w * 0.5 * jnp.sum(gap, -1)) / n}
-
-
-
-# Under 'prediction' a row's target depends on the model's prediction for it, which the table
-# does not hold: its statistics are taken at each visit instead, from the rows the step has just
-# updated and the step's own probabilities, and summed over the epoch (each row visited once)
-# like the step's loss. `visit_sums` gives one batch's sums (names ending in '_max' are maxima,
-# the rest add up), `visit_stats` turns an epoch's into the figures posterior_stats,
-# noisy_label_recovery and shadow_gap give for a table.
-
-def visit_sums(ids, values, rest, probs, labels, mask, clean_labels=None, shadow=None):
-  """{name: scalar} for one batch of rows [B, ...] just updated, their probs [B, K] and mask [B]."""
-  num_classes = probs.shape[-1]
-  t = dense_target(ids, values, rest, num_classes, 'prediction', probs)
-  m = mask.astype(jnp.float32)
-  on_label = jnp.take_along_axis(t, labels[:, None].astype(jnp.int32), -1)[:, 0]
-  best = jnp.argmax(t, -1)
-  out = {'visit_target_max_prob': jnp.sum(m * jnp.max(t, -1)),
-         'visit_target_label_weight': jnp.sum(m * on_label),
-         'visit_target_argmax_changed': jnp.sum(m * (best != labels))}
-  if clean_labels is not None:
-    noisy = m * (labels != clean_labels)
-    on_clean = jnp.take_along_axis(t, clean_labels[:, None].astype(jnp.int32), -1)[:, 0]
-    out.update({'visit_noisy_count': jnp.sum(noisy),
-                'visit_noisy_target_argmax_clean': jnp.sum(noisy * (best == clean_labels)),
-                'visit_noisy_target_clean_weight': jnp.sum(noisy * on_clean)})
-  if shadow is not None:
-    gap = jnp.abs(t - _normalized(shadow))
-    out.update({'visit_shadow_abs_sum': jnp.sum(m[:, None] * gap),
-                'visit_shadow_abs_max': jnp.max(jnp.where(m[:, None] > 0, gap, 0.0)),
-                'visit_shadow_tv_sum': jnp.sum(m * 0.5 * jnp.sum(gap, -1))})
-  return out
-
-
-def visit_stats(sums, num_classes: int):
-  """The epoch's visit sums (and its 'count' of visits) as the table statistics' names, in
-  their order in the train record."""
-  n = max(float(sums['count']), 1.0)
-  out = {name: float(sums['visit_' + name]) / n for name in
-         ('target_argmax_changed', 'target_label_weight', 'target_max_prob')}
-  if 'visit_noisy_count' in sums:
-    noisy = max(float(sums['visit_noisy_count']), 1.0)
-    out.update({name: float(sums['visit_' + name]) / noisy for name in
-                ('noisy_target_argmax_clean', 'noisy_target_clean_weight')})
-  if 'visit_shadow_abs_max' in sums:
-    out.update({'shadow_abs_max': float(sums['visit_shadow_abs_max']),
-                'shadow_abs_mean': float(sums['visit_shadow_abs_sum']) / (n * num_classes),
-                'shadow_tv_mean': float(sums['visit_shadow_tv_sum']) / n})
-  return out
