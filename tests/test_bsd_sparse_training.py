@@ -50,7 +50,10 @@ def test_with_every_class_kept_it_trains_like_the_dense_posterior(tmp_path):
       assert got[key] == (value if isinstance(value, str) else pytest.approx(value, abs=4e-3)), key
 
 
-@pytest.mark.parametrize('spread', ['uniform', 'prediction', 'class'])
+# slow: 'prediction' (not advised: RESULTS.md) shares the visit statistics with 'class'; its own
+# math is a default test (test_bsd_sparse.py)
+@pytest.mark.parametrize('spread', ['uniform', pytest.param('prediction', marks=pytest.mark.slow),
+                                    'class'])
 def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp_path, caplog,
                                                                              spread):
   """Each visit adds one probability vector, wherever the sparse row puts it: after 3 epochs
