@@ -76,6 +76,18 @@ def _check_label_noise(config):
   require(0.0 <= n.rate <= 1.0, f'config.label_noise.rate must be in [0, 1], got {n.rate}')
   require(not n.superclass_csv or os.path.isfile(n.superclass_csv),
           f'config.label_noise.superclass_csv: {n.superclass_csv} is not a file')
+  if n.kind == 'human':
+    require(n.human_label, "config.label_noise.kind = 'human' needs config.label_noise."
+            'human_label, the feature holding the crowd labels (cifar10_n: aggre_label, '
+            'worse_label, random_label1..3; cifar100_n: noise_label)')
+    require(config.data.source == 'tfds', "config.label_noise.kind = 'human' reads "
+            "config.label_noise.human_label from a tfds dataset (config.data.source = 'tfds', "
+            f'name cifar10_n or cifar100_n), not from source {config.data.source!r}')
+    require(n.rate == 0, "config.label_noise.rate: kind 'human' takes the noise from the "
+            f'dataset (its rate is measured, not set); leave the rate at 0, got {n.rate}')
+  else:
+    require(not n.human_label, "config.label_noise.human_label acts only with kind 'human', "
+            f'got kind {n.kind!r}')
 
 
 def _check_data(config):
@@ -139,7 +151,8 @@ def _check_evals(config, num_processes):
     require(every >= 0 and math.isfinite(every), f'config.evals.{name}.every_epochs must be '
             f'>= 0 (0 = off), got {every}')
   for suite, options, _ in evaluation.scheduled(config):
-    require(config.data.source not in data.STREAMED, f'config.evals.{suite.name}: needs a '
+    require(suite.streamed_runs or config.data.source not in data.STREAMED,
+            f'config.evals.{suite.name}: needs a '
             f"test split held in memory; config.data.source = '{config.data.source}' streams it")
     require(not suite.needs_test_images or num_processes == 1,
             f'config.evals.{suite.name}: reads the test images themselves, which a '

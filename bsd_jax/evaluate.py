@@ -1,4 +1,4 @@
-"""python -m bsd_jax.evaluate --workdir runs/x [--step N] [--suite test|ood|adversarial|corruptions]
+"""python -m bsd_jax.evaluate --workdir runs/x [--step N] [--suite NAME]
 
 Loads the run's config and a checkpoint (the latest unless --step) and runs one suite
 (bsd_jax/evaluation/):
@@ -8,7 +8,12 @@ Loads the run's config and a checkpoint (the latest unless --step) and runs one 
   ood          OOD detection against the --ood sets: <workdir>/eval/ood.json
   adversarial  FGSM and PGD (L-inf) on the first --adv_samples test images:
                <workdir>/eval/adversarial.json
-  corruptions  CIFAR-10-C / CIFAR-100-C (--corruptions): <workdir>/eval/corruptions.json
+  corruptions  CIFAR-10-C / CIFAR-100-C / ImageNet-C (--corruptions):
+               <workdir>/eval/corruptions.json
+  human        agreement with people's label distributions (--human_labels, CIFAR-10H):
+               <workdir>/eval/human.json
+  shift        natural shifts (--shift_sets: CIFAR-10.1, ImageNet-V2/-A/-R/-Sketch):
+               <workdir>/eval/shift.json
 Results of another checkpoint already there are kept under names carrying their step. Bad input
 is one line on stderr and exit status 2, before the model runs."""
 import logging
@@ -40,7 +45,7 @@ def evaluate(workdir, suite_name='test', step=None, **options) -> dict:
     raise TypeError(f'suite {suite_name!r} has no option(s) {unknown}')
   options = {k: options.get(k, spec[2]) for k, spec in suite_cls.FLAGS.items()}
   run_config = load_run_config(workdir)
-  if suite_cls is not SUITES['test'] and run_config.data.source in data.STREAMED:
+  if not suite_cls.streamed_runs and run_config.data.source in data.STREAMED:
     raise UserError(f'--suite {suite_name} needs a test split held in memory; this run streams '
                     f"its data (config.data.source = '{run_config.data.source}'): use --suite "
                     'test')

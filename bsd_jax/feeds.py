@@ -125,6 +125,7 @@ class StreamFeed(_Feed):
         extra_view=self.extra_view, partners=self.partners, **self._view)
     self._outputs = jax.jit(eval_step.make_outputs_images(exp.model, exp.mean, exp.std),
                             out_shardings=self.repl)
+    self.predictor = Predictor(exp, config.eval_batch_size)  # host images: the shift suite
     self._iter, self._next_step = None, None
 
   def _global(self, local, batch_size):

@@ -6,10 +6,10 @@ import logging
 import os
 
 import numpy as np
-from PIL import Image
 
 from bsd_jax import feeds, metrics, saved_run
-from bsd_jax.data import host_augment, images
+from bsd_jax.data import images
+from bsd_jax.data.eval_view import model_view
 
 
 class Classifier:
@@ -22,12 +22,9 @@ class Classifier:
     self.mean, self.std = np.asarray(exp.mean, np.float32), np.asarray(exp.std, np.float32)
     self.predictor = feeds.Predictor(exp, config.eval_batch_size)
     self.class_names = list(ds.class_names) or [str(k) for k in range(ds.num_classes)]
-    if ds.streamed:  # the streamed sources' evaluation view: resize, then the central crop
-      self.height = self.width = ds.image_size
-      self.resize, self.grey = config.data.stream.eval_resize, False
-    else:  # an in-memory source's images have the training images' size
-      self.height, self.width, channels = ds.test_images.shape[1:]
-      self.resize, self.grey = None, channels == 1
+    self.height, self.width, self._view = model_view(config, ds)
+    self.resize = config.data.stream.eval_resize if ds.streamed else None  # for export
+    self.grey = not ds.streamed and ds.test_images.shape[-1] == 1
     self.temperature = None
     if ds.val_labels is not None:
       logits, _ = saved_run.checkpoint_run(config, ds, exp).predictions(state, 'val')
@@ -45,18 +42,7 @@ class Classifier:
   def view(self, path) -> np.ndarray:
     """The uint8 image the model sees for the file at `path`; OSError (or Pillow's
     DecompressionBombError) when it cannot be read."""
-    image = images.open_rgb(path)
-    h, w = self.height, self.width
-    if self.resize is not None:
-      return host_augment.eval_view(image, h, self.resize)
-    if image.size == (w, h):
-      pixels = np.asarray(image)
-    else:  # another size than the training images': the shorter side to theirs, the centre
-      pixels = (host_augment.eval_view(image, h, h) if h == w
-                else np.asarray(image.resize((w, h), Image.BILINEAR)))
-    if self.grey:
-      return np.asarray(Image.fromarray(pixels).convert('L'))[..., None]
-    return pixels
+    return self._view(images.open_rgb(path))
 
   def probabilities(self, views: np.ndarray):
     """(logits, probabilities [n, K], with the run's temperature where it has one)."""

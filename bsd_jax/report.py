@@ -9,6 +9,9 @@ DIR/report_figures/:
     over seeds with a band from the lowest to the highest seed;
   - reliability.png: every label's reliability diagram before and after temperature scaling,
     the bins of its runs' final evaluation (eval/metrics.json) pooled over seeds;
+  - human.png: where runs have eval/human.json (evaluate --suite human), each label's KL from
+    people's label distributions (before and after temperature scaling) and its top-1 and
+    second-choice agreement with people, mean over seeds, and the same in a table;
   - posterior.png: for BSD runs, the statistics of the targets over epochs (and, under label
     noise, how many noisy samples' targets went back to the clean label);
   - class_targets_<label>.png: for BSD runs, the final mean target of each given label (the

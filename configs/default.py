@@ -76,6 +76,14 @@ def get_config():
                                'elastic_transform,pixelate,jpeg_compression')
   c.evals.corruptions.severities = '1,2,3,4,5'
   c.evals.corruptions.samples = 0   # --corruption_samples: per corruption and severity (0: all)
+  c.evals.human = config_dict.ConfigDict()
+  c.evals.human.every_epochs = 0
+  c.evals.human.source = config_dict.placeholder(str)  # --human_labels: tfds[:DIR] or npy:PATH
+  c.evals.shift = config_dict.ConfigDict()
+  c.evals.shift.every_epochs = 0
+  c.evals.shift.sets = ''           # --shift_sets: e.g. 'cifar10_1' or 'imagenet_v2,imagenet_a'
+  c.evals.shift.data_dir = config_dict.placeholder(str)  # --shift_data_dir
+  c.evals.shift.samples = 0         # --shift_samples: per set (0: all)
 
   c.bsd = config_dict.ConfigDict()
   c.bsd.label_weight_end = 0.5      # w: gamma = w ** (1 / num_epochs) unless bsd.gamma is set
@@ -87,7 +95,9 @@ def get_config():
   c.bsd.top_k = 0                   # > 0: keep each posterior sparse, its k largest classes and
                                     # the rest's total (docs/training.md, "A sparse posterior")
   c.bsd.rest_spread = 'uniform'     # with top_k: the unkept mass spread evenly, or 'prediction':
-                                    # by the model's prediction for the sample
+                                    # by the model's prediction for the sample, 'class': by its
+                                    # label's class profile, or 'blend': half each (advised up
+                                    # to 1,000 classes)
   c.bsd.top_k_shadow = False        # with top_k: also keep the dense posterior, to measure the
                                     # sparse targets' distance from it (train records shadow_*)
 
@@ -110,10 +120,10 @@ def get_config():
   c.supcon.head_width = 128         # projection MLP: features -> width -> ReLU -> width
   c.supcon.positives = 'labels'     # or 'target_argmax' (BSD only): argmax of the BSD target
 
-  # Synthetic label noise on the training set (docs/training.md, "Label noise"; bsd_jax/data/label_noise.py).
+  # Label noise on the training set (docs/training.md, "Label noise"; bsd_jax/data/label_noise.py).
   c.label_noise = config_dict.ConfigDict()
-  c.label_noise.kind = 'none'       # 'none', 'symmetric' or 'asymmetric'
-  c.label_noise.rate = 0.0          # probability that a label is replaced
+  c.label_noise.kind = 'none'       # 'none', 'symmetric', 'asymmetric' or 'human'
+  c.label_noise.rate = 0.0          # probability that a label is replaced (synthetic kinds)
   c.label_noise.seed = 0            # fixed across training seeds unless changed
   c.label_noise.clean_val = False   # True: the validation split (data.val_size) keeps clean
                                     # labels (analysis only; by default it is as noisy as train)
@@ -121,6 +131,10 @@ def get_config():
   # names the class) or class, and coarse_label, e.g. the CIFAR-100 PNG folder's labels.csv.gz.
   # tfds cifar100 brings its own coarse labels.
   c.label_noise.superclass_csv = config_dict.placeholder(str)
+  # kind 'human': the crowd workers' labels of CIFAR-N, a feature of the tfds training split
+  # (config.data.name cifar10_n: aggre_label, worse_label, random_label1..3; cifar100_n:
+  # noise_label); config.data.label_key stays the clean label.
+  c.label_noise.human_label = config_dict.placeholder(str)
 
   c.data = config_dict.ConfigDict()
   c.data.source = 'tfds'            # 'tfds', 'folder', 'synthetic' (whole splits in memory and

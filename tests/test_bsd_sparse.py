@@ -282,6 +282,27 @@ def test_class_spread_loss_is_the_soft_cross_entropy_against_the_implied_target(
       losses.soft_cross_entropy(logits, posterior.posterior_mean(alpha), 1.0), rtol=1e-5)
 
 
+def test_blend_is_half_the_class_profiles_tail_and_half_the_predictions():
+  """On a row's unkept classes the blend is the mean of the two tails' shares (each over its
+  own unkept sum), 0 on the kept ones; the loss under it is the soft cross-entropy against the
+  implied target."""
+  ids, values, rest = _sparse_after(3)
+  probs = np.asarray(_probs(7), np.float64)
+  profile = np.asarray(PROFILES[LABELS], np.float64)
+  got = np.asarray(posterior.sparse.blend(ids, PROFILES[LABELS], _probs(7)))
+  unkept = np.asarray(posterior.sparse.unkept(ids, K))
+  for i in range(N):
+    off = unkept[i]
+    want = np.zeros(K)
+    want[off] = 0.5 * (profile[i, off] / profile[i, off].sum() + probs[i, off] / probs[i, off].sum())
+    np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-7)
+  logits = jnp.asarray(np.random.default_rng(8).normal(0, 3, size=(N, K)), jnp.float32)
+  implied = posterior.sparse.dense_target(ids, values, rest, K, 'class', got)
+  np.testing.assert_allclose(
+      posterior.sparse.soft_cross_entropy(logits, ids, values, rest, 1.0, 'class', got),
+      losses.soft_cross_entropy(logits, implied, 1.0), rtol=1e-5)
+
+
 def test_class_profiles_are_the_discounted_sums_of_each_labels_predictions():
   """Two batches in epoch 0, one in epoch 2: row c is (eps + the epoch-0 predictions of label
   c's samples) x gamma^2 + the epoch-2 ones; padding (mask 0) adds nothing."""

@@ -50,17 +50,18 @@ def test_with_every_class_kept_it_trains_like_the_dense_posterior(tmp_path):
       assert got[key] == (value if isinstance(value, str) else pytest.approx(value, abs=4e-3)), key
 
 
-# slow: 'prediction' (not advised: RESULTS.md) shares the visit statistics with 'class'; its own
-# math is a default test (test_bsd_sparse.py)
+# slow: 'prediction' and 'class', whose parts 'blend' (the advised spread: RESULTS.md) joins: the
+# class profiles of the carry and the prediction of the eval pass; their math is a default test
+# (test_bsd_sparse.py)
 @pytest.mark.parametrize('spread', ['uniform', pytest.param('prediction', marks=pytest.mark.slow),
-                                    'class'])
+                                    pytest.param('class', marks=pytest.mark.slow), 'blend'])
 def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp_path, caplog,
                                                                              spread):
   """Each visit adds one probability vector, wherever the sparse row puts it: after 3 epochs
   every row's total (kept values + rest) is the dense row's, gamma^3 (c + (K-1) eps) +
   gamma^2 + gamma + 1, the wrapped last batch included; the dense shadow table agrees. The
-  rest spread by prediction or by class profile logs the same statistics, taken at each
-  visit."""
+  rest spread by prediction, by class profile or by their blend logs the same statistics, taken
+  at each visit."""
   config = helpers.load_config('smoke.py')
   config.data.synthetic.num_train = 1000  # not a multiple of the batch: the last batch wraps
   config.num_epochs, config.bsd.top_k, config.bsd.top_k_shadow = 3, 3, True
@@ -102,19 +103,30 @@ def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp
     assert records[-1]['shadow_tv_mean'] == pytest.approx(float(tv.mean()), rel=1e-4)
     return
   # The class targets spread each row's rest by the final model's eval-mode prediction for it,
-  # or by its label's row of the class profiles the checkpoint holds.
+  # by its label's row of the class profiles the checkpoint holds, or by the blend of the two.
   _, ds, exp, final, _ = saved_run.load_checkpoint(str(tmp_path))
   labels = ds.train_labels
-  profile = (feeds.Predictor(exp, 256)(final, ds.train_images) if spread == 'prediction' else
-             state['carry']['profile'][labels])
+  probs = feeds.Predictor(exp, 256)(final, ds.train_images)
+  profile = {'prediction': probs, 'class': state['carry']['profile'][labels],
+             'blend': 0.5 * (_tail_shares(table['ids'], state['carry']['profile'][labels])
+                             + _tail_shares(table['ids'], probs))}[spread]
   implied = posterior.sparse.dense_target(table['ids'], table['values'], table['rest'], k,
-                                          spread, profile)
+                                          'prediction' if spread == 'prediction' else 'class',
+                                          profile)
   want = methods.class_mean_targets(implied, labels, np.ones(1000, bool), k)[0]
   np.testing.assert_allclose(matrix, want, rtol=1e-4, atol=1e-6)
   # ... and not evenly: the uniform spread's class targets differ by more than rounding.
   uniform = posterior.sparse.class_mean_targets(table['ids'], table['values'], table['rest'],
                                                 labels, np.ones(1000, bool), k)[0]
   assert np.abs(np.asarray(uniform) - matrix).max() > 1e-3
+
+
+def _tail_shares(ids, profile):
+  """Each row's profile on its unkept classes over their sum, in numpy."""
+  off = np.ones(profile.shape, bool)
+  np.put_along_axis(off, np.asarray(ids), False, axis=1)
+  p = np.where(off, np.asarray(profile, np.float64), 0.0)
+  return p / p.sum(1, keepdims=True)
 
 
 IMAGENET_21K = 21843

@@ -27,7 +27,8 @@ def _expect_error(config, workdir, match):
     ('bsd.top_k', 11, r'config\.bsd\.top_k = 11 is more than the 10 classes of the data'),
     ('bsd.top_k_shadow', True, r'config\.bsd\.top_k_shadow needs config\.bsd\.top_k > 0'),
     ('bsd.rest_spread', 'even',
-     r"config\.bsd\.rest_spread must be one of 'uniform', 'prediction', 'class', got 'even'"),
+     r"config\.bsd\.rest_spread must be one of 'uniform', 'prediction', 'class', 'blend', "
+     r"got 'even'"),
     ('method', 'pskdd', r"config\.method: unknown method 'pskdd'"),
     ('model.name', 'resnet19', r"config\.model\.name: unknown model 'resnet19'"),
     ('batch_size', 60, r'config\.batch_size = 60 must be a positive multiple of the device'),

@@ -189,7 +189,8 @@ def test_bad_corruption_sets_are_named_before_anything_is_written(run, tmp_path,
 
 @pytest.mark.parametrize('args, match', [
     ([], r'--suite corruptions needs --corruptions tfds'),
-    (['--corruptions=svhn'], r"--corruptions 'svhn': give tfds, tfds:DATA_DIR or npy:DIR"),
+    (['--corruptions=svhn'],
+     r"--corruptions 'svhn': give tfds, tfds:DATA_DIR, npy:DIR, imagenet_c or imagenet_c:DATA_DIR"),
     (['--corruptions=tfds:{tmp}', '--corruption_names=fog,snow', '--corruption_severities=3'],
      r'cifar10_corrupted/fog_3 \(and 1 more\) is not prepared in .*zenodo'),
 ])

@@ -50,7 +50,11 @@ def load(config, rows=None):
   if d.source not in SOURCES:
     raise UserError(f'config.data.source: unknown source {d.source!r}; '
                     f'choose one of {sorted(SOURCES)}')
-  ds = SOURCES[d.source](d)
+  n = config.label_noise
+  if n.kind == 'human':  # the crowd labels of CIFAR-N, read beside the clean ones
+    ds = tfds_source.load(d, n.human_label)
+  else:
+    ds = SOURCES[d.source](d)
   if d.val_size:
     ds = validation_split(ds, d.val_size, d.val_seed)
   if d.train_subset_per_class:

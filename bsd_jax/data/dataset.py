@@ -33,6 +33,8 @@ class Dataset:
   val_images: np.ndarray = None           # the validation split (config.data.val_size), or None
   val_labels: np.ndarray = None
   val_ids: np.ndarray = None
+  train_human_labels: np.ndarray = None   # int32 [N]: a second label per sample read from the
+  val_human_labels: np.ndarray = None     # dataset (CIFAR-N, config.label_noise.kind = 'human')
   streamed = False                        # not a field: the split is on the devices
 
   @property
@@ -85,6 +87,8 @@ class Source:
   class_names: tuple = ()
   train_coarse_labels: np.ndarray = None
   val_labels: np.ndarray = None  # the validation split held out of the train split, or None
+  train_human_labels: np.ndarray = None  # a second label per training sample (CIFAR-N), or None
+  val_human_labels: np.ndarray = None
   streamed = False  # not a field: images are read into memory by images()
 
   @property
@@ -98,16 +102,24 @@ class Source:
     def read_subset(split, ids):
       return read(split, keep[ids] if split == 'train' else ids)
 
+    def kept(labels):
+      return None if labels is None else labels[keep]
+
     return dataclasses.replace(self, name=name, train_labels=self.train_labels[keep],
-                               train_coarse_labels=None if self.train_coarse_labels is None
-                               else self.train_coarse_labels[keep], read=read_subset)
+                               train_coarse_labels=kept(self.train_coarse_labels),
+                               train_human_labels=kept(self.train_human_labels), read=read_subset)
 
   def hold_out(self, val, name):
     """The training samples `val` (sorted ids) as the validation split, the rest (renumbered)
     as the training split."""
     read, rest = self.read, self.subset(np.setdiff1d(np.arange(self.num_train), val), name)
-    return dataclasses.replace(rest, val_labels=self.train_labels[val], read=lambda split, ids: (
-        read('train', val[ids]) if split == 'val' else rest.read(split, ids)))
+    human = self.train_human_labels
+
+    def read_split(split, ids):
+      return read('train', val[ids]) if split == 'val' else rest.read(split, ids)
+
+    return dataclasses.replace(rest, val_labels=self.train_labels[val], read=read_split,
+                               val_human_labels=None if human is None else human[val])
 
   def images(self, rows=None) -> Dataset:
     """The Dataset with the images of rows(num) of each split (None: all)."""
@@ -127,4 +139,4 @@ class Source:
     return Dataset(self.name, parts['train'][0], self.train_labels, parts['test'][0],
                    self.test_labels, self.num_classes, self.class_names,
                    self.train_coarse_labels, parts['train'][1], parts['test'][1], val_images,
-                   self.val_labels, val_ids)
+                   self.val_labels, val_ids, self.train_human_labels, self.val_human_labels)

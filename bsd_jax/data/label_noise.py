@@ -1,6 +1,9 @@
-"""Synthetic label noise (docs/training.md, "Label noise"): config.label_noise applied to a loaded dataset.
+"""Label noise (docs/training.md, "Label noise"): config.label_noise applied to a loaded dataset.
 
-The noise is a pure function of (labels, kind, rate, seed):
+kind 'human': the labels crowd workers gave (CIFAR-10N, CIFAR-100N), the training set's feature
+config.label_noise.human_label read by the tfds source beside the clean label; the validation
+split gets its samples' crowd labels too. The synthetic kinds are a pure function of (labels,
+kind, rate, seed):
 
 symmetric: with probability `rate` a label is replaced by a class drawn uniformly from the OTHER
 K-1 classes, so the expected realised rate is `rate` (many codes draw from all K and realise
@@ -26,7 +29,7 @@ import numpy as np
 
 from bsd_jax.errors import UserError
 
-KINDS = ('none', 'symmetric', 'asymmetric')
+KINDS = ('none', 'symmetric', 'asymmetric', 'human')
 
 # CIFAR-10 class indices: 0 airplane, 1 automobile, 2 bird, 3 cat, 4 deer, 5 dog, 6 frog,
 # 7 horse, 8 ship, 9 truck.
@@ -67,7 +70,7 @@ def corrupt_labels(labels, num_classes, kind, rate, seed, coarse_labels=None, mo
   is the map itself, made from other samples' superclasses. `seed`: anything
   np.random.default_rng takes."""
   labels = np.asarray(labels)
-  if kind not in KINDS or not 0.0 <= rate <= 1.0:
+  if kind not in KINDS[:3] or not 0.0 <= rate <= 1.0:
     raise ValueError(f'label noise {kind!r} at rate {rate} (config_check.py refuses it)')
   if kind == 'none' or rate == 0.0:
     return labels.copy()
@@ -89,7 +92,10 @@ FILE = 'noisy_labels.npz'
 
 def _settings(config):
   n = config.label_noise
-  return {'kind': n.kind, 'rate': float(n.rate), 'seed': int(n.seed)}
+  out = {'kind': n.kind, 'rate': float(n.rate), 'seed': int(n.seed)}
+  if n.kind == 'human':  # a key files of the synthetic kinds never had
+    out['human_label'] = n.human_label
+  return out
 
 
 def superclasses_from_csv(path, class_names):
@@ -154,6 +160,22 @@ def with_saved_val_labels(config, ds, workdir):
     return dataclasses.replace(ds, val_labels=_saved_val(saved, path, ds).astype(np.int32))
 
 
+def _new_noisy_labels(config, ds, settings):
+  """(noisy training labels, noisy validation labels or None) of a run's first start."""
+  noisy_val = _noisy_val(config, ds)
+  if settings['kind'] == 'human':
+    return ds.train_human_labels, ds.val_human_labels if noisy_val else None
+  clean, move_to, val_noisy = ds.train_labels, None, None
+  if settings['kind'] == 'asymmetric':
+    move_to = asymmetric_map(ds.num_classes, _coarse_labels(config, ds), clean)
+  noisy = corrupt_labels(clean, ds.num_classes, settings['kind'], settings['rate'],
+                         settings['seed'], move_to=move_to)
+  if noisy_val:  # the same process, its own stream of the same seed
+    val_noisy = corrupt_labels(ds.val_labels, ds.num_classes, settings['kind'],
+                               settings['rate'], (settings['seed'], 1), move_to=move_to)
+  return noisy, val_noisy
+
+
 def prepare(config, ds, workdir):
   """(dataset with noisy train (and validation) labels, clean train labels, what `save` writes
   or None).
@@ -169,7 +191,7 @@ def prepare(config, ds, workdir):
   clean = ds.train_labels
   if os.path.exists(path):
     with np.load(path) as saved:
-      before = {k: saved[k].item() for k in settings}
+      before = {k: saved[k].item() for k in settings if k in saved.files}
       if before != settings or not np.array_equal(saved['clean'], clean):
         raise UserError(f'{path} was made with label noise {before} on a training set of '
                         f'{saved["clean"].size} samples; this config gives {settings} on '
@@ -177,15 +199,7 @@ def prepare(config, ds, workdir):
       noisy, to_save = saved['noisy'], None
       val_noisy = _saved_val(saved, path, ds) if _noisy_val(config, ds) else None
   else:
-    move_to = None
-    if settings['kind'] == 'asymmetric':
-      move_to = asymmetric_map(ds.num_classes, _coarse_labels(config, ds), clean)
-    noisy = corrupt_labels(clean, ds.num_classes, settings['kind'], settings['rate'],
-                           settings['seed'], move_to=move_to)
-    val_noisy = None
-    if _noisy_val(config, ds):  # the same process, its own stream of the same seed
-      val_noisy = corrupt_labels(ds.val_labels, ds.num_classes, settings['kind'],
-                                 settings['rate'], (settings['seed'], 1), move_to=move_to)
+    noisy, val_noisy = _new_noisy_labels(config, ds, settings)
     to_save = {'noisy': noisy}
     if val_noisy is not None:
       to_save.update(val_clean=ds.val_labels, val_noisy=val_noisy)

@@ -67,31 +67,42 @@ def random_access(builder) -> bool:
   return builder.info.file_format in file_adapters.FileFormat.with_random_access()
 
 
-def _read_by_position(builder, split, keys, decoders, take, chunk=4096):
-  source = builder.as_data_source(split=split, decoders=decoders)
-  num = len(source) if take is None else min(take, len(source))
-  columns = [[] for _ in keys]
-  for lo in range(0, num, chunk):
-    records = source.__getitems__(list(range(lo, min(num, lo + chunk))))
-    for column, key in zip(columns, keys):
-      column.append(np.stack([np.asarray(r[key]) for r in records]))
-  return [np.concatenate(c) for c in columns]
+def _column(values):
+  """numpy array of one feature's values; encoded images (bytes) as an object array, whose
+  elements keep every byte (a bytes dtype would drop trailing zero bytes)."""
+  if isinstance(values[0], bytes):
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
+  return np.stack([np.asarray(v) for v in values])
 
 
-def read_columns(builder, split, keys, decoders=None, take=None):
-  """The features `keys` of `split` (a tfds split, sliced or not) in record order, as numpy
-  arrays; the first `take` records only, if given. array_record files are read by position;
-  tfrecord files through tf.data in batches (as_dataset(batch_size=-1) is slower and breaks on
-  some builders)."""
+def iter_columns(builder, split, keys, decoders=None, take=None, chunk=4096):
+  """The features `keys` of `split` (a tfds split, sliced or not) in record order, `chunk`
+  records at a time: a list of numpy arrays per chunk; the first `take` records only, if given
+  (0 or None: all).
+  array_record files are read by position; tfrecord files through tf.data in batches
+  (as_dataset(batch_size=-1) is slower and breaks on some builders)."""
   if random_access(builder):
-    return _read_by_position(builder, split, keys, decoders, take)
+    source = builder.as_data_source(split=split, decoders=decoders)
+    num = min(take, len(source)) if take else len(source)
+    for lo in range(0, num, chunk):
+      records = source.__getitems__(list(range(lo, min(num, lo + chunk))))
+      yield [_column([r[key] for r in records]) for key in keys]
+    return
   require_tensorflow(f'{builder.data_dir} holds tfrecord files; reading them')
   import tensorflow_datasets as tfds
   ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
   if take:
     ds = ds.take(take)
   ds = ds.map(lambda ex: tuple(ex[k] for k in keys))
-  parts = list(tfds.as_numpy(ds.batch(4096)))
+  for part in tfds.as_numpy(ds.batch(chunk)):
+    yield list(part)
+
+
+def read_columns(builder, split, keys, decoders=None, take=None):
+  """iter_columns' chunks joined: each feature of `keys` as one numpy array."""
+  parts = list(iter_columns(builder, split, keys, decoders, take))
   return [np.concatenate([p[i] for p in parts]) for i in range(len(keys))]
 
 

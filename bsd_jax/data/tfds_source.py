@@ -30,8 +30,10 @@ def network_reachable(timeout=5.0) -> bool:
   return False
 
 
-def load(d) -> Source:
-  """A tfds dataset by name; prepared in data.tfds_data_dir, or downloaded when that can work."""
+def load(d, human_label=None) -> Source:
+  """A tfds dataset by name; prepared in data.tfds_data_dir, or downloaded when that can work.
+  `human_label`: a second label feature of the training split to read as train_human_labels
+  (CIFAR-N's crowd labels, config.label_noise.human_label)."""
   import tensorflow_datasets as tfds  # heavy import: only when this source is used
   builder = tfds_common.open_builder(d.name, d.tfds_data_dir)
   if not builder.is_prepared():
@@ -52,6 +54,8 @@ def load(d) -> Source:
         download_config=tfds.download.DownloadConfig(manual_dir=d.manual_dir))
   tfds_common.check_splits_and_features(builder, d, slices=False)
   features = builder.info.features
+  if human_label is not None:
+    check_human_label(features, d, human_label)
 
   # CIFAR-100's superclasses, for asymmetric label noise.
   label_keys = [d.label_key] + (['coarse_label'] if 'coarse_label' in features and
@@ -69,7 +73,9 @@ def load(d) -> Source:
 
   # Labels without decoding the images: they decide the subset and the rows before any read.
   skip = {d.image_key: tfds.decode.SkipDecoding()}
-  train = [c.astype(np.int32) for c in columns(d.train_split, label_keys, skip)]
+  train = [c.astype(np.int32) for c in columns(
+      d.train_split, label_keys + ([human_label] if human_label else []), skip)]
+  human = train.pop() if human_label else None
   test, = columns(d.test_split, [d.label_key], skip)
   image_shape = features[d.image_key].shape
   if None in image_shape:
@@ -77,4 +83,19 @@ def load(d) -> Source:
   return Source(f'tfds:{d.name}', train[0], test.astype(np.int32),
                 features[d.label_key].num_classes, tuple(image_shape), read,
                 class_names=tfds_common.class_names(features[d.label_key]),
-                train_coarse_labels=train[1] if len(train) == 2 else None)
+                train_coarse_labels=train[1] if len(train) == 2 else None,
+                train_human_labels=human)
+
+
+def check_human_label(features, d, key):
+  """UserError naming config.label_noise.human_label when the dataset has no such class-label
+  feature over the label's classes."""
+  def is_label(name):
+    return (getattr(features[name], 'num_classes', None) == features[d.label_key].num_classes
+            and name != d.label_key)
+
+  found = [n for n in sorted(features.keys()) if is_label(n)]
+  if key not in features or not is_label(key):
+    raise UserError(f'config.label_noise.human_label: {d.name} has no label feature {key!r} '
+                    f'over its {features[d.label_key].num_classes} classes (it has '
+                    f'{found or "none"}; CIFAR-N: tfds cifar10_n, cifar100_n)')

@@ -2,8 +2,10 @@
 checkpoint and, from config.evals, during training.
 
 testset.py (the test split's calibration metrics and reliability diagram, before and after
-temperature scaling), ood.py, adversarial.py (attacks.py), corruptions.py (CIFAR-10/100-C); the
-sets in ood_sets.py and corruption_sets.py; the interface below in suite.py, the run a suite
+temperature scaling), ood.py, adversarial.py (attacks.py), corruptions.py (CIFAR-10/100-C,
+ImageNet-C), human.py (agreement with people's label distributions, CIFAR-10H), shift.py
+(natural shifts: CIFAR-10.1, ImageNet-V2/-A/-R/-Sketch); the sets in ood_sets.py,
+corruption_sets.py, human_sets.py and shift_sets.py (imagenet_classes.py); the interface below in suite.py, the run a suite
 evaluates and its result files in common.py, the diagram in reliability.py.
 
 A suite is a class with
@@ -15,6 +17,7 @@ A suite is a class with
                      comma-separated strings) plus every_epochs
   needs_test_images  True when it reads the test images themselves, not only predictions (such
                      a suite needs the test split in memory on one process)
+  streamed_runs      True when it evaluates runs that stream their data too (ImageNet)
   check_options(options)  classmethod: UserError for bad options before any model work
   check_run(options, config)  classmethod: UserError when the run (its locked config) cannot
                      give what the options ask for, before any model work
@@ -25,11 +28,11 @@ A suite is a class with
 
 Adding a suite: a module with the class, one entry in SUITES, its section in configs/default.py.
 A checkpoint is loaded for a suite by bsd_jax/saved_run.py."""
-from bsd_jax.evaluation import adversarial, corruptions, ood, testset
+from bsd_jax.evaluation import adversarial, corruptions, human, ood, shift, testset
 
 
 SUITES = {s.name: s for s in (testset.TestSuite, ood.OODSuite, adversarial.AdversarialSuite,
-                              corruptions.CorruptionsSuite)}
+                              corruptions.CorruptionsSuite, human.HumanSuite, shift.ShiftSuite)}
 
 
 def scheduled(config):

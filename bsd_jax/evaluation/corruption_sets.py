@@ -1,17 +1,24 @@
-"""Common-corruption test sets (CIFAR-10-C, CIFAR-100-C) for the `corruptions` evaluation suite.
+"""Common-corruption test sets (CIFAR-10-C, CIFAR-100-C, ImageNet-C) for the `corruptions`
+evaluation suite.
 
-Two sources, named by --corruptions:
+Three sources, named by --corruptions:
   tfds[:DATA_DIR]  tfds `cifar10_corrupted` (one builder config per corruption and severity,
                    `<name>_<severity>`), prepared in DATA_DIR or the default tfds data dir
   npy:DIR          the official .npy release (CIFAR-10-C or CIFAR-100-C): DIR/<name>.npy, uint8
                    [5 n, 32, 32, 3] holding severities 1..5 one after another, and DIR/labels.npy,
                    [5 n], the test labels repeated once per severity
+  imagenet_c[:DATA_DIR]  tfds `imagenet2012_corrupted` (`<name>_<severity>`, split
+                   'validation': the 50,000 validation images, 224 x 224), for 1,000-class
+                   ImageNet models; an image goes to the model as it is where the model takes
+                   224 x 224, resized to the model's size otherwise (`imagenet_view`), as the
+                   benchmark's authors feed it
 
 `check` looks at every file or builder a run will read and raises one UserError before any
-model is loaded; `images` then returns one (corruption, severity) block at a time."""
+model is loaded; `blocks` then reads one (corruption, severity) set, a chunk at a time."""
 import os
 
 import numpy as np
+from PIL import Image
 
 from bsd_jax.data import tfds_common
 from bsd_jax.errors import UserError
@@ -28,13 +35,18 @@ TFDS_NAMES = {'glass_blur': 'frosted_glass_blur', 'elastic_transform': 'elastic'
 HOW = ('CIFAR-10-C: python -m bsd_jax.prepare cifar10_corrupted/<corruption>_<severity> '
        '--data_dir D for each one used, where there is internet, or the .npy release '
        '(zenodo.org/records/2535967); CIFAR-100-C: the .npy release (zenodo.org/records/3555552),'
-       ' untarred, passed as --corruptions npy:DIR')
+       ' untarred, passed as --corruptions npy:DIR; ImageNet-C: python -m bsd_jax.prepare '
+       'imagenet2012_corrupted/<corruption>_<severity> --data_dir D --manual_dir M (M holding '
+       'the imagenet2012 archives), then --corruptions imagenet_c:D')
+KINDS = ('tfds', 'npy', 'imagenet_c')
+IMAGENET_C = 'imagenet2012_corrupted'
 
 
 def _parse(spec):
   kind, _, rest = spec.partition(':')
-  if kind not in ('tfds', 'npy') or (kind == 'npy' and not rest):
-    raise UserError(f'--corruptions {spec!r}: give tfds, tfds:DATA_DIR or npy:DIR ({HOW})')
+  if kind not in KINDS or (kind == 'npy' and not rest):
+    raise UserError(f'--corruptions {spec!r}: give tfds, tfds:DATA_DIR, npy:DIR, imagenet_c or '
+                    f'imagenet_c:DATA_DIR ({HOW})')
   return kind, rest or None
 
 
@@ -44,23 +56,26 @@ def canonical(names):
   return [from_tfds.get(n, n) for n in names]
 
 
-def _tfds_config(name, severity):
+def _tfds_config(kind, name, severity):
+  if kind == 'imagenet_c':  # tfds names ImageNet-C's corruptions as the release does
+    return f'{IMAGENET_C}/{name}_{severity}'
   return f'cifar10_corrupted/{TFDS_NAMES.get(name, name)}_{severity}'
 
 
-def _tfds_builder(name, severity, data_dir):
-  return tfds_common.open_builder(_tfds_config(name, severity), data_dir, what='--corruptions')
+def _tfds_builder(kind, name, severity, data_dir):
+  return tfds_common.open_builder(_tfds_config(kind, name, severity), data_dir,
+                                  what='--corruptions')
 
 
-def _unprepared(names, severities, data_dir):
+def _unprepared(kind, names, severities, data_dir):
   """The tfds configs among (names x severities) that are not prepared in data_dir."""
   from absl import logging
   # tfds warns once per unprepared variant folder it looks at; the caller's one error says it all.
   verbosity = logging.get_verbosity()
   logging.set_verbosity(logging.ERROR)
   try:
-    return [_tfds_config(n, s) for n in names for s in severities
-            if not _tfds_builder(n, s, data_dir).is_prepared()]
+    return [_tfds_config(kind, n, s) for n in names for s in severities
+            if not _tfds_builder(kind, n, s, data_dir).is_prepared()]
   finally:
     logging.set_verbosity(verbosity)
 
@@ -76,17 +91,18 @@ def check(spec, names, severities, image_shape=None, num_classes=None):
     raise UserError(f'--corruption_severities: {bad or "none"}; severities are 1..5')
   if not names:
     raise UserError('--corruption_names: empty')
-  if kind == 'tfds':
+  if kind != 'npy':
+    dataset, classes = ('cifar10_corrupted', 10) if kind == 'tfds' else (IMAGENET_C, 1000)
     unknown = [n for n in names if n not in CORRUPTIONS + EXTRA_CORRUPTIONS]
     if unknown:
-      raise UserError(f'--corruption_names: tfds cifar10_corrupted has no {unknown[0]!r} (it has '
+      raise UserError(f'--corruption_names: tfds {dataset} has no {unknown[0]!r} (it has '
                       f'{", ".join(CORRUPTIONS + EXTRA_CORRUPTIONS)})')
-    if num_classes not in (None, 10):
-      raise UserError(f'--corruptions {spec}: cifar10_corrupted has 10 classes, the model '
+    if num_classes not in (None, classes):
+      raise UserError(f'--corruptions {spec}: {dataset} has {classes} classes, the model '
                       f'{num_classes} ({HOW})')
-    missing = _unprepared(names, severities, where)
+    missing = _unprepared(kind, names, severities, where)
     if missing:
-      builder = _tfds_builder(names[0], severities[0], where)
+      builder = _tfds_builder(kind, names[0], severities[0], where)
       more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
       raise UserError(f'--corruptions {spec}: {missing[0]}{more} is not prepared in '
                       f'{builder.data_dir_root}. {HOW}')
@@ -122,19 +138,38 @@ def describe(spec):
   kind, where = _parse(spec)
   if kind == 'npy':
     return f'npy:{os.path.abspath(where)}'
-  return 'tfds:cifar10_corrupted' + (f' in {where}' if where else '')
+  dataset = 'cifar10_corrupted' if kind == 'tfds' else IMAGENET_C
+  return f'tfds:{dataset}' + (f' in {where}' if where else '')
 
 
-def images(spec, name, severity, max_samples=None):
-  """(uint8 images [n, H, W, C], int32 labels [n]) of one corruption at one severity."""
+def imagenet_view(height, width):
+  """view(uint8 image [224, 224, 3]) -> the image as an ImageNet-C model is fed it: as it is at
+  the model's size, else resized (bilinear) to it."""
+  def view(image):
+    if image.shape[:2] == (height, width):
+      return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+  return view
+
+
+def blocks(spec, name, severity, max_samples=None, view=None, chunk=1024):
+  """(uint8 images [n, H, W, C], int32 labels [n]) of one corruption at one severity, in one
+  block (CIFAR) or `chunk` images at a time (ImageNet-C, each image through `view`)."""
   kind, where = _parse(spec)
+  if kind == 'imagenet_c':
+    for images, labels in tfds_common.iter_columns(
+        _tfds_builder(kind, name, severity, where), 'validation', ['image', 'label'],
+        take=max_samples, chunk=chunk):
+      yield np.stack([view(im) for im in images]), labels.astype(np.int32)
+    return
   if kind == 'tfds':
-    images, labels = tfds_common.read_columns(_tfds_builder(name, severity, where), 'test',
+    images, labels = tfds_common.read_columns(_tfds_builder(kind, name, severity, where), 'test',
                                               ['image', 'label'], take=max_samples)
-    return images.astype(np.uint8), labels.astype(np.int32)
+    yield images.astype(np.uint8), labels.astype(np.int32)
+    return
   labels = np.load(os.path.join(where, 'labels.npy'), mmap_mode='r')
   per = labels.shape[0] // len(SEVERITIES)
   lo = (severity - 1) * per
   hi = lo + (min(per, max_samples) if max_samples else per)
   block = np.load(os.path.join(where, f'{name}.npy'), mmap_mode='r')
-  return np.asarray(block[lo:hi]), np.asarray(labels[lo:hi], np.int32)
+  yield np.asarray(block[lo:hi]), np.asarray(labels[lo:hi], np.int32)

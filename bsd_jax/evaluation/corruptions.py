@@ -1,8 +1,12 @@
 """The `corruptions` suite: accuracy, NLL and ECE-15 per corruption and severity (CIFAR-10-C,
-CIFAR-100-C; sets read by corruption_sets.py), their means, and the clean test split's."""
+CIFAR-100-C, ImageNet-C; sets read by corruption_sets.py), their means, and the clean test
+split's."""
 import logging
 
+import numpy as np
+
 from bsd_jax import metrics
+from bsd_jax.data.eval_view import model_view
 from bsd_jax.errors import UserError
 from bsd_jax.evaluation import common, corruption_sets
 from bsd_jax.evaluation.suite import Suite, as_list, numbers
@@ -12,9 +16,11 @@ class CorruptionsSuite(Suite):
   """eval/corruptions.json; a table of accuracies on stdout."""
   name = 'corruptions'
   file = 'corruptions.json'
+  streamed_runs = True  # ImageNet-C
   FLAGS = {
       'source': ('corruptions', 'string', None, 'Corrupted test sets for --suite corruptions: '
-                 'tfds[:DATA_DIR] or npy:DIR (bsd_jax/evaluation/corruption_sets.py).'),
+                 'tfds[:DATA_DIR], npy:DIR or imagenet_c[:DATA_DIR] '
+                 '(bsd_jax/evaluation/corruption_sets.py).'),
       'names': ('corruption_names', 'list', list(corruption_sets.CORRUPTIONS),
                 'Corruptions to evaluate (default: the 15 standard ones).'),
       'severities': ('corruption_severities', 'list', ['1', '2', '3', '4', '5'],
@@ -41,6 +47,16 @@ class CorruptionsSuite(Suite):
     self.spec, self.max_samples = options['source'], max(options['samples'], 0)
     corruption_sets.check(self.spec, self.names, self.severities, run.ds.image_shape,
                           run.ds.num_classes)
+    self.view = corruption_sets.imagenet_view(*model_view(run.config, run.ds)[:2])
+
+  def _scored(self, state, name, severity):
+    probs, labels = [], []
+    for images, part in corruption_sets.blocks(self.spec, name, severity, self.max_samples,
+                                               self.view):
+      probs.append(np.asarray(self.run_ctx.predict(state, images)))
+      labels.append(part)
+    labels = np.concatenate(labels)
+    return common.summary(np.concatenate(probs), labels), int(labels.size)
 
   def run(self, state, step):
     r = self.run_ctx
@@ -49,9 +65,7 @@ class CorruptionsSuite(Suite):
     for name in self.names:
       results[name] = {}
       for severity in self.severities:
-        images, labels = corruption_sets.images(self.spec, name, severity, self.max_samples)
-        num = int(labels.shape[0])
-        results[name][str(severity)] = common.summary(r.predict(state, images), labels)
+        results[name][str(severity)], num = self._scored(state, name, severity)
       logging.info('corruption %s severity %d: accuracy %.4f', name, severity,
                    results[name][str(severity)]['accuracy'])
     by_severity = {str(s): common.mean_of([results[n][str(s)] for n in self.names])

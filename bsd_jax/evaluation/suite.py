@@ -10,6 +10,7 @@ class Suite:
   file = ''
   FLAGS = {}
   needs_test_images = False
+  streamed_runs = False
 
   def __init__(self, run, options):
     self.run_ctx, self.options = run, options

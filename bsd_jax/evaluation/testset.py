@@ -47,6 +47,7 @@ class TestSuite(Suite):
   __test__ = False  # not a pytest test class
   name = 'test'
   file = 'metrics.json'
+  streamed_runs = True
   FLAGS = {
       'temperature_scaling': (
           'temperature_scaling', 'string', 'auto', "Temperature scaling fitted on the run's "

@@ -62,15 +62,20 @@ def _sparse(config, hp):
   label's row of the class profiles, which the carry holds): its statistics are taken at each
   visit, its class targets from an eval-mode pass at the end (whose predictions 'class' does
   not use: its profiles are in the carry). What the step hands the row functions as `tails` is
-  the probs, or {'probs', 'profile'} under 'class' (Method.row_profile)."""
+  the probs, or {'probs', 'profile'} under 'class' and 'blend' (Method.row_profile)."""
   k, shadow, spread = config.bsd.top_k, config.bsd.top_k_shadow, config.bsd.rest_spread
   dtype = models.DTYPES[config.table_dtype]
-  by_profile, by_class = spread != 'uniform', spread == 'class'
+  by_profile, by_class = spread != 'uniform', spread in CLASS_SPREADS
+  # 'blend' is a class profile to the posterior functions: the blend made beside them.
+  spread_of_table = 'class' if by_class else spread
 
   def probs_of(tails):
     return tails['probs'] if by_class else tails
 
-  def profile_of(tails):
+  def profile_of(tails, ids):
+    """The profile the rows with these ids spread their rest by (None: evenly)."""
+    if spread == 'blend':
+      return bsd_sparse.blend(ids, tails['profile'], tails['probs'])
     return tails['profile'] if by_class else (tails if by_profile else None)
 
   def init_table(labels, num_classes):
@@ -82,16 +87,19 @@ def _sparse(config, hp):
 
   def loss(inp):
     r = inp.rows
-    profile = inp.carry['profile'][inp.labels] if by_class else None
+    tails = None
+    if by_class:
+      probs = jax.lax.stop_gradient(jax.nn.softmax(inp.logits.astype(jnp.float32), -1))
+      tails = {'probs': probs, 'profile': inp.carry['profile'][inp.labels]}
     return masked_mean(bsd_sparse.soft_cross_entropy(
-        inp.logits, r['ids'], r['values'], r['rest'], hp['temperature'], spread, profile),
-        inp.mask)
+        inp.logits, r['ids'], r['values'], r['rest'], hp['temperature'], spread_of_table,
+        profile_of(tails, r['ids']) if by_class else None), inp.mask)
 
   def update_rows(rows, tails, epoch):
     probs = probs_of(tails)
     ids, values, rest = bsd_sparse.update(rows['ids'], rows['values'], rows['rest'], probs,
-                                          hp['gamma'], dtype, spread,
-                                          tails['profile'] if by_class else None)
+                                          hp['gamma'], dtype, spread_of_table,
+                                          profile_of(tails, rows['ids']) if by_class else None)
     new = {'ids': ids, 'values': values, 'rest': rest}
     if shadow:
       new['shadow'] = update_alpha(rows['shadow'], probs, hp['gamma'])
@@ -107,12 +115,14 @@ def _sparse(config, hp):
     return out
 
   def visit_sums(rows, tails, labels, mask, clean_labels):
-    return profiles.visit_sums(rows['ids'], rows['values'], rows['rest'], profile_of(tails),
-                                 labels, mask, clean_labels, rows.get('shadow'))
+    return profiles.visit_sums(rows['ids'], rows['values'], rows['rest'],
+                               profile_of(tails, rows['ids']), labels, mask, clean_labels,
+                               rows.get('shadow'))
 
   def row_targets(rows, num_classes, tails):
     return bsd_sparse.dense_target(rows['ids'], rows['values'], rows['rest'], num_classes,
-                                   spread, None if tails is None else profile_of(tails))
+                                   spread_of_table,
+                                   None if tails is None else profile_of(tails, rows['ids']))
 
   def next_carry(inp):
     probs = jax.nn.softmax(inp.logits.astype(jnp.float32), axis=-1)
@@ -165,8 +175,8 @@ def check(config):
           'below bfloat16\'s resolution (2^-8), so the entries stop learning; use '
           "table_dtype 'float32' (bsd.top_k keeps a smaller table; a run directory made with "
           'bfloat16 cannot resume: start it again in another --workdir)')
-  require(b.rest_spread in bsd_sparse.SPREADS, f'config.bsd.rest_spread must be one of '
-          f'{", ".join(repr(s) for s in bsd_sparse.SPREADS)}, got {b.rest_spread!r}')
+  require(b.rest_spread in SPREADS, f'config.bsd.rest_spread must be one of '
+          f'{", ".join(repr(s) for s in SPREADS)}, got {b.rest_spread!r}')
   require(b.rest_spread == 'uniform' or b.prediction_source == 'train_pass',
           f'config.bsd.rest_spread = {b.rest_spread!r} needs config.bsd.prediction_source = '
           "'train_pass' (its statistics are taken at each visit, from the prediction that "
@@ -175,15 +185,18 @@ def check(config):
           '> 0 (it measures the sparse posterior against the dense one)')
 
 
-MAX_CLASS_PROFILES = 1000  # rest_spread 'class': [K, K] float32 on every device (BENCHMARKS.md)
+SPREADS = bsd_sparse.SPREADS + ('blend',)
+CLASS_SPREADS = ('class', 'blend')  # the spreads that keep class profiles in the carry
+MAX_CLASS_PROFILES = 1000  # [K, K] float32 on every device (BENCHMARKS.md)
 
 
 def check_classes(config, num_classes: int):
   require(config.bsd.top_k <= num_classes, f'config.bsd.top_k = {config.bsd.top_k} is more '
           f'than the {num_classes} classes of the data (at most {num_classes}; 0 = dense)')
-  require(not config.bsd.top_k or config.bsd.rest_spread != 'class'
+  spread = config.bsd.rest_spread
+  require(not config.bsd.top_k or spread not in CLASS_SPREADS
           or num_classes <= MAX_CLASS_PROFILES,
-          f"config.bsd.rest_spread = 'class' keeps a [K, K] table of class profiles on every "
+          f"config.bsd.rest_spread = {spread!r} keeps a [K, K] table of class profiles on every "
           f'device, {num_classes ** 2 * 4 / 2**30:.2f} GiB for the {num_classes} classes of the '
           f"data: at most {MAX_CLASS_PROFILES} classes ('uniform' or 'prediction' keep none)")
 

@@ -19,7 +19,8 @@ The unkept mass is spread evenly (spread='uniform'), by the row's prediction
 (spread='prediction': `dense_target` takes the probs as the profile, `soft_cross_entropy` uses
 its logits' softmax), or by its label's class profile (spread='class': `posterior.profiles`
 keeps the class profiles, `init_profiles` and `update_profiles`; the row's profile goes to
-`update`, `dense_target`, `soft_cross_entropy`).
+`update`, `dense_target`, `soft_cross_entropy`), or by `sparse.blend` of the two (half each),
+given to those functions as a 'class' profile.
 
 A table on a mesh, split by rows over its devices (axis 'data'; N padded to a multiple of the
 device count by `padded_rows`): `make_mesh()`, `rows_sharded(mesh)` (the table's sharding),

@@ -7,7 +7,8 @@ classes. How `rest` is spread over them is `spread` (config.bsd.rest_spread): 'u
 or in proportion to a profile over the classes: 'prediction', the model's current prediction for
 the sample (stop-gradient, the probabilities the step already has); 'class', the discounted sum
 of the predictions made for the samples of the row's label (a [K, K] table of class profiles
-beside the posterior, posterior/profiles.py). The row's total S = sum(values) + rest is the
+beside the posterior, posterior/profiles.py), or any profile given as one, such as `blend`'s
+(rest_spread 'blend': half the class profile, half the prediction). The row's total S = sum(values) + rest is the
 dense row's total (an update makes it gamma x S + sum(p), wherever the mass sits), so only the
 spread of the unkept mass is approximated; with k = K the row is the dense row (rest = 0). The
 values may be stored in bfloat16 (config.table_dtype) where bfloat16 can follow the update
@@ -86,6 +87,16 @@ def tail_weights(ids, profile, num_classes: int):
   mass = jnp.sum(p, -1, keepdims=True)
   even = off.astype(jnp.float32) / (num_classes - k)
   return jnp.where(mass > 0, p / jnp.where(mass > 0, mass, 1.0), even)
+
+
+def blend(ids, class_profile, probs):
+  """The tail profile of config.bsd.rest_spread = 'blend' [..., K]: half the label's class
+  profile, half the sample's prediction, each as its share of the unkept classes
+  (tail_weights); 0 on the kept classes, 1 over the unkept ones. The functions below take it as
+  a 'class' profile."""
+  num_classes = probs.shape[-1]
+  return 0.5 * (tail_weights(ids, class_profile, num_classes)
+                + tail_weights(ids, probs, num_classes))
 
 
 def _check_spread(spread, profile, where):

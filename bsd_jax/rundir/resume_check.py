@@ -38,6 +38,7 @@ ABSENT_MEANS = {'supcon.weight': 0.0, 'label_noise.kind': 'none',
                 'bsd.top_k': 0, 'bsd.top_k_shadow': False,           # the dense posterior
                 'bsd.rest_spread': 'uniform',        # the only spread before the key existed
                 'label_noise.clean_val': True,       # validation labels were kept clean
+                'label_noise.human_label': None,     # synthetic noise only
                 'peer_timeout_s': 60.0, 'log_every_seconds': 0.0,  # steps only
                 'init_from': None,                   # random initialisation
                 'data.test_fraction': 0.0,           # the folder's own test/ split
@@ -56,7 +57,10 @@ def _acts(key, c):
   if key == 'label_noise.clean_val':
     return c.get('label_noise.kind', 'none') != 'none' and bool(c.get('data.val_size'))
   if key.startswith('label_noise.') and key != 'label_noise.kind':
-    return c.get('label_noise.kind', 'none') != 'none'
+    kind = c.get('label_noise.kind', 'none')
+    if kind == 'human':  # the dataset's labels: no rate, seed or superclasses
+      return key == 'label_noise.human_label'
+    return kind != 'none' and key != 'label_noise.human_label'
   if key.startswith('data.stream.'):
     return c.get('data.source') in ('tfds_stream', 'folder_stream')
   if key == 'data.test_fraction':

@@ -21,6 +21,10 @@ POSTERIOR = (('target_label_weight', 'mean target weight on the given label', 1)
              ('noisy_target_argmax_clean', 'noisy samples whose target argmax is the clean '
               'label', 1),
              ('noisy_target_clean_weight', 'noisy samples: target mass on the clean label', 1))
+# The human suite's measures (eval/human.json): (title, section of the record, key).
+HUMAN = (('KL from people', 'metrics', 'kl'), ('KL after T-scaling', 'scaled_metrics', 'kl'),
+         ('top-1 agreement', 'metrics', 'top1_agreement'),
+         ('second-choice agreement', 'metrics', 'second_choice_agreement'))
 
 
 def find_runs(directory):
@@ -132,6 +136,39 @@ def reliability_diagrams(runs):
   return out
 
 
+def human_agreement(runs):
+  """{title: {label: [each seed's value]}} of HUMAN, from the finished runs' final
+  eval/human.json (labels without one left out)."""
+  out = {title: {} for title, _, _ in HUMAN}
+  for label, seeds in runs.items():
+    records = [r for r in (run._final('human.json') for run in seeds.values()) if r]
+    for title, section, key in HUMAN:
+      values = [r[section][key] for r in records if (r.get(section) or {}).get(key) is not None]
+      if values:
+        out[title][label] = values
+  return out
+
+
+def _human_section(runs, fig_dir):
+  """The report's lines on agreement with people ([] where no run has eval/human.json)."""
+  measures = human_agreement(runs)
+  if not report_figures.bars(os.path.join(fig_dir, 'human.png'), measures):
+    return []
+  labels = [label for label in runs if any(label in m for m in measures.values())]
+  lines = ['## Agreement with people', '',
+           "The final model's predictive distribution against people's label distributions "
+           '(`evaluate --suite human`, eval/human.json): mean over seeds, the line from the '
+           'lowest to the highest seed. Lower KL is closer.', '',
+           f'![agreement with people]({FIGURES}/human.png)', '',
+           '| label | ' + ' | '.join(title for title, _, _ in HUMAN) + ' |',
+           '|---|' + '---|' * len(HUMAN)]
+  for label in labels:
+    cells = [f'{np.mean(measures[title][label]):.4f}' if label in measures[title] else '-'
+             for title, _, _ in HUMAN]
+    lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+  return lines + ['']
+
+
 def class_names_for(run, k, names_file):
   """The class names: recorded by the run, else from names_file, else an image folder's class
   folders, else '0', '1', ..."""
@@ -206,6 +243,8 @@ def build(directory, names_file=None):
     missing = [label for label in runs if label not in diagrams]
     if missing:
       lines += [f'No final evaluation in eval/ for: {", ".join(missing)}.', '']
+
+  lines += _human_section(runs, fig_dir)
 
   posterior = series(runs, 'train', [p[0] for p in POSTERIOR])
   posterior = {label: s for label, s in posterior.items() if any(s.values())}

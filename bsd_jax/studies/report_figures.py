@@ -51,6 +51,34 @@ def curves(path, panels, series):
   return True
 
 
+def bars(path, panels):
+  """One panel per measure: a bar per label at the mean over seeds, a line from the lowest to
+  the highest seed. panels: {title: {label: [values over seeds]}}; labels without values are
+  left out of a panel. Returns False (nothing written) when no panel has data."""
+  panels = {t: {l: v for l, v in p.items() if v} for t, p in panels.items()}
+  panels = {t: p for t, p in panels.items() if p}
+  if not panels:
+    return False
+  plt = _pyplot()
+  colors = _colors(sorted({label for p in panels.values() for label in p}))
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
+  for ax, (title, values) in zip(axes.flat, panels.items()):
+    labels = list(values)
+    arrays = [np.asarray(values[label], np.float64) for label in labels]
+    means = [a.mean() for a in arrays]
+    ax.bar(range(len(labels)), means, color=[colors[label] for label in labels])
+    ax.errorbar(range(len(labels)), means, fmt='none', ecolor='black', capsize=3,
+                yerr=[[m - a.min() for m, a in zip(means, arrays)],
+                      [a.max() - m for m, a in zip(means, arrays)]])
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha='right', fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis='y')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return True
+
+
 def reliability(path, diagrams):
   """Reliability diagrams, one row per label, columns before and after temperature scaling.
   diagrams: {label: {'before': bins, 'after': bins or None, 'temperature': T or None}}, bins as

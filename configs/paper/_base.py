@@ -53,3 +53,11 @@ def noisy(dataset, kind, rate):
   c.eval_every_epochs = 10
   c.checkpoint_every_epochs = 10
   return c
+
+
+def crowd(dataset, field):
+  """noisy() with the crowd workers' labels of CIFAR-N (tfds cifar10_n / cifar100_n, field
+  `field`) instead of synthetic noise."""
+  c = noisy(dataset, 'human', 0.0)
+  c.label_noise.human_label = field
+  return c
