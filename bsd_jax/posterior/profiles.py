@@ -1,6 +1,6 @@
-"""What the sparse posterior's profile spreads (config.bsd.rest_spread 'prediction' and 'class',
-posterior/sparse.py) need beside the table: the class profiles of 'class' (`init_profiles`,
-`update_profiles`), and the statistics of rows whose target the table alone does not give, taken
+"""What the sparse posterior's profile spreads (config.bsd.rest_spread 'prediction', 'class' and
+'blend', posterior/sparse.py) need beside the table: the class profiles of 'class' and 'blend'
+(`init_profiles`, `update_profiles`), and the statistics of rows whose target the table alone does not give, taken
 at each visit (`visit_sums`, `visit_stats`). Pure functions, tested in tests/test_bsd_sparse.py."""
 import jax
 import jax.numpy as jnp
