@@ -283,6 +283,39 @@ def test_evaluate_command_streams_the_test_split(reference):
   assert record['metrics']['nll'] == pytest.approx(last_test['nll'], rel=1e-5)
 
 
+def test_shift_suite_sees_the_sets_through_the_streamed_evaluation_view(imagenet_dir, reference,
+                                                                       tmp_path):
+  """ImageNet-V2 and -A (tests/tfds_fixtures.py) on the streamed run: each JPEG resized to
+  eval_resize 18 on its shorter side and centre-cropped to 16, as the test split is; the same
+  suite may run during training (the config check lets it through on a streamed source)."""
+  from bsd_jax import config_check, evaluate, inference
+  from bsd_jax.data import host_augment
+  from bsd_jax.evaluation import common, imagenet_classes
+  from tests import tfds_fixtures
+  workdir, _ = reference
+  data_dir, files = tfds_fixtures.imagenet_shift_sets(str(tmp_path), [6, 11, 13, 11, 6])
+  record = evaluate.evaluate(str(workdir), 'shift', sets=['imagenet_v2', 'imagenet_a'],
+                             data_dir=data_dir)
+  assert record['clean']['nll'] == pytest.approx(
+      helpers.read_metrics(workdir, 'test')[-1]['nll'], rel=1e-5)
+  classifier = inference.Classifier(str(workdir))
+  for name in ('imagenet_v2', 'imagenet_a'):
+    views = np.stack([host_augment.eval_view(payload, 16, 18)
+                      for payload, _ in files[name].values()])
+    labels = np.array([label for _, label in files[name].values()])
+    logits = classifier.probabilities(views)[0].astype(np.float64)
+    if name == 'imagenet_a':
+      logits = logits[:, list(imagenet_classes.IMAGENET_A_CLASSES)]
+      labels = np.searchsorted(imagenet_classes.IMAGENET_A_CLASSES, labels)
+    expected = common.summary(metrics.softmax(logits), labels)
+    for key in ('accuracy', 'nll', 'ece'):
+      assert record['results'][name][key] == pytest.approx(expected[key], rel=1e-4), (name, key)
+  config = _config(imagenet_dir, **{'evals.shift.every_epochs': 1,
+                                     'evals.shift.sets': 'imagenet_v2',
+                                     'evals.shift.data_dir': data_dir})
+  config_check.check_config(config, num_devices=8)
+
+
 def test_not_prepared_imagenet_is_one_line_and_fast(tmp_path):
   config = _config(str(tmp_path / 'empty'))
   start = time.monotonic()
