@@ -107,9 +107,12 @@ def test_fewer_kept_classes_conserve_each_rows_mass_and_log_the_gap_to_dense(tmp
   _, ds, exp, final, _ = saved_run.load_checkpoint(str(tmp_path))
   labels = ds.train_labels
   probs = feeds.Predictor(exp, 256)(final, ds.train_images)
-  profile = {'prediction': probs, 'class': state['carry']['profile'][labels],
-             'blend': 0.5 * (_tail_shares(table['ids'], state['carry']['profile'][labels])
-                             + _tail_shares(table['ids'], probs))}[spread]
+  if spread == 'prediction':
+    profile = probs
+  else:
+    profile = state['carry']['profile'][labels]
+    if spread == 'blend':
+      profile = 0.5 * (_tail_shares(table['ids'], profile) + _tail_shares(table['ids'], probs))
   implied = posterior.sparse.dense_target(table['ids'], table['values'], table['rest'], k,
                                           'prediction' if spread == 'prediction' else 'class',
                                           profile)
