@@ -152,12 +152,13 @@ def _check_evals(config, num_processes):
             f'>= 0 (0 = off), got {every}')
   for suite, options, _ in evaluation.scheduled(config):
     require(suite.streamed_runs or config.data.source not in data.STREAMED,
-            f'config.evals.{suite.name}: needs a '
-            f"test split held in memory; config.data.source = '{config.data.source}' streams it")
+            f'config.evals.{suite.name}: needs a test split held in memory; '
+            f"config.data.source = '{config.data.source}' streams it")
     require(not suite.needs_test_images or num_processes == 1,
             f'config.evals.{suite.name}: reads the test images themselves, which a '
             f'{num_processes}-process job splits by rows; run it with bsd_jax.evaluate')
     try:
       suite.check_options(options)
+      suite.check_run(options, config)
     except UserError as e:
       raise UserError(f'config.evals.{suite.name}: {e}') from None

@@ -48,7 +48,7 @@ def evaluate(workdir, suite_name='test', step=None, **options) -> dict:
   if not suite_cls.streamed_runs and run_config.data.source in data.STREAMED:
     raise UserError(f'--suite {suite_name} needs a test split held in memory; this run streams '
                     f"its data (config.data.source = '{run_config.data.source}'): use --suite "
-                    'test')
+                    'test, shift or corruptions (ImageNet-C)')
   suite_cls.check_options(options)
   suite_cls.check_run(options, run_config)
   config, ds, exp, state, step = saved_run.load_checkpoint(workdir, step)

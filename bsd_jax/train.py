@@ -55,11 +55,6 @@ def _agreed(what, fn):
   return result
 
 
-def _no_predict(state, images):
-  raise UserError('config.evals: suites need a test split in memory; a streamed '
-                  'config.data.source streams it')
-
-
 def train_and_evaluate(config, workdir: str) -> dict:
   """Train, evaluate, checkpoint; returns the last test metrics (and 'stopped_by'). The job
   holds the workdir's lock (process 0 for all) from its checks to its end."""
@@ -160,7 +155,7 @@ def _train(config, workdir, lock):
     peers.progress['checkpoint'] = latest
     logging.info('Resumed from %s at step %d (epoch %d)', ckpt.directory, latest, latest // spe)
 
-  run_ctx.predict = getattr(feed, 'predictor', _no_predict)
+  run_ctx.predict = feed.predictor
   run_ctx.predictions = feed.predictions
   epoch_end = EpochEnd(config, ds, exp, feed, ckpt, log, suites, workdir, clean_labels)
 

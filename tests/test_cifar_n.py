@@ -66,6 +66,7 @@ def test_a_run_trains_on_the_crowd_labels_and_keeps_the_clean_ones(cifar10_n, tm
   # crowd label moved with its image through the validation hold-out.
   pairs = set(zip(labels['label'].tolist(), labels['worse_label'].tolist()))
   assert set(zip(clean.tolist(), noisy.tolist())) <= pairs
+  assert set(zip(saved['val_clean'].tolist(), saved['val_noisy'].tolist())) <= pairs
   assert np.mean(np.r_[noisy, saved['val_noisy']] != np.r_[clean, saved['val_clean']]) == 0.4
   records = helpers.read_metrics(workdir, 'train')
   assert 'noisy_target_argmax_clean' in records[-1]  # the recovery statistics have the clean labels

@@ -4,12 +4,14 @@ prepared by tfds's own builders from files laid out as their releases are
 (tests/tfds_fixtures.py): the measures against a direct computation, the 200-class scoring of
 ImageNet-A/-R against the sliced logits, both new suites during training, on an old run
 directory, and their errors."""
+import io
 import json
 import os
 import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from bsd_jax import data, evaluate, inference, metrics, saved_run, train
 from bsd_jax.errors import UserError
@@ -28,11 +30,11 @@ def direct_agreement(h, p):
     pi = [max(v, float(human.TINY)) for v in pi]
     ce.append(-sum(a * np.log(b) for a, b in zip(hi, pi)))
     kl.append(sum(a * np.log(a / b) for a, b in zip(hi, pi) if a > 0))
-    by_h = sorted(range(len(hi)), key=lambda k: (-hi[k], k))
+    shares = sorted(hi, reverse=True)  # people's shares, repeats kept
     by_p = sorted(range(len(pi)), key=lambda k: (-pi[k], k))
-    top1.append(by_h[0] == by_p[0])
-    if hi[by_h[1]] > 0:
-      second.append(by_h[1] == by_p[1])
+    top1.append(hi[by_p[0]] == shares[0])  # one of people's most chosen classes
+    if shares[1] > 0:
+      second.append(hi[by_p[1]] == shares[1])
   return {'cross_entropy': np.mean(ce), 'kl': np.mean(kl), 'top1_agreement': np.mean(top1),
           'second_choice_agreement': np.mean(second), 'second_choice_images': len(second)}
 
@@ -53,6 +55,13 @@ def test_agreement_equals_the_direct_computation():
   _assert_measures(human.agreement(h, p), direct_agreement(h, p))
   assert human.agreement(h, h)['kl'] == pytest.approx(0.0, abs=1e-12)
   assert human.entropy(np.eye(10)) == 0.0
+  # The classes' order changes nothing, ties among people included.
+  perm = rng.permutation(10)
+  assert human.agreement(h[:, perm], p[:, perm]) == human.agreement(h, p)
+  tie = np.array([[0.9, 0.05, 0.05, 0, 0, 0, 0, 0, 0, 0]])
+  model = np.array([[0.8, 0.01, 0.19, 0, 0, 0, 0, 0, 0, 0]])
+  assert human.agreement(tie, model)['second_choice_agreement'] == 1.0
+  assert human.agreement(np.full((1, 10), 0.1), model)['top1_agreement'] == 1.0
 
 
 def _people(labels, rng):
@@ -198,6 +207,15 @@ def test_subset_scoring_equals_the_softmax_of_the_sliced_logits():
 IMAGENET_LABELS = [6, 11, 13, 22, 23, 6, 11]  # in both ImageNet-A's and ImageNet-R's classes
 
 
+def _central(image, size):
+  """The shorter side resized to `size` (bilinear), then the central size x size crop."""
+  w, h = image.size
+  image = image.resize((size if w <= h else int(size * w / h),
+                        size if h <= w else int(size * h / w)), Image.BILINEAR)
+  left, top = round((image.width - size) / 2), round((image.height - size) / 2)
+  return np.asarray(image.crop((left, top, left + size, top + size)))
+
+
 @pytest.fixture(scope='module')
 def imagenet_run(tmp_path_factory):
   """A 1000-class smoke run (1 epoch) and the four ImageNet shift sets."""
@@ -219,7 +237,9 @@ def test_imagenet_sets_are_scored_as_their_authors_score_them(imagenet_run):
   for name, subset in (('imagenet_v2', None), ('imagenet_a', imagenet_classes.IMAGENET_A_CLASSES),
                        ('imagenet_r', imagenet_classes.IMAGENET_R_CLASSES),
                        ('imagenet_sketch', None)):
-    views = np.stack([classifier._view(payload) for payload, _ in files[name].values()])
+    # The 32 x 32 model's view: the shorter side to 32 (bilinear), then the central crop.
+    views = np.stack([_central(Image.open(io.BytesIO(payload)).convert('RGB'), 32)
+                      for payload, _ in files[name].values()])
     labels = np.array([label for _, label in files[name].values()])
     logits = classifier.probabilities(views)[0].astype(np.float64)
     if subset is not None:
@@ -266,6 +286,10 @@ def test_imagenet_c_through_the_corruptions_suite(imagenet_run, tmp_path):
     ({'sets': ['imagenet_o']}, r"--shift_sets: unknown set 'imagenet_o' \(known: cifar10_1, "),
     ({'sets': ['cifar10_1'], 'data_dir': 'cifar10_1'},
      r'--shift_sets cifar10_1: labelled with 10 classes, the model has 1000'),
+    ({'sets': ['imagenet_v2/bogus']}, r"--shift_sets imagenet_v2/bogus: tfds imagenet_v2 has no "
+                                      r"config 'bogus' \(it has matched-frequency, threshold-0\.7, "
+                                      r'topimages\)'),
+    ({'sets': ['imagenet_v2'], 'samples': -1}, r'--shift_samples must be >= 0 \(0: all\), got -1'),
     ({'sets': ['imagenet_v2/threshold-0.7']},
      r'--shift_sets imagenet_v2/threshold-0.7: imagenet_v2/threshold-0.7 is not prepared in .*'
      r'python -m bsd_jax.prepare imagenet_v2/threshold-0.7 --data_dir D'),
@@ -291,6 +315,11 @@ def test_bad_shift_sets_are_one_line_errors(imagenet_run, sets, options, match):
      r'people\.npy: row 0 is not a distribution \(entries >= 0 summing to 1 within 0\.001; sum 2'),
     (lambda p: np.save(p, np.zeros((512, 10), np.int64)),
      r'people\.npy: expected float \[N, K\] distributions, got int64'),
+    (lambda p: np.save(p, np.where(np.arange(10) == 3, np.nan, 0.1)[None].repeat(512, 0)),
+     r'people\.npy: row 0 is not a distribution'),
+    (lambda p: np.save(p, np.eye(10)[np.arange(512) % 10]),
+     r"people\.npy: people's most likely class is the test label on only .*% of the images: are "
+     r"the rows in the order of the run's test split\?"),
     ('tfds', r'--human_labels tfds:.*: cifar10_h is not prepared in .*python -m bsd_jax\.prepare '
              r'cifar10_h'),
 ])

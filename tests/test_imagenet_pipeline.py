@@ -314,6 +314,19 @@ def test_shift_suite_sees_the_sets_through_the_streamed_evaluation_view(imagenet
                                      'evals.shift.sets': 'imagenet_v2',
                                      'evals.shift.data_dir': data_dir})
   config_check.check_config(config, num_devices=8)
+  # CIFAR-C needs the test split in memory: refused on a streamed run, as evaluate and in training.
+  cifar_c = tmp_path / 'cifar_c'
+  cifar_c.mkdir()
+  np.save(cifar_c / 'labels.npy', np.zeros(5, np.int64))
+  np.save(cifar_c / 'fog.npy', np.zeros((5, 32, 32, 3), np.uint8))
+  match = r'--corruptions npy:.*: CIFAR-10-C and CIFAR-100-C need a test split held in memory'
+  with pytest.raises(UserError, match=match):
+    evaluate.evaluate(str(workdir), 'corruptions', source=f'npy:{cifar_c}', names=['fog'])
+  config = _config(imagenet_dir, **{'evals.corruptions.every_epochs': 1,
+                                     'evals.corruptions.source': f'npy:{cifar_c}',
+                                     'evals.corruptions.names': 'fog'})
+  with pytest.raises(UserError, match='config.evals.corruptions: ' + match):
+    config_check.check_config(config, num_devices=8)
 
 
 def test_not_prepared_imagenet_is_one_line_and_fast(tmp_path):

@@ -25,6 +25,13 @@ def open_builder(name, data_dir, what='config.data.name', **kwargs):
     return tfds.builder(name, data_dir=data_dir, **kwargs)
   except tfds.core.registered.DatasetNotFoundError:
     raise UserError(f'{what}: unknown tfds dataset {name!r}') from None
+  except ValueError as e:  # an unknown builder config ('BuilderConfig v9 not found. ...')
+    dataset, _, config = name.partition('/')
+    known = [c.name for c in getattr(tfds.builder_cls(dataset), 'BUILDER_CONFIGS', [])]
+    if config and known and config.split(':')[0] not in known:
+      raise UserError(f'{what}: tfds {dataset} has no config {config!r} (it has '
+                      f'{", ".join(known[:20])}{" ..." if len(known) > 20 else ""})') from None
+    raise UserError(f'{what}: tfds {name!r}: {" ".join(str(e).split())[:300]}') from None
 
 
 def check_splits_and_features(builder, d, slices: bool):

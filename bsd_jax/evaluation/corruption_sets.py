@@ -100,6 +100,9 @@ def check(spec, names, severities, image_shape=None, num_classes=None):
     if num_classes not in (None, classes):
       raise UserError(f'--corruptions {spec}: {dataset} has {classes} classes, the model '
                       f'{num_classes} ({HOW})')
+    if kind == 'tfds' and image_shape is not None and tuple(image_shape) != (32, 32, 3):
+      raise UserError(f'--corruptions {spec}: cifar10_corrupted holds 32 x 32 x 3 images, the '
+                      f'model takes {tuple(image_shape)}')
     missing = _unprepared(kind, names, severities, where)
     if missing:
       builder = _tfds_builder(kind, names[0], severities[0], where)

@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from bsd_jax import metrics
+from bsd_jax import data, metrics
 from bsd_jax.data.eval_view import model_view
 from bsd_jax.errors import UserError
 from bsd_jax.evaluation import common, corruption_sets
@@ -33,6 +33,14 @@ class CorruptionsSuite(Suite):
   def _parsed(cls, options):
     return (corruption_sets.canonical(as_list(options['names'])),
             numbers(options['severities'], '--corruption_severities', int))
+
+  @classmethod
+  def check_run(cls, options, config):
+    if (config.data.source in data.STREAMED
+        and not str(options['source']).startswith('imagenet_c')):
+      raise UserError(f'--corruptions {options["source"]}: CIFAR-10-C and CIFAR-100-C need a '
+                      "test split held in memory; this run streams its data (config.data.source "
+                      f"= '{config.data.source}'): ImageNet-C (imagenet_c[:DATA_DIR]) only")
 
   @classmethod
   def check_options(cls, options):

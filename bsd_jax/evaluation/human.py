@@ -18,10 +18,12 @@ DEFINITIONS = {
                      "model's)",
     'kl': 'mean over images of sum_k h_k log(h_k / p_k), terms with h_k = 0 omitted: the '
           "cross-entropy less people's entropy",
-    'top1_agreement': "fraction of images whose most likely class is the same for people and "
-                      'the model (ties: the lowest class index)',
-    'second_choice_agreement': 'the same for the second most likely class, over the images where '
-                               'people gave a second class any mass (second_choice_images)',
+    'top1_agreement': "fraction of images where the model's most likely class is one people "
+                      'chose most often (a tie among people: any of the tied classes)',
+    'second_choice_agreement': "the same for the model's second most likely class and the "
+                               "people's second largest share (sorted with repeats: tied first "
+                               'choices make each other the second), over the images where that '
+                               'share is above 0 (second_choice_images)',
     'human_entropy': "mean entropy of people's distribution: the cross-entropy's floor",
     'accuracy': 'top-1 accuracy against the dataset labels',
 }
@@ -34,12 +36,15 @@ def agreement(human, probs) -> dict:
   log_p = np.log(p)
   ce = -np.sum(h * log_p, 1)
   kl = np.sum(np.where(h > 0, h * (np.log(np.where(h > 0, h, 1.0)) - log_p), 0.0), 1)
-  order_h = np.argsort(-h, axis=1, kind='stable')
+  # Matched by people's share, not by class index: ties among people's choices count for any of
+  # the tied classes, whatever the classes' order.
+  shares = -np.sort(-h, axis=1)
   order_p = np.argsort(-p, axis=1, kind='stable')
-  second = np.take_along_axis(h, order_h[:, 1:2], 1)[:, 0] > 0
+  on_p = np.take_along_axis(h, order_p[:, :2], 1)  # people's share of the model's 1st, 2nd
+  second = shares[:, 1] > 0
   return {'cross_entropy': float(ce.mean()), 'kl': float(kl.mean()),
-          'top1_agreement': float(np.mean(order_h[:, 0] == order_p[:, 0])),
-          'second_choice_agreement': float(np.mean(order_h[second, 1] == order_p[second, 1]))
+          'top1_agreement': float(np.mean(on_p[:, 0] == shares[:, 0])),
+          'second_choice_agreement': float(np.mean(on_p[second, 1] == shares[second, 1]))
                                      if second.any() else None,
           'second_choice_images': int(second.sum())}
 
@@ -70,7 +75,7 @@ class HumanSuite(Suite):
     super().__init__(run, options)
     self.spec = options['source']
     human_sets.check(self.spec, int(run.ds.test_labels.shape[0]), run.ds.num_classes,
-                     run.ds.image_shape)
+                     run.ds.image_shape, run.ds.test_labels)
     self.human, self.images, self.labels = human_sets.load(self.spec)
 
   def _outputs(self, state):

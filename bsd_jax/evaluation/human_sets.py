@@ -18,6 +18,7 @@ HOW = ('CIFAR-10H: python -m bsd_jax.prepare cifar10_h --data_dir D where there 
        'then --human_labels tfds:D; or a .npy of [N, K] distributions over the run\'s test '
        'split, in its order, as --human_labels npy:PATH')
 SUM_TOL = 1e-3  # how far a row of a .npy may sum from 1
+MIN_AGREEMENT = 0.5  # below: a .npy whose rows are not in the test split's order
 
 
 def _parse(spec):
@@ -31,9 +32,11 @@ def _builder(data_dir):
   return tfds_common.open_builder('cifar10_h', data_dir, what='--human_labels')
 
 
-def check(spec, num_test=None, num_classes=None, image_shape=None):
+def check(spec, num_test=None, num_classes=None, image_shape=None, test_labels=None):
   """UserError naming the first thing missing or malformed; with the run's test size, class
-  count and image shape, also that the set fits the run."""
+  count and image shape, also that the set fits the run; with its test labels, that a .npy's
+  rows follow the test split's order (people's most likely class is the label on at least
+  MIN_AGREEMENT of the images: on CIFAR-10H about 95%)."""
   kind, where = _parse(spec)
   if kind == 'tfds':
     builder = _builder(where)
@@ -57,10 +60,18 @@ def check(spec, num_test=None, num_classes=None, image_shape=None):
     raise UserError(f'{where}: expected one distribution over the {num_classes} classes per '
                     f'test image, [{num_test}, {num_classes}], got {list(dist.shape)}')
   dist = np.asarray(dist, np.float64)
-  if np.any(dist < 0) or np.any(np.abs(dist.sum(1) - 1) > SUM_TOL):
-    row = int(np.flatnonzero((dist < 0).any(1) | (np.abs(dist.sum(1) - 1) > SUM_TOL))[0])
+  bad = ~np.isfinite(dist).all(1) | (dist < 0).any(1) | ~(np.abs(dist.sum(1) - 1) <= SUM_TOL)
+  if bad.any():
+    row = int(np.flatnonzero(bad)[0])
     raise UserError(f'{where}: row {row} is not a distribution (entries >= 0 summing to 1 within '
                     f'{SUM_TOL}; sum {dist[row].sum():.6g})')
+  if test_labels is not None:
+    agree = float(np.mean(np.argmax(dist, 1) == np.asarray(test_labels)))
+    if agree < MIN_AGREEMENT:
+      raise UserError(f"{where}: people's most likely class is the test label on only "
+                      f'{agree:.1%} of the images: are the rows in the order of the run\'s test '
+                      'split? (tfds writes cifar10 shuffled; for CIFAR-10 use --human_labels '
+                      'tfds, which scores cifar10_h\'s own images)')
 
 
 def describe(spec):

@@ -8,6 +8,7 @@ import numpy as np
 
 from bsd_jax import metrics
 from bsd_jax.data.eval_view import model_view
+from bsd_jax.errors import UserError
 from bsd_jax.evaluation import common, shift_sets
 from bsd_jax.evaluation.suite import Suite, as_list
 
@@ -29,6 +30,8 @@ class ShiftSuite(Suite):
 
   @classmethod
   def check_options(cls, options):
+    if options['samples'] < 0:
+      raise UserError(f'--shift_samples must be >= 0 (0: all), got {options["samples"]}')
     shift_sets.check(as_list(options['sets']), options['data_dir'])
 
   def __init__(self, run, options):

@@ -10,7 +10,7 @@ NAME/CONFIG (a tfds builder config, e.g. imagenet_v2/threshold-0.7):
 The ImageNet sets are labelled with imagenet2012's 1,000 class indices, for 1,000-class models.
 ImageNet-A and -R are scored as their authors score them: on the model's logits of their 200
 classes only (a softmax over those; `on_subset`). Images are brought to what the model sees by
-the run's own evaluation view (inference.model_view) and read a chunk at a time."""
+the run's own evaluation view (data/eval_view.model_view) and read a chunk at a time."""
 import numpy as np
 
 from bsd_jax.data import tfds_common

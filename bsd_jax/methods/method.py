@@ -50,7 +50,7 @@ class Method(NamedTuple):
   # record in that order (the loop jits it, and jit returns each dict's keys sorted).
   epoch_stats: Callable = None
   # Statistics taken at each visit instead, where a row's target depends on more than the
-  # table (BSD's sparse posterior with rest_spread 'prediction' or 'class'):
+  # table (BSD's sparse posterior with rest_spread 'prediction', 'class' or 'blend'):
   # (rows after the visit's update, tails, labels [B], mask [B], clean labels [B] or None)
   # -> {name: scalar}, added to the step's sums (names ending in '_max': the largest), and
   # (the epoch's sums, K) -> {name: float} for the train record.
