@@ -156,19 +156,17 @@ def imagenet_view(height, width):
 
 
 def blocks(spec, name, severity, max_samples=None, view=None, chunk=1024):
-  """(uint8 images [n, H, W, C], int32 labels [n]) of one corruption at one severity, in one
-  block (CIFAR) or `chunk` images at a time (ImageNet-C, each image through `view`)."""
+  """(uint8 images [n, H, W, C], int32 labels [n]) of one corruption at one severity, `chunk`
+  images at a time from tfds (ImageNet-C's each through `view`), in one block from .npy."""
   kind, where = _parse(spec)
-  if kind == 'imagenet_c':
+  if kind != 'npy':
+    split = 'validation' if kind == 'imagenet_c' else 'test'
     for images, labels in tfds_common.iter_columns(
-        _tfds_builder(kind, name, severity, where), 'validation', ['image', 'label'],
+        _tfds_builder(kind, name, severity, where), split, ['image', 'label'],
         take=max_samples, chunk=chunk):
-      yield np.stack([view(im) for im in images]), labels.astype(np.int32)
-    return
-  if kind == 'tfds':
-    images, labels = tfds_common.read_columns(_tfds_builder(kind, name, severity, where), 'test',
-                                              ['image', 'label'], take=max_samples)
-    yield images.astype(np.uint8), labels.astype(np.int32)
+      if kind == 'imagenet_c':
+        images = np.stack([view(im) for im in images])
+      yield images.astype(np.uint8), labels.astype(np.int32)
     return
   labels = np.load(os.path.join(where, 'labels.npy'), mmap_mode='r')
   per = labels.shape[0] // len(SEVERITIES)

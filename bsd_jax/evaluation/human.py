@@ -33,9 +33,8 @@ def agreement(human, probs) -> dict:
   """The suite's measures of `probs` [N, K] against people's distributions `human` [N, K]."""
   h = np.asarray(human, np.float64)
   p = np.maximum(np.asarray(probs, np.float64), TINY)
-  log_p = np.log(p)
-  ce = -np.sum(h * log_p, 1)
-  kl = np.sum(np.where(h > 0, h * (np.log(np.where(h > 0, h, 1.0)) - log_p), 0.0), 1)
+  ce = -np.sum(h * np.log(p), 1)
+  kl = ce - _entropies(h)  # terms with h_k = 0 add nothing to either
   # Matched by people's share, not by class index: ties among people's choices count for any of
   # the tied classes, whatever the classes' order.
   shares = -np.sort(-h, axis=1)
@@ -49,9 +48,14 @@ def agreement(human, probs) -> dict:
           'second_choice_images': int(second.sum())}
 
 
+def _entropies(h):
+  """[N] -sum_k h_k log h_k, 0 log 0 = 0."""
+  return -np.sum(np.where(h > 0, h * np.log(np.where(h > 0, h, 1.0)), 0.0), 1)
+
+
 def entropy(human) -> float:
-  h = np.asarray(human, np.float64)
-  return float(np.mean(-np.sum(np.where(h > 0, h * np.log(np.where(h > 0, h, 1.0)), 0.0), 1)))
+  """People's mean entropy: the cross-entropy's floor."""
+  return float(np.mean(_entropies(np.asarray(human, np.float64))))
 
 
 class HumanSuite(Suite):
